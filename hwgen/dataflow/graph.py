@@ -1,0 +1,132 @@
+"""The dataflow graph: an ordered chain of IR layers plus host head and tail.
+
+Serialises to ``model.json`` (structure, types, folding, head, tail) and
+``params.npz`` (integer arrays, keyed ``<layer>/<field>``); loading gives back
+the same build.
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import HwgenError
+from .base import LAYER_KINDS
+
+__all__ = ["DataflowGraph", "FORMAT"]
+
+FORMAT = "hwgen-dataflow/1"
+
+
+@dataclass
+class DataflowGraph:
+    layers: list
+    head: dict = field(default_factory=dict)    # float input -> first integers (host)
+    tail: dict = field(default_factory=dict)    # last integers -> float outputs (host)
+    name: str = "model"
+
+    # ------------------------------------------------------------------
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __len__(self):
+        return len(self.layers)
+
+    def layer(self, name):
+        for l in self.layers:
+            if l.name == name:
+                return l
+        raise KeyError(name)
+
+    @property
+    def compute_layers(self):
+        return [l for l in self.layers if l.kind not in ("FIFO", "WidthConverter")]
+
+    @property
+    def in_shape(self):
+        return self.layers[0].in_shape
+
+    @property
+    def out_shape(self):
+        return self.layers[-1].out_shape
+
+    @property
+    def idt(self):
+        return self.layers[0].idt
+
+    @property
+    def odt(self):
+        return self.layers[-1].odt
+
+    def validate(self):
+        if not self.layers:
+            raise HwgenError("graph has no hardware layers: nothing between the first quantiser and the output")
+        names = set()
+        for l in self.layers:
+            if l.name in names:
+                raise HwgenError(f"layer {l.name}: name used twice")
+            names.add(l.name)
+            l.validate()
+        for a, b in zip(self.layers, self.layers[1:]):
+            if tuple(a.out_shape) != tuple(b.in_shape):
+                raise HwgenError(f"layer {b.name}: input shape {tuple(b.in_shape)} does not match {a.name}'s output {tuple(a.out_shape)}")
+            if a.odt != b.idt:
+                raise HwgenError(f"layer {b.name}: input type {b.idt} does not match {a.name}'s output {a.odt}")
+
+    def execute(self, x):
+        """Bit-exact integer reference of the whole graph: (N, *in_shape) -> (N, *out_shape)."""
+        y = np.asarray(x, dtype=np.int64)
+        for l in self.layers:
+            y = l.execute(y)
+        return y
+
+    def cycles(self):
+        return max(l.cycles() for l in self.layers)
+
+    def resources(self):
+        tot = {"LUT": 0, "FF": 0, "BRAM18": 0, "DSP": 0}
+        for l in self.layers:
+            for k, v in l.resources().items():
+                tot[k] += v
+        return tot
+
+    # ------------------------------------------------------------------
+    def to_json(self):
+        layers, arrays = [], {}
+        for l in self.layers:
+            attrs, arr = l.to_json()
+            layers.append(attrs)
+            for k, v in arr.items():
+                arrays[f"{l.name}/{k}"] = v
+        doc = {"format": FORMAT, "name": self.name, "head": self.head, "tail": self.tail, "layers": layers}
+        return doc, arrays
+
+    def save(self, out_dir):
+        doc, arrays = self.to_json()
+        with open(os.path.join(out_dir, "model.json"), "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.write("\n")
+        # np.savez stores zip timestamps of a fixed date: byte-identical output
+        np.savez(os.path.join(out_dir, "params.npz"), **dict(sorted(arrays.items())))
+
+    @classmethod
+    def load(cls, out_dir):
+        path = os.path.join(out_dir, "model.json")
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+            arrays = dict(np.load(os.path.join(out_dir, "params.npz")))
+        except (OSError, ValueError) as e:
+            raise HwgenError(f"{out_dir}: not a hwgen build ({e.__class__.__name__}: {e})")
+        if doc.get("format") != FORMAT:
+            raise HwgenError(f"{path}: format must be {FORMAT!r}, not {doc.get('format')!r}")
+        layers = []
+        for attrs in doc["layers"]:
+            kind = attrs["kind"]
+            if kind not in LAYER_KINDS:
+                raise HwgenError(f"{path}: layer kind must be one of {sorted(LAYER_KINDS)}, not {kind!r}")
+            name = attrs["name"]
+            arr = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.split("/", 1)[0] == name}
+            layers.append(LAYER_KINDS[kind].from_json(attrs, arr))
+        return cls(layers=layers, head=doc.get("head", {}), tail=doc.get("tail", {}), name=doc.get("name", "model"))

@@ -1,0 +1,60 @@
+"""Passes inserting stream plumbing between compute layers.
+
+Each pass follows the qonnx pattern ``apply(graph) -> (graph, changed)``.
+"""
+
+from .fifo import FIFO, WidthConverter
+
+__all__ = ["InsertWidthConverters", "InsertFIFOs"]
+
+
+class _Names:
+    def __init__(self, graph):
+        self.used = {l.name for l in graph.layers}
+
+    def fresh(self, prefix):
+        k = 0
+        while f"{prefix}{k}" in self.used:
+            k += 1
+        self.used.add(f"{prefix}{k}")
+        return f"{prefix}{k}"
+
+
+class InsertWidthConverters:
+    """Put a WidthConverter wherever a producer's PE differs from its consumer's SIMD."""
+
+    def apply(self, graph):
+        names, out, changed = _Names(graph), [], False
+        for a in graph.layers:
+            if out and out[-1].out_lanes != a.in_lanes:
+                p = out[-1]
+                out.append(WidthConverter(names.fresh("dwc"), shape=tuple(p.out_shape), dt=p.odt,
+                                          lanes_in=p.out_lanes, lanes_out=a.in_lanes))
+                changed = True
+            out.append(a)
+        graph.layers = out
+        return graph, changed
+
+
+class InsertFIFOs:
+    """A FIFO in front of every compute layer but the first.
+
+    Depth: one frame of words on that edge plus slack, so a consumer that reads
+    its input in a burst (an MVAU reads it during its first output pass) never
+    stalls its producer."""
+
+    def __init__(self, slack=2, max_depth=4096):
+        self.slack = slack
+        self.max_depth = max_depth
+
+    def apply(self, graph):
+        names, out, changed = _Names(graph), [], False
+        for a in graph.layers:
+            if out and a.kind not in ("FIFO", "WidthConverter") and out[-1].kind != "FIFO":
+                p = out[-1]
+                depth = min(self.max_depth, p.out_words + self.slack)
+                out.append(FIFO(names.fresh("fifo"), shape=tuple(p.out_shape), dt=p.odt, lanes=p.out_lanes, depth=depth))
+                changed = True
+            out.append(a)
+        graph.layers = out
+        return graph, changed

@@ -1,0 +1,75 @@
+"""Load any QONNX file into a cleaned-up qonnx ``ModelWrapper``.
+
+Accepts ``Quant``, ``IntQuant``, ``BipolarQuant`` and ``Trunc`` nodes in the
+``qonnx.custom_op.general`` domain or the legacy finn-base
+``finn.custom_op.general`` domain, from files or in-memory ``ModelProto``s.
+"""
+
+import os
+import warnings
+
+import onnx
+
+from ..errors import FrontendError
+
+__all__ = ["load", "QONNX_DOMAIN", "LEGACY_DOMAINS", "QUANT_OPS"]
+
+QONNX_DOMAIN = "qonnx.custom_op.general"
+LEGACY_DOMAINS = ("finn.custom_op.general", "finn", "qonnx.custom_op", "onnx.brevitas")
+QUANT_OPS = ("Quant", "IntQuant", "BipolarQuant", "Trunc", "MultiThreshold")
+
+
+def _read(model_or_path):
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path
+    if hasattr(model_or_path, "model") and isinstance(model_or_path.model, onnx.ModelProto):
+        return model_or_path.model
+    path = os.fspath(model_or_path)
+    if not os.path.isfile(path):
+        raise FrontendError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        model = onnx.load_from_string(data)
+    except Exception as e:
+        raise FrontendError(f"{path}: not an ONNX file ({e.__class__.__name__})")
+    if len(model.graph.node) == 0:
+        raise FrontendError(f"{path}: not an ONNX model (the graph has no nodes)")
+    return model
+
+
+def _normalise_domains(model):
+    for node in model.graph.node:
+        if node.op_type in QUANT_OPS and (node.domain in LEGACY_DOMAINS or node.domain == ""):
+            node.domain = QONNX_DOMAIN
+    domains = {o.domain for o in model.opset_import}
+    if QONNX_DOMAIN not in domains:
+        model.opset_import.append(onnx.helper.make_opsetid(QONNX_DOMAIN, 1))
+
+
+def load(model_or_path):
+    """Read a QONNX model (path or ``ModelProto``) and clean it up.
+
+    Returns a qonnx ``ModelWrapper`` with inferred shapes, folded constants
+    (weight quantisers kept), unique node names and readable tensor names.
+    """
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    model = onnx.ModelProto()
+    model.CopyFrom(_read(model_or_path))
+    _normalise_domains(model)
+    inits = {i.name for i in model.graph.initializer}
+    n_in = len([i for i in model.graph.input if i.name not in inits])
+    if n_in != 1 or len(model.graph.output) != 1:
+        raise FrontendError(f"graph {model.graph.name or '?'}: must have exactly one input and one output, not {n_in} and {len(model.graph.output)}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wrapper = cleanup_model(ModelWrapper(model))
+    except FrontendError:
+        raise
+    except Exception as e:
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise FrontendError(f"graph {model.graph.name or '?'}: QONNX clean-up failed ({e.__class__.__name__}: {msg})")
+    return wrapper

@@ -1,0 +1,211 @@
+"""Hardware of the MVAU layer: folded integer matrix × vector (+ thresholds).
+
+Folding: per pixel the unit steps through ``NF = MH/PE`` neuron folds, each
+made of ``SF = MW/SIMD`` synapse folds, one ``(nf, sf)`` step per clock. The
+input word of step ``(0, sf)`` is taken from the input stream (and kept in an
+input buffer of ``SF`` words); steps ``(nf > 0, sf)`` re-read it from the
+buffer. After the last synapse fold of neuron fold ``nf`` the ``PE``
+accumulators hold channels ``nf·PE … nf·PE+PE−1`` of the pixel; the output
+word carries them (thresholded, or the raw accumulator).
+
+Pipeline (every stage advances together when ``en = ~o.valid | o.ready``)::
+
+    S0  step counters (nf, sf), weight ROM address; takes an input word when nf == 0
+    S1  weight ROM word, input word (fresh or buffered)   -> products, adder tree
+    S2  PE accumulators                                   (+ threshold ROM word)
+    S3  output register: threshold counts or accumulators, encoded in the output type
+
+The first output word is valid 3 cycles after the input handshake of the
+``SF``-th input word (``SF + 2`` cycles after the first input handshake).
+Steady state: exactly ``NF·SF`` cycles per pixel, with no bubble between
+pixels or frames while the input has data and the output is ready.
+"""
+
+import numpy as np
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..dataflow.mvau import MVAU
+from .common import (check_layer, decode_lane, encode_value, lane, memory_attrs, pack_rows,
+                     product, stream_signature, threshold_count, threshold_dtype, tree_sum)
+
+__all__ = ["MVAUComponent"]
+
+
+class MVAUComponent(wiring.Component):
+    """Streaming matrix–vector–activation unit built from an IR :class:`~hwgen.dataflow.MVAU`.
+
+    Parameters
+    ----------
+    layer : :class:`hwgen.dataflow.MVAU`
+        The layer (validated on construction).
+
+    Members
+    -------
+    i : ``In(stream.Signature(unsigned(SIMD · idt.bits)))``
+        Input elements, ``SIMD`` lanes per word.
+    o : ``Out(stream.Signature(unsigned(PE · odt.bits)))``
+        Output channels, ``PE`` lanes per word.
+    """
+
+    #: Cycles from the handshake of the SF-th input word to the first valid output.
+    LATENCY = 3
+
+    def __init__(self, layer):
+        check_layer(self, layer, MVAU, "an MVAU")
+        self.layer = layer
+        super().__init__({
+            "i": In(stream_signature(layer.in_lanes, layer.idt)),
+            "o": Out(stream_signature(layer.out_lanes, layer.odt)),
+        })
+
+    # -- parameters as ROM contents (numpy, fast for large layers) --------------
+    def weight_rom(self):
+        """ROM words, one per ``(nf, sf)`` at address ``nf·SF + sf``; lane ``p·SIMD + s``
+        holds ``W[nf·PE + p, sf·SIMD + s]``."""
+        L = self.layer
+        PE, SIMD = L.pe, L.simd
+        NF, SF = L.mh // PE, L.mw // SIMD
+        codes = L.wdt.encode(np.asarray(L.weights, dtype=np.int64))    # (MH, MW)
+        codes = codes.reshape(NF, PE, SF, SIMD).transpose(0, 2, 1, 3)   # (NF, SF, PE, SIMD)
+        return pack_rows(codes.reshape(NF * SF, PE * SIMD), L.wdt.bits)
+
+    def threshold_type(self):
+        """Type in which thresholds are stored and compared with the accumulator."""
+        lo, hi = self.layer.acc_range
+        return threshold_dtype(lo, hi)
+
+    def threshold_rom(self):
+        """ROM words, one per ``nf``; lane ``p·N + i`` holds ``T[nf·PE + p, i]`` clipped
+        to ``[acc_min, acc_max + 1]``."""
+        L = self.layer
+        lo, hi = L.acc_range
+        tdt = self.threshold_type()
+        T = np.clip(np.asarray(L.thresholds, dtype=np.int64), lo, hi + 1)
+        N = T.shape[1]
+        NF = L.mh // L.pe
+        codes = tdt.encode(T).reshape(NF, L.pe * N)
+        return pack_rows(codes, tdt.bits)
+
+    # ---------------------------------------------------------------------------
+    def elaborate(self, platform):
+        L = self.layer
+        m = Module()
+        PE, SIMD = L.pe, L.simd
+        NF, SF = L.mh // PE, L.mw // SIMD
+        idt, wdt, odt = L.idt, L.wdt, L.odt
+        acc_dt = L.acc_dt
+        acc_shape = signed(acc_dt.bits) if acc_dt.signed else unsigned(acc_dt.bits)
+        in_width = SIMD * idt.bits
+
+        en = Signal()
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+
+        # -- S0: step counters --------------------------------------------------
+        nf = Signal(range(NF))
+        sf = Signal(range(SF))
+        waddr = Signal(range(NF * SF))
+        need_input = Signal()
+        fire = Signal()
+        take = Signal()
+        m.d.comb += [
+            need_input.eq(nf == 0),
+            self.i.ready.eq(en & need_input),
+            fire.eq(en & (~need_input | self.i.valid)),
+            take.eq(fire & need_input),
+        ]
+        with m.If(fire):
+            m.d.sync += waddr.eq(Mux(waddr == NF * SF - 1, 0, waddr + 1))
+            with m.If(sf == SF - 1):
+                m.d.sync += [sf.eq(0), nf.eq(Mux(nf == NF - 1, 0, nf + 1))]
+            with m.Else():
+                m.d.sync += sf.eq(sf + 1)
+
+        wmem = m.submodules.weights = Memory(
+            shape=unsigned(PE * SIMD * wdt.bits), depth=NF * SF, init=self.weight_rom(),
+            attrs=memory_attrs(L.mem_style, "rom"))
+        wport = wmem.read_port(domain="sync")
+        m.d.comb += [wport.addr.eq(waddr), wport.en.eq(en)]
+
+        # -- S1: weight word + input word ----------------------------------------
+        v1 = Signal()
+        s1_first = Signal()
+        s1_last = Signal()
+        s1_nf = Signal(range(NF))
+        s1_fresh = Signal()
+        s1_in = Signal(in_width)
+        with m.If(en):
+            m.d.sync += [
+                v1.eq(fire),
+                s1_first.eq(sf == 0),
+                s1_last.eq(sf == SF - 1),
+                s1_nf.eq(nf),
+                s1_fresh.eq(need_input),
+            ]
+        with m.If(take):
+            m.d.sync += s1_in.eq(self.i.payload)
+
+        if NF > 1:
+            ibuf = m.submodules.inbuf = Memory(shape=unsigned(in_width), depth=SF, init=[])
+            ibuf_w = ibuf.write_port()
+            ibuf_r = ibuf.read_port(domain="sync")
+            m.d.comb += [
+                ibuf_w.addr.eq(sf), ibuf_w.data.eq(self.i.payload), ibuf_w.en.eq(take),
+                ibuf_r.addr.eq(sf), ibuf_r.en.eq(en),
+            ]
+            x_word = Signal(in_width)
+            m.d.comb += x_word.eq(Mux(s1_fresh, s1_in, ibuf_r.data))
+        else:
+            x_word = s1_in
+
+        w_word = wport.data
+        dots = []
+        for p in range(PE):
+            if wdt.name == "BIPOLAR" and idt.name == "BIPOLAR":
+                # XNOR-popcount: Σ ±1 = 2·#agree − SIMD
+                agree = ~(w_word[p * SIMD:(p + 1) * SIMD] ^ x_word)
+                dot = (tree_sum(list(agree)) << 1) - SIMD
+            else:
+                dot = tree_sum([
+                    product(lane(w_word, p * SIMD + s, wdt.bits), wdt, lane(x_word, s, idt.bits), idt)
+                    for s in range(SIMD)])
+            d = Signal(dot.shape(), name=f"dot{p}")
+            m.d.comb += d.eq(dot)
+            dots.append(d)
+
+        # -- S2: accumulators -------------------------------------------------------
+        v2 = Signal()
+        accs = [Signal(acc_shape, name=f"acc{p}") for p in range(PE)]
+        with m.If(en):
+            m.d.sync += v2.eq(v1 & s1_last)
+        with m.If(en & v1):
+            for acc, dot in zip(accs, dots):
+                m.d.sync += acc.eq(Mux(s1_first, 0, acc) + dot)
+
+        # -- S3: thresholds / output register ----------------------------------------
+        codes = []
+        if L.thresholds is not None:
+            N = L.n_thresholds
+            tdt = self.threshold_type()
+            if N:
+                tmem = m.submodules.thresholds = Memory(
+                    shape=unsigned(PE * N * tdt.bits), depth=NF, init=self.threshold_rom(),
+                    attrs=memory_attrs(L.mem_style, "rom"))
+                tport = tmem.read_port(domain="sync")
+                m.d.comb += [tport.addr.eq(s1_nf), tport.en.eq(en & v1 & s1_last)]
+            for p, acc in enumerate(accs):
+                thr = [decode_lane(lane(tport.data, p * N + k, tdt.bits), tdt) for k in range(N)]
+                count = threshold_count(m, acc, thr, name=f"count{p}")
+                codes.append(encode_value(m, L.out_base + L.out_step * count, odt, name=f"y{p}"))
+        else:
+            for p, acc in enumerate(accs):
+                codes.append(encode_value(m, acc, odt, name=f"y{p}"))
+
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(v2)
+        with m.If(en & v2):
+            m.d.sync += self.o.payload.eq(Cat(*codes))
+
+        return m

@@ -1,0 +1,119 @@
+"""Hardware of the Thresholding layer: standalone per-channel requantisation.
+
+Each word carries ``PE`` channels of one pixel; a channel-group counter cycles
+through ``C/PE`` groups per pixel and addresses the threshold ROM (one word per
+group, ``PE·N`` thresholds). Output lane ``p`` is
+``out_base + out_step · Σ_i [x_p ≥ T[g·PE + p, i]]`` in the output type.
+
+Pipeline (advancing together when ``en = ~o.valid | o.ready``)::
+
+    S0  input handshake, threshold ROM address = channel group
+    S1  input word + threshold ROM word            -> comparators, counts
+    S2  output register
+
+One word per cycle; the first output word is valid 2 cycles after the first
+input handshake.
+"""
+
+import numpy as np
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..dataflow.thresholding import Thresholding
+from .common import (check_layer, decode_lane, encode_value, lane, memory_attrs, pack_rows,
+                     stream_signature, threshold_count, threshold_dtype)
+
+__all__ = ["ThresholdingComponent"]
+
+
+class ThresholdingComponent(wiring.Component):
+    """Streaming multi-threshold unit built from an IR :class:`~hwgen.dataflow.Thresholding`.
+
+    Parameters
+    ----------
+    layer : :class:`hwgen.dataflow.Thresholding`
+        The layer (validated on construction).
+
+    Members
+    -------
+    i : ``In(stream.Signature(unsigned(PE · idt.bits)))``
+    o : ``Out(stream.Signature(unsigned(PE · odt.bits)))``
+    """
+
+    #: Cycles from an input handshake to the corresponding output word being valid.
+    LATENCY = 2
+
+    def __init__(self, layer):
+        check_layer(self, layer, Thresholding, "a Thresholding")
+        self.layer = layer
+        super().__init__({
+            "i": In(stream_signature(layer.in_lanes, layer.idt)),
+            "o": Out(stream_signature(layer.out_lanes, layer.odt)),
+        })
+
+    def threshold_type(self):
+        """Type in which thresholds are stored and compared with the input values."""
+        return threshold_dtype(self.layer.idt.min, self.layer.idt.max)
+
+    def threshold_rom(self):
+        """ROM words, one per channel group ``g``; lane ``p·N + i`` holds
+        ``T[g·PE + p, i]`` clipped to ``[idt.min, idt.max + 1]``."""
+        L = self.layer
+        tdt = self.threshold_type()
+        T = np.clip(np.asarray(L.thresholds, dtype=np.int64), L.idt.min, L.idt.max + 1)
+        groups = L.channels // L.pe
+        codes = tdt.encode(T).reshape(groups, L.pe * T.shape[1])
+        return pack_rows(codes, tdt.bits)
+
+    def elaborate(self, platform):
+        L = self.layer
+        m = Module()
+        PE, N = L.pe, L.n_thresholds
+        G = L.channels // PE
+        idt, odt = L.idt, L.odt
+        tdt = self.threshold_type()
+
+        en = Signal()
+        take = Signal()
+        m.d.comb += [
+            en.eq(~self.o.valid | self.o.ready),
+            self.i.ready.eq(en),
+            take.eq(en & self.i.valid),
+        ]
+
+        # -- S0: channel group counter, threshold ROM read ---------------------------
+        group = Signal(range(G))
+        with m.If(take):
+            m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
+
+        if N:
+            tmem = m.submodules.thresholds = Memory(
+                shape=unsigned(PE * N * tdt.bits), depth=G, init=self.threshold_rom(),
+                attrs=memory_attrs(L.mem_style, "rom"))
+            tport = tmem.read_port(domain="sync")
+            m.d.comb += [tport.addr.eq(group), tport.en.eq(take)]
+
+        # -- S1: input word -------------------------------------------------------
+        v1 = Signal()
+        s1_in = Signal(PE * idt.bits)
+        with m.If(en):
+            m.d.sync += v1.eq(self.i.valid)
+        with m.If(take):
+            m.d.sync += s1_in.eq(self.i.payload)
+
+        codes = []
+        for p in range(PE):
+            x = decode_lane(lane(s1_in, p, idt.bits), idt)
+            thr = [decode_lane(lane(tport.data, p * N + k, tdt.bits), tdt) for k in range(N)] if N else []
+            count = threshold_count(m, x, thr, name=f"count{p}")
+            codes.append(encode_value(m, L.out_base + L.out_step * count, odt, name=f"y{p}"))
+
+        # -- S2: output register ------------------------------------------------------
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(v1)
+        with m.If(en & v1):
+            m.d.sync += self.o.payload.eq(Cat(*codes))
+
+        return m

@@ -1,0 +1,83 @@
+"""Lowering: a cleaned-up QONNX graph -> the integer dataflow graph (ARCHITECTURE §2).
+
+The walk visits nodes in topological order and tracks an abstract value for
+every tensor (:mod:`.values`).  Each op kind has one handler module:
+quantisers (:mod:`.quant`), MatMul/Gemm (:mod:`.linear`), per-channel
+element-wise ops (:mod:`.elementwise`) and layout ops (:mod:`.shape`).  What
+cannot be integer stays on the host as the head and the tail.
+"""
+
+import numpy as np
+
+from ..dataflow import DataflowGraph
+from ..dtypes import smallest_dtype
+from ..errors import UnsupportedError
+from .context import LoweringContext, channel_vector
+from .elementwise import ELEMENTWISE_OPS, lower_elementwise
+from .linear import lower_matmul
+from .quant import lower_quant
+from .shape import SHAPE_OPS, lower_shape
+from .values import Acc, Const, FloatInput, IntConst, IntTensor
+
+__all__ = ["lower", "SUPPORTED_OPS"]
+
+HANDLERS = {"Quant": lower_quant, "IntQuant": lower_quant, "BipolarQuant": lower_quant,
+            "MatMul": lower_matmul, "Gemm": lower_matmul}
+HANDLERS.update({op: lower_elementwise for op in ELEMENTWISE_OPS})
+HANDLERS.update({op: lower_shape for op in SHAPE_OPS})
+SUPPORTED_OPS = tuple(sorted(HANDLERS))
+
+
+def _jsonable(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    return v
+
+
+def _ops_json(ops):
+    return [{k: _jsonable(v) for k, v in op.items()} for op in ops]
+
+
+def lower(model, name="model"):
+    """Lower a cleaned-up qonnx ``ModelWrapper`` into a :class:`DataflowGraph`."""
+    ctx = LoweringContext(model)
+    for node in model.graph.node:
+        handler = HANDLERS.get(node.op_type)
+        if handler is None:
+            raise UnsupportedError(
+                f"node {node.name}: op {node.op_type} is not supported; accepted: {', '.join(SUPPORTED_OPS)}")
+        handler(ctx, node)
+
+    out_name = model.graph.output[0].name
+    out = ctx.get(out_name)
+    out_shape = list(ctx.shape(out_name))
+    if ctx.head is None:
+        raise UnsupportedError(f"input {ctx.input_name}: must go through a quantiser (QuantIdentity, QuantHardTanh, …) before the first layer")
+    if isinstance(out, Acc):
+        base = out.base
+        if isinstance(base, IntTensor):
+            tail_ops, end = out.ops, base
+        else:                                    # an MVAU: its accumulator is the output
+            base.out_dt = smallest_dtype(*base.acc_range)
+            tail_ops, end = out.ops, None
+    elif isinstance(out, IntTensor):
+        tail_ops = [{"op": "dequant", "scale": channel_vector(out.scale, out.shape, "output scale"),
+                     "zero_point": channel_vector(out.zero_point, out.shape, "output zero point")}]
+        end = out
+    else:
+        raise UnsupportedError(f"output {out_name}: is a {type(out).__name__}, not a result of the network")
+    if end is not None and end.producer is not ctx.chain_end:
+        raise UnsupportedError(f"output {out_name}: must be produced by the last hardware layer")
+    if not ctx.layers:
+        raise UnsupportedError(f"graph: no hardware layer between the input quantiser and the output; accepted: at least one QuantLinear")
+    head = ctx.head
+    head["ir_shape"] = list(ctx.layers[0].in_shape)
+    tail = {"ops": _ops_json(tail_ops), "output_name": out_name, "output_shape": out_shape,
+            "ir_shape": list(ctx.layers[-1].out_shape)}
+    g = DataflowGraph(list(ctx.layers), head=head, tail=tail, name=name)
+    g.sources = dict(ctx.sources)
+    g.int_outputs = dict(ctx.int_outputs)
+    g.validate()
+    return g

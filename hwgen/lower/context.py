@@ -1,0 +1,94 @@
+"""State shared by the lowering handlers while walking a QONNX graph."""
+
+import numpy as np
+from onnx import numpy_helper
+
+from ..errors import UnsupportedError
+from .values import Acc, Const, FloatInput, IntConst, IntTensor
+
+__all__ = ["LoweringContext", "channel_vector"]
+
+
+def channel_vector(value, shape, what):
+    """A constant broadcast to a tensor of ``shape`` (N, C, ...) as a scalar or (C,) vector.
+
+    Raises when it varies along any axis but the channel axis (1)."""
+    v = np.asarray(value, dtype=np.float64)
+    if v.size == 1:
+        return float(v.reshape(()))
+    try:
+        b = np.broadcast_to(v, (1,) + tuple(shape[1:])) if len(v.shape) <= len(shape) else None
+    except ValueError:
+        b = None
+    if b is None:
+        raise UnsupportedError(f"{what}: constant of shape {v.shape} does not broadcast to the tensor shape {tuple(shape)}")
+    b = b.reshape(b.shape[0], b.shape[1], -1) if len(shape) > 2 else b.reshape(1, -1, 1)
+    if not np.all(b == b[:, :, :1]):
+        raise UnsupportedError(f"{what}: constant of shape {v.shape} varies along a non-channel axis; accepted: a scalar or one value per channel")
+    vec = b[0, :, 0]
+    if np.all(vec == vec[0]):
+        return float(vec[0])
+    return vec.copy()
+
+
+class LoweringContext:
+    def __init__(self, model):
+        self.model = model
+        self.graph = model.graph
+        self.values = {}
+        self.layers = []
+        self.head = None
+        self.counters = {}
+        self.sources = {}           # IR layer name -> ONNX node name(s)
+        self.int_outputs = {}       # IR layer name -> ONNX tensor holding scale·(its integers − zp)
+        for init in self.graph.initializer:
+            self.values[init.name] = Const(numpy_helper.to_array(init).astype(np.float64))
+        inp = self.graph.input[0]
+        self.input_name = inp.name
+        self.input_shape = tuple(self._shape(inp.name))
+        self.values[inp.name] = FloatInput(self.input_shape, inp.name)
+
+    def _shape(self, name):
+        shape = self.model.get_tensor_shape(name)
+        if shape is None:
+            raise UnsupportedError(f"tensor {name}: shape unknown after shape inference")
+        return tuple(int(s) if s else 1 for s in shape)
+
+    def shape(self, name):
+        return self._shape(name)
+
+    def new_name(self, prefix):
+        k = self.counters.get(prefix, 0)
+        self.counters[prefix] = k + 1
+        return f"{prefix}{k}"
+
+    def get(self, name, node=None):
+        if name == "":
+            return None
+        if name not in self.values:
+            where = f"node {node.name}" if node is not None else f"tensor {name}"
+            raise UnsupportedError(f"{where}: input {name} is produced by nothing hwgen lowered")
+        return self.values[name]
+
+    def const(self, name, node, what):
+        v = self.get(name, node)
+        if isinstance(v, Const):
+            return v.value
+        if isinstance(v, IntConst):
+            return v.real()
+        raise UnsupportedError(f"node {node.name} ({node.op_type}): {what} must be a constant, not a computed tensor")
+
+    @property
+    def chain_end(self):
+        return self.layers[-1] if self.layers else None
+
+    def add_layer(self, layer, source, consumes):
+        """Append ``layer``; ``consumes`` is the IntTensor it reads, which must be the chain's end."""
+        if consumes.producer is not self.chain_end:
+            got = consumes.producer.name if consumes.producer is not None else "the model input"
+            raise UnsupportedError(
+                f"node {source}: reads the output of {got}, which another layer already consumes; "
+                "accepted: a single chain of layers (branching graphs are not supported yet)")
+        self.layers.append(layer)
+        self.sources[layer.name] = source
+        return layer

@@ -1,0 +1,144 @@
+"""Lowering of QONNX quantisers: Quant / IntQuant / BipolarQuant."""
+
+import numpy as np
+
+from ..dataflow import MVAU, Thresholding
+from ..dtypes import DType
+from ..errors import UnsupportedError
+from ..host import eval_ops, quantise
+from .context import channel_vector
+from .thresholds import segment_thresholds
+from .values import Acc, Const, FloatInput, IntConst, IntTensor
+
+__all__ = ["lower_quant", "MAX_ACT_BITS", "MAX_WEIGHT_BITS"]
+
+MAX_ACT_BITS = 8
+MAX_WEIGHT_BITS = 8
+
+
+def _attr(node, name, default):
+    for a in node.attribute:
+        if a.name == name:
+            v = a.i if a.type == a.INT else a.s.decode() if a.type == a.STRING else a.f
+            return v
+    return default
+
+
+def _quant_desc(ctx, node):
+    """The quantiser as a dict usable by hwgen.host.quantise, plus its DType."""
+    if node.op_type == "BipolarQuant":
+        scale = ctx.const(node.input[1], node, "scale")
+        return {"bipolar": True, "scale": scale, "zero_point": 0.0, "qmin": -1, "qmax": 1}, DType("BIPOLAR"), 1
+    scale = ctx.const(node.input[1], node, "scale")
+    zp = ctx.const(node.input[2], node, "zero point")
+    bw = ctx.const(node.input[3], node, "bit width")
+    if bw.size != 1 or float(bw.reshape(())) != int(bw.reshape(())):
+        raise UnsupportedError(f"node {node.name} (Quant): bit width must be a whole number, not {bw.ravel()[:4].tolist()}")
+    bits = int(bw.reshape(()))
+    signed = bool(_attr(node, "signed", 1))
+    narrow = bool(_attr(node, "narrow", 0))
+    mode = str(_attr(node, "rounding_mode", "ROUND")).upper()
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise UnsupportedError(f"node {node.name} (Quant): scale must be finite and positive, not {np.asarray(scale).ravel()[:4].tolist()}")
+    if not np.all(np.isfinite(zp)) or np.any(zp != np.round(zp)):
+        raise UnsupportedError(f"node {node.name} (Quant): zero point must be a whole number, not {np.asarray(zp).ravel()[:4].tolist()}")
+    if bits < 1:
+        raise UnsupportedError(f"node {node.name} (Quant): bit width {bits} is out of range; accepted: 1 to {MAX_ACT_BITS}")
+    if signed:
+        qmin, qmax = -(1 << (bits - 1)) + (1 if narrow else 0), (1 << (bits - 1)) - 1
+        dt = DType(f"INT{bits}")
+    else:
+        qmin, qmax = 0, (1 << bits) - 1 - (1 if narrow else 0)
+        dt = DType(f"UINT{bits}")
+    if qmax < qmin or (qmax == qmin):
+        raise UnsupportedError(f"node {node.name} (Quant): a {bits}-bit {'signed' if signed else 'unsigned'}{' narrow' if narrow else ''} quantiser has fewer than two levels")
+    desc = {"scale": scale, "zero_point": zp, "qmin": qmin, "qmax": qmax, "rounding_mode": mode, "bipolar": False}
+    return desc, dt, bits
+
+
+def _check_bits(node, bits, limit, what):
+    if bits > limit:
+        raise UnsupportedError(f"node {node.name} ({node.op_type}): {what} bit width {bits} is out of range; accepted: 1 to {limit}")
+
+
+def lower_quant(ctx, node):
+    x = ctx.get(node.input[0], node)
+    q, dt, bits = _quant_desc(ctx, node)
+    out = node.output[0]
+
+    if isinstance(x, Const):                         # weights, quantised bias
+        iq = quantise(x.value, q)
+        zp = np.asarray(q["zero_point"], dtype=np.float64)
+        ctx.values[out] = IntConst(iq, np.asarray(q["scale"], dtype=np.float64), zp, dt, node.name)
+        return
+
+    if isinstance(x, FloatInput):                    # the head
+        _check_bits(node, bits, MAX_ACT_BITS, "activation")
+        if ctx.head is not None:
+            raise UnsupportedError(f"node {node.name}: the model input is quantised twice; accepted: one input quantiser")
+        scale = np.asarray(q["scale"], dtype=np.float64)
+        zp = np.asarray(q["zero_point"], dtype=np.float64)
+        if x.shape != ctx.input_shape and (scale.size > 1 or zp.size > 1):
+            raise UnsupportedError(f"node {node.name}: a per-channel input quantiser after a reshape is not supported; accepted: per-tensor scale")
+        pshape = list(np.broadcast_shapes(scale.shape, zp.shape))
+        pshape = pshape[1:] if len(pshape) == len(ctx.input_shape) else pshape
+        ctx.head = {
+            "input_name": ctx.input_name, "input_shape": list(ctx.input_shape), "node": node.name,
+            "quant": {"scale": scale.ravel().tolist(), "zero_point": zp.ravel().tolist(),
+                      "qmin": q["qmin"], "qmax": q["qmax"], "rounding_mode": q.get("rounding_mode", "ROUND"),
+                      "bipolar": bool(q.get("bipolar", False)), "dtype": dt.name},
+            "quant_param_shape": pshape if scale.size > 1 or zp.size > 1 else [],
+            "transpose": list(x.transpose) if x.transpose else None,
+        }
+        ctx.values[out] = IntTensor(tuple(x.shape), dt, scale, zp, None, node.name)
+        return
+
+    _check_bits(node, bits, MAX_ACT_BITS, "activation")
+    if isinstance(x, IntTensor):                     # requantisation of integers
+        x = int_to_acc(x)
+    if not isinstance(x, Acc):
+        raise UnsupportedError(f"node {node.name}: cannot quantise a {type(x).__name__}")
+    ctx.values[out] = finish_segment(ctx, node, x, q, dt)
+
+
+def int_to_acc(t):
+    """View an integer tensor as an Acc whose chain dequantises it."""
+    C = t.channels
+    zp = channel_vector(t.zero_point, t.shape, "zero point")
+    sc = channel_vector(t.scale, t.shape, "scale")
+    lo = np.full(C, t.dt.min, dtype=np.int64)
+    hi = np.full(C, t.dt.max, dtype=np.int64)
+    return Acc(tuple(t.shape), t, lo, hi, [{"op": "dequant", "scale": sc, "zero_point": zp}], t.node)
+
+
+def finish_segment(ctx, node, acc, q, dt):
+    """Turn ``quant(ops(acc))`` into thresholds on the producing hardware."""
+    shape = acc.shape
+    qc = dict(q)
+    for k in ("scale", "zero_point"):
+        qc[k] = channel_vector(q[k], shape, f"node {node.name}: quantiser {k}")
+    T, sign, base, step = segment_thresholds(acc.ops, qc, acc.lo, acc.hi)
+    scale = np.asarray(q["scale"], dtype=np.float64)
+    zp = np.asarray(q["zero_point"], dtype=np.float64)
+    if isinstance(acc.base, MVAU):
+        layer = acc.base
+        layer.weights = layer.weights * sign[:, None]
+        layer.thresholds = T
+        layer.out_dt = dt
+        layer.out_base = int(base)
+        ctx.int_outputs[layer.name] = node.output[0]
+        return IntTensor(tuple(shape), dt, scale, zp, layer, node.name)
+    src = acc.base                                      # an IntTensor: standalone thresholding
+    if np.any(sign < 0):
+        raise UnsupportedError(f"node {node.name}: a decreasing function of an integer activation (negative scale without a preceding MatMul) is not supported")
+    # an identity requantisation needs no hardware
+    xs = np.array([-1, 1]) if src.dt.name == "BIPOLAR" else np.arange(src.dt.min, src.dt.max + 1, dtype=np.int64)
+    ys = base + step * (xs[:, None] >= T[None, :, :]).sum(-1)      # (X, C)
+    if dt == src.dt and np.all(ys == xs[:, None]):
+        return IntTensor(tuple(shape), dt, scale, zp, src.producer, node.name)
+    C = T.shape[0]
+    layer = Thresholding(ctx.new_name("thr"), channels=C, in_dt=src.dt, out_dt=dt, thresholds=T,
+                         out_base=int(base), spatial=tuple(shape[2:]) if len(shape) > 2 else ())
+    ctx.add_layer(layer, node.name, src)
+    ctx.int_outputs[layer.name] = node.output[0]
+    return IntTensor(tuple(shape), dt, scale, zp, layer, node.name)

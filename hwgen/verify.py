@@ -1,0 +1,396 @@
+"""RTL verification of a build: cocotb simulation vs the IR reference, every word.
+
+:func:`verify` takes a build directory written by ``hwgen build``, turns the
+original model's float inputs into stream words (host head, then
+:func:`hwgen.streams.pack`), computes the expected words with the bit-exact IR
+reference (``DataflowGraph.execute``), simulates the emitted Verilog with the
+generic testbench ``sim/tb_stream.py`` on Verilator or Icarus, and returns a
+:class:`VerifyResult`: mismatching words, the measured interval between frames
+and latency, and the outputs after the host tail.
+
+Simulator builds live in ``OUT/sim/<simulator>/`` and are reused while the
+Verilog, the simulator and cocotb stay the same (a Verilator build costs ten
+seconds or more).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HwgenError, VerifyError
+from .simulators import SIMULATORS, prepare
+
+__all__ = ["verify", "VerifyResult", "format_table", "testbench_dir", "DEFAULT_FRAMES"]
+
+MANIFEST_FORMAT = "hwgen-build/1"
+DEFAULT_FRAMES = 32
+TB_MODULE = "tb_stream"
+CONFIG_ENV = "HWGEN_TB_CONFIG"
+STAMP = "hwgen-sim-build.json"
+
+
+@dataclass
+class VerifyResult:
+    """Outcome of one RTL simulation of a build."""
+
+    ok: bool                             # no word mismatch, no handshake violation
+    mismatches: int                      # output words differing from the IR reference (both phases)
+    frames: int
+    cycles_per_frame: float              # measured steady-state interval (None for one frame)
+    estimated_cycles_per_frame: float    # manifest's estimate
+    latency_cycles: int                  # frame 0: first input word accepted -> last output word
+    outputs: np.ndarray                  # floats after the host tail, from the RTL words
+    outputs_int: np.ndarray              # RTL integers (stress phase)
+    expected_int: np.ndarray             # IR reference integers
+    simulator: str
+    build_seconds: float                 # 0.0 when the cached simulator build was reused
+    sim_seconds: float
+    seed: int
+    protocol_errors: int = 0             # output handshake violations (data changed while stalled, ...)
+    first_mismatches: list = field(default_factory=list)   # up to 50: phase, frame, word, got, expected, cycle
+    out_dir: str = ""
+    log: str = ""                        # the simulation log
+
+    @property
+    def throughput_ratio(self):
+        """Measured over estimated cycles per frame (1.0 = as estimated)."""
+        if not self.cycles_per_frame or not self.estimated_cycles_per_frame:
+            return None
+        return self.cycles_per_frame / self.estimated_cycles_per_frame
+
+    def table(self):
+        return format_table(self)
+
+    def __str__(self):
+        return self.table()
+
+
+def _fmt_cpf(v):
+    if v is None:
+        return "-"
+    return f"{v:g}" if float(v) == int(v) else f"{v:.2f}"
+
+
+def format_table(result):
+    """A small plain-text table of one :class:`VerifyResult` (or a list of them)."""
+    results = result if isinstance(result, (list, tuple)) else [result]
+    head = ("simulator", "frames", "mismatches", "cycles/frame", "estimate", "latency", "build s", "sim s", "result")
+    rows = [head]
+    for r in results:
+        verdict = "PASS" if r.ok else "FAIL"
+        rows.append((r.simulator, str(r.frames), str(r.mismatches), _fmt_cpf(r.cycles_per_frame),
+                     _fmt_cpf(r.estimated_cycles_per_frame), "-" if r.latency_cycles is None else str(r.latency_cycles),
+                     f"{r.build_seconds:.1f}", f"{r.sim_seconds:.1f}", verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(c.rjust(w) if i and i < len(head) - 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    out = "\n".join(line.rstrip() for line in lines)
+    for r in results:
+        for m in r.first_mismatches[:5]:
+            if m["got"] < 0:
+                what = f"got X bits, expected {m['expected']:#x}"
+            elif m.get("lanes"):
+                what = ", ".join(f"lane {i}: got {g}, expected {e}" for i, g, e in m["lanes"][:4])
+                if len(m["lanes"]) > 4:
+                    what += f" (+{len(m['lanes']) - 4} lanes)"
+            else:
+                what = f"got {m['got']:#x}, expected {m['expected']:#x}"
+            out += f"\n{r.simulator}: {m['phase']} phase, frame {m['frame']} word {m['word']} (cycle {m['cycle']}): {what}"
+        if r.protocol_errors:
+            out += f"\n{r.simulator}: {r.protocol_errors} output handshake violation(s), see {r.log}"
+    return out
+
+
+# ----------------------------------------------------------------------------
+def testbench_dir():
+    """The folder holding ``tb_stream.py`` (``sim/`` beside the ``hwgen`` package)."""
+    env = os.environ.get("HWGEN_SIM_DIR")
+    cands = [Path(env)] if env else []
+    cands.append(Path(__file__).resolve().parent.parent / "sim")
+    for d in cands:
+        if (d / f"{TB_MODULE}.py").is_file():
+            return d
+    raise VerifyError(f"testbench {TB_MODULE}.py: not found in {', '.join(str(c) for c in cands)}; "
+                      "run from a hwgen source checkout or set HWGEN_SIM_DIR to its sim/ folder")
+
+
+def _say(progress, msg):
+    if progress:
+        print(f"hwgen verify: {msg}", file=sys.stderr, flush=True)
+
+
+def _load_build(out_dir):
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise VerifyError(f"build directory {out}: not found; accepted: a directory written by `hwgen build` "
+                          "(manifest.json, model.json, params.npz, rtl/)")
+    mpath = out / "manifest.json"
+    try:
+        manifest = json.loads(mpath.read_text())
+    except OSError:
+        raise VerifyError(f"build directory {out}: no manifest.json; accepted: a directory written by `hwgen build`") from None
+    except ValueError as e:
+        raise VerifyError(f"{mpath}: not valid JSON ({e})") from None
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise VerifyError(f"{mpath}: format must be {MANIFEST_FORMAT!r}, not {manifest.get('format')!r}")
+    for key in ("top", "verilog", "input", "output"):
+        if key not in manifest:
+            raise VerifyError(f"{mpath}: key {key!r} missing; accepted: a manifest written by `hwgen build`")
+    for side in ("input", "output"):
+        for key in ("shape", "dtype", "lanes", "lane_bits", "tdata_bits", "words_per_frame"):
+            if key not in manifest[side]:
+                raise VerifyError(f"{mpath}: {side}.{key} missing; accepted: a manifest written by `hwgen build`")
+    sources = [out / v for v in manifest["verilog"]]
+    for s in sources:
+        if not s.is_file():
+            raise VerifyError(f"build directory {out}: Verilog source {s} listed in manifest.json not found")
+    from .dataflow import DataflowGraph
+    graph = DataflowGraph.load(str(out))
+    return out, manifest, graph, sources
+
+
+def _inputs(inputs, frames, head, seed):
+    from .host import random_inputs
+    want = tuple(head["input_shape"][1:])
+    if inputs is None:
+        n = DEFAULT_FRAMES if frames is None else frames
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise VerifyError(f"frames must be a positive integer, not {n!r}")
+        return random_inputs(head, int(n), np.random.default_rng(seed))
+    if isinstance(inputs, (str, os.PathLike)):
+        p = Path(inputs)
+        if p.suffix != ".npy":
+            raise VerifyError(f"inputs {p}: must be a .npy file (or a numpy array), not {p.suffix or 'a file without suffix'}")
+        try:
+            x = np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise VerifyError(f"inputs {p}: cannot be read as .npy ({e.__class__.__name__}: {e})") from None
+    else:
+        x = np.asarray(inputs)
+    if x.dtype.kind not in "biuf":
+        raise VerifyError(f"inputs: dtype {x.dtype} must be numeric (float or integer)")
+    if x.shape == want:                          # one sample without the batch axis
+        x = x[None]
+    if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+        raise VerifyError(f"inputs: shape {tuple(x.shape)} must be (N, {', '.join(map(str, want))}) "
+                          f"(N frames of the model input {tuple(head['input_shape'])})")
+    if x.shape[0] < 1:
+        raise VerifyError("inputs: no frames (N = 0); accepted: at least one")
+    if frames is not None and frames != x.shape[0]:
+        raise VerifyError(f"frames={frames} contradicts the {x.shape[0]} input frames given; pass one or the other")
+    return x.astype(np.float64)
+
+
+def _lane_diff(m, side):
+    """[[lane, got, expected], ...] for the lanes that differ in mismatch ``m``."""
+    from .dtypes import dtype
+    dt, lanes, w = dtype(side["dtype"]), int(side["lanes"]), int(side["lane_bits"])
+    if m["got"] < 0:
+        return []
+    mask = (1 << w) - 1
+    got = dt.decode([(m["got"] >> (i * w)) & mask for i in range(lanes)]).tolist()
+    exp = dt.decode([(m["expected"] >> (i * w)) & mask for i in range(lanes)]).tolist()
+    return [[i, g, e] for i, (g, e) in enumerate(zip(got, exp)) if g != e]
+
+
+def _digest(sim, top, sources):
+    import cocotb
+    h = hashlib.sha256()
+    h.update(json.dumps([sim.name, sim.version, list(sim.build_args), list(sim.timescale), top,
+                         getattr(cocotb, "__version__", "?")]).encode())
+    for s in sources:
+        h.update(s.name.encode() + b"\0" + s.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _sim_binary(sim, build_dir, top):
+    return build_dir / (top if sim.name == "verilator" else "sim.vvp")
+
+
+def _log_tail(path, n=12):
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    errs = [l for l in lines if "%Error" in l or "error" in l.lower()]
+    return " | ".join((errs or lines)[-n:][:4])
+
+
+def _build(sim, out, top, sources, progress):
+    """Compile ``sources`` for ``sim`` in OUT/sim/<sim>/ unless an identical build is there."""
+    from cocotb_tools.runner import get_runner
+    build_dir = out / "sim" / sim.name
+    digest = _digest(sim, top, sources)
+    stamp = build_dir / STAMP
+    try:
+        if json.loads(stamp.read_text()).get("digest") == digest and _sim_binary(sim, build_dir, top).is_file():
+            _say(progress, f"reusing the {sim.name} build in {build_dir}")
+            return build_dir, 0.0
+    except (OSError, ValueError):
+        pass
+    if build_dir.exists():
+        shutil.rmtree(build_dir)
+    build_dir.mkdir(parents=True)
+    log = build_dir / "build.log"
+    _say(progress, f"compiling with {sim.name} {sim.version}…")
+    t0 = time.monotonic()
+    runner = get_runner(sim.name)
+    try:
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=top, build_dir=str(build_dir),
+                     build_args=list(sim.build_args), timescale=sim.timescale, always=True, log_file=str(log))
+    except (RuntimeError, SystemExit, ValueError, OSError) as e:
+        raise VerifyError(f"simulator {sim.name}: compiling {', '.join(str(s) for s in sources)} failed "
+                          f"({_log_tail(log) or e}); full log: {log}") from None
+    secs = time.monotonic() - t0
+    if not _sim_binary(sim, build_dir, top).is_file():
+        raise VerifyError(f"simulator {sim.name}: compiling produced no {_sim_binary(sim, build_dir, top).name}; full log: {log}")
+    stamp.write_text(json.dumps({"digest": digest, "simulator": sim.name, "version": sim.version,
+                                 "sources": [str(s) for s in sources], "seconds": round(secs, 2)}, indent=1) + "\n")
+    _say(progress, f"compiled in {secs:.1f} s")
+    return build_dir, secs
+
+
+@contextmanager
+def _on_sys_path(d):
+    d = str(d)
+    added = d not in sys.path
+    if added:
+        sys.path.insert(0, d)
+    try:
+        yield
+    finally:
+        if added:
+            try:
+                sys.path.remove(d)
+            except ValueError:
+                pass
+
+
+def _simulate(sim, build_dir, top, cfg, seed, progress):
+    """Run the testbench with config ``cfg``; return its results dict and the log path."""
+    from cocotb_tools.runner import get_runner
+    tb = testbench_dir()
+    run_id = f"{os.getpid()}"
+    cfg_path = build_dir / f"tb_config.{run_id}.json"
+    res_path = build_dir / f"tb_results.{run_id}.json"
+    log = build_dir / "sim.log"
+    cfg = dict(cfg, results=str(res_path))
+    cfg_path.write_text(json.dumps(cfg))
+    res_path.unlink(missing_ok=True)
+    runner = get_runner(sim.name)
+    try:
+        with _on_sys_path(tb):
+            runner.test(test_module=TB_MODULE, hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                        build_dir=str(build_dir), test_dir=str(build_dir), seed=seed,
+                        extra_env={CONFIG_ENV: str(cfg_path)}, timescale=sim.timescale,
+                        results_xml=str(build_dir / "results.xml"), log_file=str(log))
+    except SystemExit:
+        pass                    # a failing cocotb test; its results file says why
+    except (RuntimeError, OSError) as e:
+        raise VerifyError(f"simulator {sim.name}: running the testbench failed ({e}); full log: {log}") from None
+    try:
+        results = json.loads(res_path.read_text())
+    except (OSError, ValueError):
+        raise VerifyError(f"simulator {sim.name}: the testbench wrote no results ({_log_tail(log) or 'see the log'}); "
+                          f"full log: {log}") from None
+    finally:
+        cfg_path.unlink(missing_ok=True)
+    res_path.unlink(missing_ok=True)
+    return results, log
+
+
+def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=True,
+           valid_gap_prob=0.3, ready_stall_prob=0.3, timeout_cycles=None):
+    """Simulate the build in ``out_dir`` on ``sim`` and check every output word.
+
+    ``inputs``: the original model's float inputs, a numpy array or a ``.npy``
+    path of shape ``(N, *head["input_shape"][1:])``; when None, ``frames``
+    (default 32) random inputs drawn with ``np.random.default_rng(seed)``.
+    ``timeout_cycles``: cycles without an output word after which the
+    simulation is declared deadlocked (default: from the estimated interval).
+    Raises :class:`~hwgen.errors.VerifyError` on bad input, a missing
+    simulator, a failed compile or a deadlock.
+    """
+    from .host import apply_head, apply_tail
+    from .streams import pack, unpack
+
+    if str(sim).lower() not in SIMULATORS + ("iverilog",):
+        raise VerifyError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise VerifyError(f"seed must be an integer, not {seed!r}")
+    seed = int(seed)
+    for name, p in (("valid_gap_prob", valid_gap_prob), ("ready_stall_prob", ready_stall_prob)):
+        if not 0.0 <= float(p) < 1.0:
+            raise VerifyError(f"{name} must be in [0, 1), not {p!r}")
+    out, manifest, graph, sources = _load_build(out_dir)
+    head = graph.head or manifest.get("head")
+    tail = graph.tail or manifest.get("tail")
+    if not head:
+        raise VerifyError(f"build directory {out}: no host head in model.json or manifest.json")
+    mi, mo = manifest["input"], manifest["output"]
+    if tuple(mi["shape"]) != tuple(graph.in_shape) or tuple(mo["shape"]) != tuple(graph.out_shape):
+        raise VerifyError(f"build directory {out}: manifest shapes {tuple(mi['shape'])} -> {tuple(mo['shape'])} "
+                          f"do not match model.json's {tuple(graph.in_shape)} -> {tuple(graph.out_shape)}")
+    simulator = prepare(sim)
+
+    x = _inputs(inputs, frames, head, seed)
+    try:
+        x_int = apply_head(head, x)
+        expected = graph.execute(x_int)
+        in_words = pack(x_int, mi["dtype"], int(mi["lanes"]))
+        exp_words = pack(expected, mo["dtype"], int(mo["lanes"]))
+    except HwgenError as e:
+        raise VerifyError(f"inputs: {e}") from None
+    for side, words in (("input", in_words), ("output", exp_words)):
+        m = manifest[side]
+        if len(words[0]) != int(m["words_per_frame"]):
+            raise VerifyError(f"build directory {out}: manifest {side}.words_per_frame={m['words_per_frame']} "
+                              f"but {side} shape {tuple(m['shape'])} in {m['lanes']} lanes gives {len(words[0])}")
+    n = len(in_words)
+    est = manifest.get("cycles_per_frame")
+    if timeout_cycles is None:
+        longest = max(float(est or 0), len(in_words[0]), len(exp_words[0]))
+        timeout_cycles = int(4 * (len(graph.layers) + 2) * longest / (1 - max(valid_gap_prob, ready_stall_prob))) + 2000
+    out_mask = (1 << (int(mo["lanes"]) * int(mo["lane_bits"]))) - 1
+
+    top = manifest["top"]
+    build_dir, build_secs = _build(simulator, out, top, sources, progress)
+    cfg = {"in_frames": in_words, "out_frames": exp_words, "out_mask": out_mask, "seed": seed,
+           "valid_gap_prob": float(valid_gap_prob), "ready_stall_prob": float(ready_stall_prob),
+           "idle_limit": int(timeout_cycles), "phases": ["throughput", "stress"]}
+    _say(progress, f"simulating {n} frames on {simulator.name} (twice: back to back, then with random "
+                   f"valid gaps and ready back-pressure, seed {seed})…")
+    t0 = time.monotonic()
+    res, log = _simulate(simulator, build_dir, top, cfg, seed, progress)
+    sim_secs = time.monotonic() - t0
+    if res.get("error"):
+        raise VerifyError(f"simulation on {simulator.name}: {res['error']}; log: {log}")
+    phases = res["phases"]
+    got_words = phases.get("stress", phases.get("throughput"))["out_frames"]
+    if any(w is None for fr in got_words for w in fr):
+        raise VerifyError(f"simulation on {simulator.name}: the testbench returned incomplete output frames; log: {log}")
+    got_words = [[w & out_mask if w >= 0 else 0 for w in fr] for fr in got_words]
+    outputs_int = unpack(got_words, mo["dtype"], int(mo["lanes"]), tuple(mo["shape"]))
+    outputs = apply_tail(tail, outputs_int) if tail else outputs_int.astype(np.float64)
+    first = [dict(m, lanes=_lane_diff(m, mo)) for m in res.get("mismatch_list", [])]
+    mismatches = int(res.get("mismatches", 0))
+    protocol = int(res.get("protocol_errors", 0))
+    ok = mismatches == 0 and protocol == 0 and np.array_equal(outputs_int, expected)
+    _say(progress, f"simulated in {sim_secs:.1f} s: {mismatches} mismatching words, "
+                   f"{_fmt_cpf(res.get('cycles_per_frame'))} cycles per frame (estimate {_fmt_cpf(est)})")
+    return VerifyResult(
+        ok=bool(ok), mismatches=mismatches, frames=n,
+        cycles_per_frame=res.get("cycles_per_frame"), estimated_cycles_per_frame=est,
+        latency_cycles=res.get("latency_cycles"), outputs=outputs, outputs_int=outputs_int,
+        expected_int=np.asarray(expected), simulator=simulator.name, build_seconds=build_secs,
+        sim_seconds=sim_secs, seed=seed, protocol_errors=protocol,
+        first_mismatches=first, out_dir=str(out), log=str(log))

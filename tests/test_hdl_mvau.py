@@ -1,0 +1,196 @@
+"""MVAUComponent in the Amaranth simulator, every output word against MVAU.execute."""
+
+import time
+import zlib
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment
+
+from hwgen.dataflow import MVAU
+from hwgen.dtypes import DType
+from hwgen.errors import HwgenError
+from hwgen.hdl import MVAUComponent
+from hwgen.hdl.common import pack_rows
+
+import streamsim
+from streamsim import random_values, simulate_layer
+
+
+def straddling_thresholds(rng, acc, lo, hi, n):
+    """``(MH, n)`` ascending thresholds in ``[lo, hi + 1]``: some at actual accumulator values
+    (± 1, so ``acc == T`` occurs), some outside the range (clipped), duplicates."""
+    mh = acc.shape[-1]
+    acc = acc.reshape(-1, mh)
+    T = np.empty((mh, n), dtype=np.int64)
+    for c in range(mh):
+        cand = np.concatenate([
+            acc[:, c] + rng.integers(-1, 2, size=acc.shape[0]),             # near real values
+            rng.integers(lo - 5, hi + 6, size=max(2, n)),                   # anywhere, out of range too
+            [lo - 100, hi + 100, lo, hi + 1],
+        ])
+        row = rng.choice(cand, size=n)
+        if n >= 3:
+            row[1] = row[0]                                                  # a duplicate
+        T[c] = np.sort(np.clip(row, lo, hi + 1))
+    return T
+
+
+def make_mvau(mw, mh, idt, wdt, pe, simd, *, odt=None, n_thr=None, out_base=None, spatial=(),
+              frames=2, seed=0, name="mvau"):
+    """An MVAU with random weights and (if ``odt`` is given without ``raw``) thresholds,
+    and input frames ``x``; ``odt=None`` means a raw accumulator output of the
+    smallest type, ``odt='raw:INTn'`` a raw output of a wider type."""
+    rng = np.random.default_rng(seed)
+    idt, wdt = DType(idt), DType(wdt)
+    W = random_values(rng, wdt, (mh, mw))
+    x = random_values(rng, idt, (frames,) + tuple(spatial) + (mw,))
+    layer = MVAU(name, mw=mw, mh=mh, in_dt=idt, wdt=wdt, out_dt=None, weights=W,
+                 spatial=tuple(spatial), pe=pe, simd=simd)
+    if odt is None:
+        layer.out_dt = layer.acc_dt
+    elif odt.startswith("raw:"):
+        layer.out_dt = DType(odt[4:])
+    else:
+        layer.out_dt = DType(odt)
+        step = layer.out_step
+        base = layer.odt.min if out_base is None else out_base
+        n = (layer.odt.max - base) // step if n_thr is None else n_thr
+        lo, hi = layer.acc_range
+        layer.thresholds = straddling_thresholds(rng, x @ W.T, lo, hi, n)
+        layer.out_base = base
+    layer.validate()
+    return layer, x
+
+
+# (mw, mh, idt, wdt, pe, simd, odt, extra)
+# odt None: raw accumulator (smallest type); "raw:T": raw in a wider type; else thresholds.
+CASES = [
+    # binary XNOR-popcount, thresholds to BIPOLAR, partial PE/SIMD
+    (12, 10, "BIPOLAR", "BIPOLAR", 5, 4, "BIPOLAR", {}),
+    # binary raw, SIMD full, PE 1
+    (9, 6, "BIPOLAR", "BIPOLAR", 1, 9, None, {}),
+    # PE full, SIMD 1, UINT output
+    (10, 5, "UINT2", "INT2", 5, 1, "UINT2", {}),
+    # signed output with negative base, multi-pixel
+    (6, 3, "INT3", "INT3", 1, 3, "INT4", {"spatial": (3,)}),
+    # raw, 2-D spatial
+    (12, 6, "UINT4", "INT4", 3, 6, None, {"spatial": (2, 2)}),
+    # wide signed × signed, raw
+    (6, 5, "INT8", "INT8", 1, 2, None, {}),
+    # unsigned weights, 1-bit unsigned input
+    (10, 10, "UINT1", "UINT3", 2, 5, "UINT3", {}),
+    # INT weights × BIPOLAR input, fewer thresholds than levels, negative base
+    (9, 5, "BIPOLAR", "INT2", 5, 3, "INT3", {"out_base": -3, "n_thr": 4}),
+    # NF = SF = 1 (PE and SIMD full): one-word ROMs
+    (12, 3, "UINT4", "BIPOLAR", 3, 12, "UINT4", {}),
+    # INT8 weights × UINT1 input, PE full
+    (12, 10, "UINT1", "INT8", 10, 4, "INT2", {"spatial": (2,)}),
+    # BIPOLAR weights × INT8 input, raw into a wider signed type (sign extension)
+    (6, 6, "INT8", "BIPOLAR", 2, 1, "raw:INT32", {}),
+    # UINT accumulator into a wider type (zero extension)
+    (6, 3, "UINT2", "UINT2", 3, 2, "raw:INT12", {}),
+    # BINARY weights, INT3 input, PE 1 SIMD 1, multi-pixel
+    (9, 5, "INT3", "BINARY", 1, 1, "UINT2", {"spatial": (2, 2)}),
+    # INT4 weights × INT3 input, SIMD partial
+    (10, 6, "INT3", "INT4", 6, 5, "INT8", {"out_base": -100, "n_thr": 20}),
+    # no thresholds at all (constant output out_base)
+    (6, 5, "UINT2", "INT2", 5, 3, "INT3", {"out_base": -2, "n_thr": 0}),
+    # a single threshold per channel
+    (10, 3, "INT8", "INT3", 1, 10, "UINT1", {"spatial": (3,), "n_thr": 1, "out_base": 0}),
+]
+
+
+def _case_id(c):
+    mw, mh, idt, wdt, pe, simd, odt, extra = c
+    s = f"{wdt}x{idt}-{mh}x{mw}-pe{pe}-simd{simd}-{odt or 'raw'}"
+    if "spatial" in extra:
+        s += "-sp" + "x".join(map(str, extra["spatial"]))
+    return s
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_mvau_words(case):
+    mw, mh, idt, wdt, pe, simd, odt, extra = case
+    extra = dict(extra)
+    spatial = extra.pop("spatial", ())
+    layer, x = make_mvau(mw, mh, idt, wdt, pe, simd, odt=odt, spatial=spatial, frames=3,
+                         seed=zlib.crc32(_case_id(case).encode()), **extra)
+    simulate_layer(layer, x, MVAUComponent)
+
+
+def test_mvau_thresholds_outside_range():
+    """All thresholds below acc_min (count = N) on some channels, above acc_max on others."""
+    layer, x = make_mvau(6, 4, "INT3", "INT2", 2, 3, odt="UINT2", seed=7, frames=2)
+    lo, hi = layer.acc_range
+    T = layer.thresholds.copy()
+    T[0] = lo
+    T[1] = hi + 1
+    T[2] = [lo, lo, hi + 1]
+    layer.thresholds = T
+    y = layer.execute(x)
+    assert (y[..., 0] == 3).all() and (y[..., 1] == 0).all() and (y[..., 2] == 2).all()
+    simulate_layer(layer, x, MVAUComponent)
+
+
+@pytest.mark.parametrize("gaps,backpressure", [(0.0, 0.6), (0.6, 0.0), (0.5, 0.5)])
+def test_mvau_handshake_stress(gaps, backpressure):
+    layer, x = make_mvau(6, 6, "UINT2", "INT3", 3, 2, odt="INT2", spatial=(2,), frames=3, seed=11)
+    simulate_layer(layer, x, MVAUComponent, gaps=gaps, backpressure=backpressure)
+
+
+@pytest.mark.parametrize("pe,simd,spatial", [(1, 1, ()), (2, 3, (3,)), (6, 6, (2, 2)), (3, 1, ())])
+def test_mvau_throughput(pe, simd, spatial):
+    """No gaps, no back-pressure: frames are exactly layer.cycles() apart, words back to back."""
+    layer, x = make_mvau(6, 6, "INT3", "INT2", pe, simd, odt="UINT2", spatial=spatial, frames=4, seed=3)
+    res = simulate_layer(layer, x, MVAUComponent, gaps=0.0, backpressure=0.0)
+    intervals = streamsim.frame_intervals(res, layer.out_words)
+    assert intervals == [layer.cycles()] * 3, (intervals, layer.cycles())
+    # input accepted with no bubble between pixels or frames
+    nf = layer.mh // layer.pe
+    steps = np.diff(res.in_cycles)
+    sf = layer.mw // layer.simd
+    expected_steps = [1 + (sf * (nf - 1) if (k + 1) % sf == 0 else 0) for k in range(len(steps))]
+    assert list(steps) == expected_steps
+    # latency: first output 3 cycles after the SF-th input handshake
+    assert res.out_cycles[0] - res.in_cycles[sf - 1] == MVAUComponent.LATENCY
+
+
+def test_mvau_rom_layout():
+    layer, _ = make_mvau(6, 4, "UINT2", "INT3", 2, 3, odt="UINT2", seed=1)
+    comp = MVAUComponent(layer)
+    rom = comp.weight_rom()
+    assert len(rom) == (4 // 2) * (6 // 3)
+    W = layer.wdt.encode(layer.weights)
+    nf, sf = 1, 1
+    word = rom[nf * 2 + sf]
+    for p in range(2):
+        for s in range(3):
+            assert (word >> ((p * 3 + s) * 3)) & 7 == W[nf * 2 + p, sf * 3 + s]
+    assert pack_rows(np.array([[1, 2], [3, 0]]), 4) == [0x21, 0x03]
+    Fragment.get(comp, None)
+
+
+def test_mvau_large_elaboration_fast():
+    """ROMs of large layers are built with numpy: elaboration stays fast."""
+    rng = np.random.default_rng(0)
+    layer = MVAU("big", mw=512, mh=512, in_dt=DType("BIPOLAR"), wdt=DType("BIPOLAR"),
+                 out_dt=DType("BIPOLAR"), weights=rng.choice([-1, 1], size=(512, 512)),
+                 thresholds=np.zeros((512, 1), dtype=np.int64), out_base=-1, pe=16, simd=32)
+    t0 = time.perf_counter()
+    Fragment.get(MVAUComponent(layer), None)
+    big2 = MVAU("big2", mw=2304, mh=256, in_dt=DType("UINT4"), wdt=DType("INT4"), out_dt=None,
+                weights=rng.integers(-8, 8, size=(256, 2304)), pe=8, simd=16)
+    big2.out_dt = big2.acc_dt
+    Fragment.get(MVAUComponent(big2), None)
+    assert time.perf_counter() - t0 < 20
+
+
+def test_mvau_rejects_wrong_layer():
+    from hwgen.dataflow import FIFO
+    with pytest.raises(TypeError, match="layer must be an MVAU"):
+        MVAUComponent(FIFO("f", shape=(4,), dt=DType("UINT2"), lanes=1, depth=2))
+    layer, _ = make_mvau(6, 4, "UINT2", "INT3", 2, 3, odt="UINT2", seed=1)
+    layer.pe = 3
+    with pytest.raises(HwgenError, match="PE=3 must divide MH=4"):
+        MVAUComponent(layer)

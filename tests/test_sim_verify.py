@@ -1,0 +1,313 @@
+"""cocotb verification of build directories on Verilator and Icarus (hwgen.verify, sim/tb_stream.py).
+
+The build directories here are made by hand: a one-layer DataflowGraph, a
+manifest, and a hand-written Verilog ``hwgen_top`` that adds 100 to every
+lane with a registered valid/ready handshake and takes one input word every
+``K`` cycles.  Variants of the same Verilog corrupt one word or deadlock.  A
+last test verifies a real top emitted by ``hwgen.hdl.top.to_verilog``.
+
+Simulator builds are cached per design directory (session fixtures), so each
+design is compiled once per simulator.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from hwgen import simulators
+from hwgen.dataflow import FIFO, MVAU, DataflowGraph, Thresholding
+from hwgen.dtypes import dtype
+from hwgen.errors import HwgenError, VerifyError
+from hwgen.host import apply_head, apply_tail, random_inputs
+from hwgen.streams import tdata_bits
+from hwgen.verify import VerifyResult, format_table, verify
+
+pytestmark = pytest.mark.sim
+
+SIMS = ["verilator", "icarus"]
+
+# the hand-written design: C channels, PE lanes per word, one input word per K cycles
+C, PE, K, BASE = 80, 20, 3, 100
+IN_DT, OUT_DT = "UINT4", "UINT7"            # 80-bit input words, 140-bit output lanes padded to 144
+WPF = C // PE                               # 4 words per frame in and out
+CPF = WPF * K                               # 12 cycles per frame
+LATENCY = (WPF - 1) * K + 1                 # last input word accepted -> output one cycle later
+
+VERILOG = r"""
+// Hand-written test design: y = x + {BASE} on every lane, one input word every K cycles.
+module hwgen_top (
+    input  wire clk,
+    input  wire rst,
+    input  wire [{IW}-1:0] s_axis_tdata,
+    input  wire s_axis_tvalid,
+    output wire s_axis_tready,
+    output wire [{OW}-1:0] m_axis_tdata,
+    output wire m_axis_tvalid,
+    input  wire m_axis_tready
+);
+    localparam K = {K};
+    reg [{LW}-1:0] data;
+    reg full;
+    reg [7:0] busy;
+    reg [15:0] count;
+    wire [{LW}-1:0] next;
+    genvar i;
+    generate for (i = 0; i < {PE}; i = i + 1) begin : lane
+        assign next[i*7 +: 7] = {{3'd0, s_axis_tdata[i*4 +: 4]}} + 7'd{BASE};
+    end endgenerate
+    assign s_axis_tready = (busy == 8'd0) && (!full || m_axis_tready){STALL};
+    assign m_axis_tvalid = full;
+    assign m_axis_tdata = {{{PADV}, data}};      // padding bits set on purpose: the testbench must ignore them
+    always @(posedge clk) begin
+        if (rst) begin
+            full <= 1'b0;
+            busy <= 8'd0;
+            count <= 16'd0;
+            data <= {{{LW}{{1'b0}}}};
+        end else begin
+            if (busy != 8'd0) busy <= busy - 8'd1;
+            if (m_axis_tvalid && m_axis_tready) full <= 1'b0;
+            if (s_axis_tvalid && s_axis_tready) begin
+                data <= next{CORRUPT};
+                full <= 1'b1;
+                busy <= K - 1;
+                count <= count + 16'd1;
+            end
+        end
+    end
+endmodule
+"""
+
+
+def _head(n):
+    return {"input_name": "x", "input_shape": [1, n],
+            "quant": {"scale": 1.0, "zero_point": 0.0, "qmin": 0, "qmax": 15, "rounding_mode": "ROUND"},
+            "quant_param_shape": [], "ir_shape": [n]}
+
+
+def _side(shape, dt, lanes):
+    dt = dtype(dt)
+    return {"shape": list(shape), "dtype": dt.name, "lanes": lanes, "lane_bits": dt.bits,
+            "tdata_bits": tdata_bits(lanes, dt), "words_per_frame": int(np.prod(shape)) // lanes}
+
+
+def _write_build(out, graph, verilog, cycles_per_frame):
+    os.makedirs(os.path.join(out, "rtl"), exist_ok=True)
+    graph.validate()
+    graph.save(out)
+    with open(os.path.join(out, "rtl", "hwgen_top.v"), "w") as f:
+        f.write(verilog)
+    first, last = graph.layers[0], graph.layers[-1]
+    manifest = {"format": "hwgen-build/1", "top": "hwgen_top", "verilog": ["rtl/hwgen_top.v"], "clock_mhz": 100.0,
+                "input": _side(first.in_shape, first.idt, first.in_lanes),
+                "output": _side(last.out_shape, last.odt, last.out_lanes),
+                "cycles_per_frame": cycles_per_frame, "fps": 100e6 / cycles_per_frame,
+                "head": graph.head, "tail": graph.tail}
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    return out
+
+
+def make_plus100_build(out, variant="good"):
+    """A Thresholding graph (identity thresholds from 100 = x + 100) and its hand-written Verilog."""
+    layer = Thresholding(name="thr", channels=C, in_dt=dtype(IN_DT), out_dt=dtype(OUT_DT),
+                         thresholds=np.tile(np.arange(1, 16), (C, 1)), out_base=BASE, pe=PE)
+    graph = DataflowGraph([layer], head=_head(C), tail={"ops": [{"op": "mul", "value": 0.5}], "output_shape": [1, C]},
+                          name=f"plus100_{variant}")
+    iw, ow, lw = tdata_bits(PE, IN_DT), tdata_bits(PE, OUT_DT), PE * dtype(OUT_DT).bits
+    verilog = VERILOG.format(
+        IW=iw, OW=ow, LW=lw, K=K, PE=PE, BASE=BASE, PADV=f"{ow - lw}'b" + "10" * ((ow - lw) // 2),
+        STALL=" && (count < 16'd6)" if variant == "deadlock" else "",      # stops taking input after 6 words
+        CORRUPT=" ^ (count == 16'd5)" if variant == "bad" else "")         # flips lane 0's LSB of word 5
+    return _write_build(out, graph, verilog, CPF)
+
+
+def need(sim):
+    if not simulators.available(sim):
+        pytest.skip(f"simulator {sim} not available (run `make setup`)")
+
+
+@pytest.fixture(scope="session")
+def designs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("builds")
+    return {v: make_plus100_build(str(root / v), v) for v in ("good", "bad", "deadlock")}
+
+
+@pytest.fixture(scope="session")
+def run_cache():
+    return {}
+
+
+@pytest.fixture(scope="session", params=SIMS)
+def sim(request):
+    need(request.param)
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def good(designs, run_cache, sim):
+    key = ("good", sim)
+    if key not in run_cache:
+        run_cache[key] = verify(designs["good"], frames=256, sim=sim, seed=3, progress=False)
+    return run_cache[key]
+
+
+# ---------------------------------------------------------------------------
+def test_good_design_is_bit_exact(good, designs):
+    assert isinstance(good, VerifyResult)
+    assert good.ok, good.table()
+    assert good.mismatches == 0 and good.protocol_errors == 0
+    assert good.frames == 256 and good.seed == 3
+    graph = DataflowGraph.load(designs["good"])
+    x = random_inputs(graph.head, 256, np.random.default_rng(3))       # what verify draws for seed 3
+    np.testing.assert_array_equal(good.expected_int, graph.execute(apply_head(graph.head, x)))
+    np.testing.assert_array_equal(good.outputs_int, good.expected_int)
+    np.testing.assert_allclose(good.outputs, apply_tail(graph.tail, good.expected_int))
+    assert good.outputs_int.min() >= BASE and good.outputs_int.max() <= BASE + 15
+
+
+def test_measured_interval_and_latency(good):
+    assert good.estimated_cycles_per_frame == CPF
+    assert good.cycles_per_frame == CPF
+    assert good.latency_cycles == LATENCY
+
+
+def test_result_table(good):
+    t = good.table()
+    lines = t.splitlines()
+    assert lines[0].split()[:3] == ["simulator", "frames", "mismatches"]
+    assert good.simulator in lines[2] and "PASS" in lines[2] and str(CPF) in lines[2]
+    assert format_table([good, good]).count("PASS") == 2
+
+
+def test_cached_build_is_reused(good, designs, sim):
+    stamp = os.path.join(designs["good"], "sim", sim, "hwgen-sim-build.json")
+    assert os.path.isfile(stamp)
+    r = verify(designs["good"], frames=3, sim=sim, seed=1, progress=False)
+    assert r.build_seconds == 0.0 and r.ok and r.frames == 3
+
+
+def test_wrong_design_reports_mismatches(designs, run_cache, sim):
+    r = verify(designs["bad"], frames=16, sim=sim, seed=0, progress=False)
+    assert not r.ok
+    assert r.mismatches == 1               # only the 6th word ever accepted is corrupted
+    m = r.first_mismatches[0]
+    assert (m["phase"], m["frame"], m["word"]) == ("throughput", 1, 1)
+    assert m["lanes"] == [[0, m["lanes"][0][1], m["lanes"][0][2]]] and abs(m["lanes"][0][1] - m["lanes"][0][2]) == 1
+    assert "FAIL" in r.table() and "frame 1 word 1" in r.table()
+    assert (r.outputs_int != r.expected_int).sum() == 0   # the stress phase (reported outputs) is clean
+
+
+def test_deadlock_ends_with_clear_error(designs, sim):
+    with pytest.raises(VerifyError) as e:
+        verify(designs["deadlock"], frames=8, sim=sim, progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "deadlock" in msg and "throughput phase" in msg and "received 6 of 32 words" in msg
+
+
+def test_stress_without_backpressure_and_many_frames(designs, sim):
+    r = verify(designs["good"], frames=1000, sim=sim, seed=11, progress=False,
+               valid_gap_prob=0.0, ready_stall_prob=0.0)
+    assert r.ok and r.cycles_per_frame == CPF
+
+
+# ---------------------------------------------------------------------------
+def test_inputs_as_array_and_npy(good, designs, tmp_path):
+    x = np.arange(3 * C).reshape(3, C) % 16
+    r = verify(designs["good"], inputs=x, sim="icarus" if simulators.available("icarus") else good.simulator,
+               progress=False)
+    assert r.ok and r.frames == 3
+    np.testing.assert_array_equal(r.outputs_int, x + BASE)
+    np.testing.assert_allclose(r.outputs, (x + BASE) * 0.5)
+    p = tmp_path / "x.npy"
+    np.save(p, x[0].astype(np.float32))              # one sample without the batch axis
+    r1 = verify(designs["good"], inputs=str(p), sim=r.simulator, progress=False)
+    assert r1.frames == 1 and r1.cycles_per_frame is None and r1.latency_cycles == LATENCY
+    np.testing.assert_array_equal(r1.outputs_int[0], x[0] + BASE)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"inputs": np.zeros((2, C + 1))}, r"inputs: shape \(2, 81\) must be \(N, 80\)"),
+    ({"inputs": "x.txt"}, r"must be a \.npy file"),
+    ({"frames": 0}, r"frames must be a positive integer"),
+    ({"sim": "modelsim"}, r"simulator must be one of verilator, icarus, not 'modelsim'"),
+    ({"ready_stall_prob": 1.0}, r"ready_stall_prob must be in \[0, 1\)"),
+])
+def test_bad_arguments(designs, kwargs, match):
+    with pytest.raises(VerifyError, match=match) as e:
+        verify(designs["good"], progress=False, **kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_build_directory(tmp_path):
+    with pytest.raises(VerifyError, match="not found") as e:
+        verify(tmp_path / "nope", progress=False)
+    assert isinstance(e.value, HwgenError) and "\n" not in str(e.value)
+    with pytest.raises(VerifyError, match="no manifest.json"):
+        verify(tmp_path, progress=False)
+
+
+def test_missing_simulator_says_how_to_get_it(monkeypatch):
+    monkeypatch.setattr(simulators.shutil, "which", lambda name: None)
+    monkeypatch.setattr(simulators, "verilator_root", lambda: None)
+    simulators._prepare_icarus.cache_clear()
+    simulators._prepare_verilator.cache_clear()
+    try:
+        for name in SIMS:
+            with pytest.raises(VerifyError, match="make setup") as e:
+                simulators.prepare(name)
+            assert name in str(e.value) and "\n" not in str(e.value)
+    finally:
+        simulators._prepare_icarus.cache_clear()
+        simulators._prepare_verilator.cache_clear()
+
+
+def test_changed_verilog_is_rebuilt(designs, tmp_path):
+    need("icarus")
+    out = str(tmp_path / "b")
+    shutil.copytree(designs["good"], out, ignore=shutil.ignore_patterns("sim"))
+    r = verify(out, frames=8, sim="icarus", progress=False)
+    assert r.ok
+    shutil.copy(os.path.join(designs["bad"], "rtl", "hwgen_top.v"), os.path.join(out, "rtl", "hwgen_top.v"))
+    r = verify(out, frames=8, sim="icarus", progress=False)
+    assert not r.ok and r.mismatches == 1
+
+
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def mvau_build(tmp_path_factory):
+    """A real top from hwgen.hdl.top.to_verilog: MVAU (thresholds) -> FIFO -> MVAU (accumulators)."""
+    try:
+        from hwgen.hdl.top import to_verilog
+    except ImportError as e:
+        pytest.skip(f"hwgen.hdl.top.to_verilog not importable: {e}")
+    rng = np.random.default_rng(1)
+    fc1 = MVAU(name="fc1", mw=16, mh=8, in_dt=dtype("UINT4"), wdt=dtype("INT3"), out_dt=dtype("UINT4"),
+               weights=rng.integers(-4, 4, size=(8, 16)), pe=2, simd=4)
+    lo, hi = fc1.acc_range
+    fc1.thresholds = np.sort(rng.integers(lo, hi + 1, size=(8, 15)), axis=1)
+    fc2 = MVAU(name="fc2", mw=8, mh=4, in_dt=dtype("UINT4"), wdt=dtype("INT3"), out_dt=dtype("INT12"),
+               weights=rng.integers(-4, 4, size=(4, 8)), pe=2, simd=2)
+    fifo = FIFO(name="fifo1", shape=(8,), dt=dtype("UINT4"), lanes=2, depth=2)
+    head = _head(16)
+    head["quant"]["scale"] = 0.5
+    graph = DataflowGraph([fc1, fifo, fc2], head=head,
+                          tail={"ops": [{"op": "mul", "value": 0.25}, {"op": "add", "value": [1.0, 2.0, 3.0, 4.0]}],
+                                "output_shape": [1, 4]}, name="mlp")
+    out = str(tmp_path_factory.mktemp("mvau") / "build")
+    return _write_build(out, graph, to_verilog(graph), graph.cycles())
+
+
+def test_emitted_top_is_bit_exact(mvau_build, sim):
+    r = verify(mvau_build, frames=200, sim=sim, seed=5, progress=False)
+    assert r.ok, r.table()
+    assert r.estimated_cycles_per_frame == 16
+    assert r.cycles_per_frame == 16, r.table()
+    graph = DataflowGraph.load(mvau_build)
+    x = np.random.default_rng(5).random((1, 16))      # the IR reference and the host tail agree with the RTL
+    assert graph.execute(apply_head(graph.head, x)).shape == (1, 4)
+    np.testing.assert_allclose(r.outputs, apply_tail(graph.tail, r.expected_int))
