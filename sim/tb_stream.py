@@ -9,6 +9,7 @@ whose path is in the environment variable ``HWGEN_TB_CONFIG``::
      "out_frames": [[word, ...], ...],     # expected output words per frame
      "out_mask": int,                      # bits of an output word that carry lanes
      "seed": 0, "valid_gap_prob": 0.3, "ready_stall_prob": 0.3,
+     "max_burst": 16,                      # longest tvalid gap / tready stall (cycles)
      "idle_limit": 2000,                   # cycles without an output word = deadlock
      "phases": ["throughput", "stress"],
      "results": "/path/to/results.json"}
@@ -19,7 +20,8 @@ After reset the same frames run twice:
   and ``tready`` always 1: measures the steady-state interval between frames
   and the latency of frame 0;
 * **stress** — random ``tvalid`` gaps and random ``tready`` back-pressure
-  (seeded), checking the output handshake rules as well.
+  (seeded; mostly short, sometimes long bursts), checking the output
+  handshake rules as well.
 
 Every output word of both phases is compared with the expected word.  The
 results JSON holds the words received, their cycle stamps, the mismatches and
@@ -44,6 +46,36 @@ CLOCK_PERIOD_NS = 10
 RESET_CYCLES = 4
 DRAIN_CYCLES = 64            # cycles watched after the last phase for extra words
 MAX_REPORTED = 50            # mismatches / protocol errors listed in the results
+
+
+class Bursts:
+    """Seeded on/off pattern for ``tvalid`` gaps or ``tready`` stalls.
+
+    Each cycle not already in a gap starts a short gap (1–3 cycles) with
+    probability ``prob``, or a long one (up to ``max_burst`` cycles, long
+    enough to fill the design's buffers) with probability ``2·prob/max_burst``.
+    With ``prob`` = 0.3 a little over half of the cycles are gaps."""
+
+    def __init__(self, prob, max_burst, rng):
+        self.max_burst = max(1, int(max_burst))
+        self.prob, self.prob_long, self.rng = prob, 2 * prob / self.max_burst, rng
+        self.left = 0
+
+    def off(self):
+        """True when this cycle is a gap."""
+        if self.left:
+            self.left -= 1
+            return True
+        if not self.prob:
+            return False
+        u = self.rng.random()
+        if u < self.prob:
+            self.left = self.rng.randint(1, 3) - 1
+            return True
+        if u < self.prob + self.prob_long:
+            self.left = self.rng.randint(1, self.max_burst) - 1
+            return True
+        return False
 
 
 class CycleClock:
@@ -84,7 +116,7 @@ class StreamDriver:
         self.tvalid.value = 0
         self.tdata.value = 0
 
-    async def send(self, frames, gap_prob=0.0, rng=None):
+    async def send(self, frames, gaps=None):
         edge, ro = RisingEdge(self.clk), ReadOnly()
         words = [(f, w) for f, fr in enumerate(frames) for w in fr]
         n = len(words)
@@ -106,7 +138,7 @@ class StreamDriver:
                     self.tvalid.value = 0
                 return
             if not (valid and not accepted):          # free to choose: not holding a word
-                if gap_prob and rng.random() < gap_prob:
+                if gaps is not None and gaps.off():
                     if valid:
                         self.tvalid.value = 0
                         valid = 0
@@ -136,7 +168,7 @@ class StreamMonitor:
         self.error = None
         self.ready = 0
 
-    def _set_ready(self, r):
+    def set_ready(self, r):
         if r != self.ready:
             self.tready.value = r
             self.ready = r
@@ -152,7 +184,7 @@ class StreamMonitor:
         except ValueError:               # X/Z bits (Icarus)
             return -1
 
-    async def receive(self, n_frames, words_per_frame, stall_prob=0.0, rng=None, idle_limit=10000, what=""):
+    async def receive(self, n_frames, words_per_frame, stalls=None, idle_limit=10000, what=""):
         edge, ro = RisingEdge(self.clk), ReadOnly()
         total, got, idle = n_frames * words_per_frame, 0, 0
         pending = None       # word seen with valid & ready: transfers at the next edge
@@ -173,7 +205,7 @@ class StreamMonitor:
                                   f"{got // words_per_frame} word {got % words_per_frame} of {words_per_frame} "
                                   f"(received {got} of {total} words); the design deadlocked or is far slower than expected")
                     return got
-            self._set_ready(0 if (stall_prob and rng.random() < stall_prob) else 1)
+            self.set_ready(0 if (stalls is not None and stalls.off()) else 1)
             await ro
             valid = self.tvalid.value == 1
             if held is not None:
@@ -187,14 +219,14 @@ class StreamMonitor:
             if valid:
                 if self.ready:
                     pending = self._read_data()
-                elif stall_prob:
+                elif stalls is not None:
                     held = self._read_data()
         return got
 
     async def drain(self, cycles):
         """Watch ``cycles`` more cycles with tready high; return extra words seen."""
         edge, ro = RisingEdge(self.clk), ReadOnly()
-        self._set_ready(1)
+        self.set_ready(1)
         extra = 0
         for _ in range(cycles):
             await edge
@@ -271,7 +303,7 @@ def write_results(path, doc):
 async def reset(dut, driver, monitor):
     dut.rst.value = 1
     driver.idle()
-    monitor._set_ready(0)
+    monitor.set_ready(0)
     dut.m_axis_tready.value = 0
     await ClockCycles(dut.clk, RESET_CYCLES)
     dut.rst.value = 0
@@ -289,10 +321,11 @@ async def stream_frames(dut):
     seed = int(cfg.get("seed", 0))
     gap_p, stall_p = float(cfg.get("valid_gap_prob", 0.3)), float(cfg.get("ready_stall_prob", 0.3))
     idle_limit = int(cfg.get("idle_limit", 10000))
+    max_burst = int(cfg.get("max_burst", 16))
     phases = cfg.get("phases", ["throughput", "stress"])
     log.info("hwgen stream testbench: %d frames, %d -> %d words per frame, seed %d, "
-             "valid gap p=%.2f, ready stall p=%.2f", n_frames, len(in_frames[0]) if in_frames else 0,
-             out_wpf, seed, gap_p, stall_p)
+             "valid gap p=%.2f, ready stall p=%.2f, bursts up to %d cycles", n_frames,
+             len(in_frames[0]) if in_frames else 0, out_wpf, seed, gap_p, stall_p, max_burst)
 
     cycles = CycleClock(dut.clk)
     scoreboard = Scoreboard(out_frames, int(cfg.get("out_mask", -1)), log)
@@ -309,12 +342,12 @@ async def stream_frames(dut):
     try:
         for phase in phases:
             stress = phase == "stress"
-            rng_in, rng_out = random.Random(f"{seed}/{phase}/in"), random.Random(f"{seed}/{phase}/out")
+            gaps = Bursts(gap_p, max_burst, random.Random(f"{seed}/{phase}/valid")) if stress else None
+            stalls = Bursts(stall_p, max_burst, random.Random(f"{seed}/{phase}/ready")) if stress else None
             scoreboard.start(phase)
             t0 = cycles.now()
-            send = cocotb.start_soon(driver.send(in_frames, gap_p if stress else 0.0, rng_in))
-            got = await monitor.receive(n_frames, out_wpf, stall_p if stress else 0.0, rng_out,
-                                        idle_limit, what=f"{phase} phase")
+            send = cocotb.start_soon(driver.send(in_frames, gaps))
+            got = await monitor.receive(n_frames, out_wpf, stalls, idle_limit, what=f"{phase} phase")
             if not send.done():
                 send.cancel()
                 driver.idle()

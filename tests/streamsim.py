@@ -31,7 +31,7 @@ from hwgen.dtypes import dtype as _dtype
 from hwgen.streams import pack
 
 __all__ = ["SimResult", "axis_in", "axis_out", "pick_seed", "run", "check_frames", "frame_intervals",
-           "random_values", "simulate_layer"]
+           "random_values", "straddling_thresholds", "simulate_layer"]
 
 
 @dataclass
@@ -177,3 +177,22 @@ def simulate_layer(layer, x, comp_cls, *, seed=None, gaps=0.3, backpressure=0.3)
     check_frames(res, expected, what=f"layer {layer.name}")
     res.dut = dut
     return res
+
+
+def straddling_thresholds(rng, acc, lo, hi, n):
+    """``(MH, n)`` ascending thresholds in ``[lo, hi + 1]``: some at actual accumulator values
+    (± 1, so ``acc == T`` occurs), some outside the range (clipped), duplicates."""
+    mh = acc.shape[-1]
+    acc = acc.reshape(-1, mh)
+    T = np.empty((mh, n), dtype=np.int64)
+    for c in range(mh):
+        cand = np.concatenate([
+            acc[:, c] + rng.integers(-1, 2, size=acc.shape[0]),             # near real values
+            rng.integers(lo - 5, hi + 6, size=max(2, n)),                   # anywhere, out of range too
+            [lo - 100, hi + 100, lo, hi + 1],
+        ])
+        row = rng.choice(cand, size=n)
+        if n >= 3:
+            row[1] = row[0]                                                  # a duplicate
+        T[c] = np.sort(np.clip(row, lo, hi + 1))
+    return T

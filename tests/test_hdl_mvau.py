@@ -1,5 +1,6 @@
 """MVAUComponent in the Amaranth simulator, every output word against MVAU.execute."""
 
+import random
 import time
 import zlib
 
@@ -14,26 +15,7 @@ from hwgen.hdl import MVAUComponent
 from hwgen.hdl.common import pack_rows
 
 import streamsim
-from streamsim import random_values, simulate_layer
-
-
-def straddling_thresholds(rng, acc, lo, hi, n):
-    """``(MH, n)`` ascending thresholds in ``[lo, hi + 1]``: some at actual accumulator values
-    (± 1, so ``acc == T`` occurs), some outside the range (clipped), duplicates."""
-    mh = acc.shape[-1]
-    acc = acc.reshape(-1, mh)
-    T = np.empty((mh, n), dtype=np.int64)
-    for c in range(mh):
-        cand = np.concatenate([
-            acc[:, c] + rng.integers(-1, 2, size=acc.shape[0]),             # near real values
-            rng.integers(lo - 5, hi + 6, size=max(2, n)),                   # anywhere, out of range too
-            [lo - 100, hi + 100, lo, hi + 1],
-        ])
-        row = rng.choice(cand, size=n)
-        if n >= 3:
-            row[1] = row[0]                                                  # a duplicate
-        T[c] = np.sort(np.clip(row, lo, hi + 1))
-    return T
+from streamsim import random_values, simulate_layer, straddling_thresholds
 
 
 def make_mvau(mw, mh, idt, wdt, pe, simd, *, odt=None, n_thr=None, out_base=None, spatial=(),
@@ -194,3 +176,37 @@ def test_mvau_rejects_wrong_layer():
     layer.pe = 3
     with pytest.raises(HwgenError, match="PE=3 must divide MH=4"):
         MVAUComponent(layer)
+
+
+# -- randomised sweeps over the type × size × folding grid -----------------------------
+
+W_TYPES = ["BIPOLAR", "BINARY", "INT2", "INT3", "INT4", "INT8", "UINT2"]
+I_TYPES = ["BIPOLAR", "UINT1", "UINT2", "INT3", "UINT4", "INT8"]
+O_CHOICES = [None, "raw:INT24", "BIPOLAR", "UINT1", "UINT2", "INT2", "INT4", "UINT4"]
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def random_case(k, sizes_w=(6, 9, 10, 12), sizes_h=(3, 5, 6, 10)):
+    r = random.Random(k)
+    mw, mh = r.choice(sizes_w), r.choice(sizes_h)
+    return dict(mw=mw, mh=mh, idt=r.choice(I_TYPES), wdt=r.choice(W_TYPES),
+                pe=r.choice(_divisors(mh)), simd=r.choice(_divisors(mw)), odt=r.choice(O_CHOICES),
+                spatial=r.choice([(), (2,), (3,), (2, 2)]))
+
+
+@pytest.mark.parametrize("k", range(40))
+def test_mvau_random_sweep(k):
+    case = random_case(k)
+    layer, x = make_mvau(**case, frames=2, seed=1000 + k)
+    simulate_layer(layer, x, MVAUComponent)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", range(300))
+def test_mvau_random_sweep_large(k):
+    case = random_case(10_000 + k, sizes_w=(6, 9, 10, 12, 24, 36, 64), sizes_h=(3, 5, 6, 10, 16, 30))
+    layer, x = make_mvau(**case, frames=3, seed=2000 + k)
+    simulate_layer(layer, x, MVAUComponent)

@@ -17,8 +17,7 @@ from hwgen.hdl.common import sanitize
 from hwgen.streams import pack, tdata_bits
 
 import streamsim
-from streamsim import random_values
-from test_hdl_mvau import straddling_thresholds
+from streamsim import random_values, straddling_thresholds
 
 
 def small_graph(seed=0, frames=3):
@@ -144,3 +143,64 @@ def test_sanitize():
     assert sanitize("fc1.fifo") == "fc1_fifo"
     assert sanitize("0conv") == "l_0conv"
     assert sanitize("a/b-c") == "a_b_c"
+
+
+def test_top_reset_mid_frame():
+    """A synchronous reset in the middle of a frame leaves the top ready for a clean frame."""
+    from amaranth.hdl import ClockDomain, Module
+    from amaranth.sim import Simulator
+
+    graph, x = small_graph(seed=6, frames=2)
+    first, last = graph.layers[0], graph.layers[-1]
+    junk = pack(x[:1], first.idt, first.in_lanes)[0]
+    clean = pack(x[1:], first.idt, first.in_lanes)[0]
+    expected = pack(graph.execute(x[1:]), last.odt, last.out_lanes)[0]
+    top = Top(graph)
+    m = Module()
+    m.domains.sync = cd = ClockDomain("sync")
+    m.submodules.top = top
+    got = []
+
+    async def tb(ctx):
+        # half a frame in, output blocked, then reset
+        ctx.set(top.m_axis_tready, 0)
+        for word in junk[:len(junk) // 2 + 1]:
+            ctx.set(top.s_axis_tdata, word)
+            ctx.set(top.s_axis_tvalid, 1)
+            await ctx.tick().until(top.s_axis_tready)
+        ctx.set(top.s_axis_tvalid, 0)
+        for _ in range(5):
+            await ctx.tick()
+        ctx.set(cd.rst, 1)
+        await ctx.tick()
+        ctx.set(cd.rst, 0)
+        # a clean frame
+        ctx.set(top.m_axis_tready, 1)
+        pending = list(clean)
+        for _ in range(500):
+            if pending:
+                ctx.set(top.s_axis_tdata, pending[0])
+            ctx.set(top.s_axis_tvalid, int(bool(pending)))
+            _, _, ready, valid, data = await ctx.tick().sample(
+                top.s_axis_tready, top.m_axis_tvalid, top.m_axis_tdata)
+            if pending and ready:
+                pending.pop(0)
+            if valid:
+                got.append(data)
+            if len(got) == len(expected):
+                break
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert got == expected
+
+
+def test_mem_style_attribute():
+    graph, _ = small_graph()
+    graph.layers[0].mem_style = "distributed"
+    graph.layers[-1].mem_style = "block"
+    text = to_verilog(graph)
+    assert '(* rom_style = "distributed" *)' in text
+    assert '(* rom_style = "block" *)' in text

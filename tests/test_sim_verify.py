@@ -53,6 +53,7 @@ module hwgen_top (
     reg full;
     reg [7:0] busy;
     reg [15:0] count;
+    reg toggle;
     wire [{LW}-1:0] next;
     genvar i;
     generate for (i = 0; i < {PE}; i = i + 1) begin : lane
@@ -60,7 +61,9 @@ module hwgen_top (
     end endgenerate
     assign s_axis_tready = (busy == 8'd0) && (!full || m_axis_tready){STALL};
     assign m_axis_tvalid = full;
-    assign m_axis_tdata = {{{PADV}, data}};      // padding bits set on purpose: the testbench must ignore them
+    // padding bits set on purpose: the testbench must ignore them
+    assign m_axis_tdata = {{{PADV}, data{UNSTABLE}}};
+    always @(posedge clk) toggle <= ~toggle;
     always @(posedge clk) begin
         if (rst) begin
             full <= 1'b0;
@@ -121,7 +124,8 @@ def make_plus100_build(out, variant="good"):
     verilog = VERILOG.format(
         IW=iw, OW=ow, LW=lw, K=K, PE=PE, BASE=BASE, PADV=f"{ow - lw}'b" + "10" * ((ow - lw) // 2),
         STALL=" && (count < 16'd6)" if variant == "deadlock" else "",      # stops taking input after 6 words
-        CORRUPT=" ^ (count == 16'd5)" if variant == "bad" else "")         # flips lane 0's LSB of word 5
+        CORRUPT=" ^ (count == 16'd5)" if variant == "bad" else "",         # flips lane 0's LSB of word 5
+        UNSTABLE=" ^ (!m_axis_tready && toggle)" if variant == "unstable" else "")  # data changes while stalled
     return _write_build(out, graph, verilog, CPF)
 
 
@@ -133,12 +137,7 @@ def need(sim):
 @pytest.fixture(scope="session")
 def designs(tmp_path_factory):
     root = tmp_path_factory.mktemp("builds")
-    return {v: make_plus100_build(str(root / v), v) for v in ("good", "bad", "deadlock")}
-
-
-@pytest.fixture(scope="session")
-def run_cache():
-    return {}
+    return {v: make_plus100_build(str(root / v), v) for v in ("good", "bad", "deadlock", "unstable")}
 
 
 @pytest.fixture(scope="session", params=SIMS)
@@ -148,11 +147,8 @@ def sim(request):
 
 
 @pytest.fixture(scope="session")
-def good(designs, run_cache, sim):
-    key = ("good", sim)
-    if key not in run_cache:
-        run_cache[key] = verify(designs["good"], frames=256, sim=sim, seed=3, progress=False)
-    return run_cache[key]
+def good(designs, sim):
+    return verify(designs["good"], frames=256, sim=sim, seed=3, progress=False)
 
 
 # ---------------------------------------------------------------------------
@@ -190,7 +186,7 @@ def test_cached_build_is_reused(good, designs, sim):
     assert r.build_seconds == 0.0 and r.ok and r.frames == 3
 
 
-def test_wrong_design_reports_mismatches(designs, run_cache, sim):
+def test_wrong_design_reports_mismatches(designs, sim):
     r = verify(designs["bad"], frames=16, sim=sim, seed=0, progress=False)
     assert not r.ok
     assert r.mismatches == 1               # only the 6th word ever accepted is corrupted
@@ -216,10 +212,9 @@ def test_stress_without_backpressure_and_many_frames(designs, sim):
 
 
 # ---------------------------------------------------------------------------
-def test_inputs_as_array_and_npy(good, designs, tmp_path):
+def test_inputs_as_array_and_npy(designs, sim, tmp_path):
     x = np.arange(3 * C).reshape(3, C) % 16
-    r = verify(designs["good"], inputs=x, sim="icarus" if simulators.available("icarus") else good.simulator,
-               progress=False)
+    r = verify(designs["good"], inputs=x, sim=sim, progress=False)
     assert r.ok and r.frames == 3
     np.testing.assert_array_equal(r.outputs_int, x + BASE)
     np.testing.assert_allclose(r.outputs, (x + BASE) * 0.5)
@@ -235,7 +230,7 @@ def test_inputs_as_array_and_npy(good, designs, tmp_path):
     ({"inputs": "x.txt"}, r"must be a \.npy file"),
     ({"frames": 0}, r"frames must be a positive integer"),
     ({"sim": "modelsim"}, r"simulator must be one of verilator, icarus, not 'modelsim'"),
-    ({"ready_stall_prob": 1.0}, r"ready_stall_prob must be in \[0, 1\)"),
+    ({"ready_stall_prob": 1.0}, r"ready_stall_prob must be a number in \[0, 1\)"),
 ])
 def test_bad_arguments(designs, kwargs, match):
     with pytest.raises(VerifyError, match=match) as e:
@@ -264,6 +259,13 @@ def test_missing_simulator_says_how_to_get_it(monkeypatch):
     finally:
         simulators._prepare_icarus.cache_clear()
         simulators._prepare_verilator.cache_clear()
+
+
+def test_output_changing_while_stalled_is_caught(designs):
+    need("icarus")          # one simulator is enough for the handshake checker
+    r = verify(designs["unstable"], frames=16, sim="icarus", progress=False)
+    assert r.mismatches == 0 and r.protocol_errors > 0 and not r.ok
+    assert "handshake violation" in r.table()
 
 
 def test_changed_verilog_is_rebuilt(designs, tmp_path):
@@ -311,3 +313,24 @@ def test_emitted_top_is_bit_exact(mvau_build, sim):
     x = np.random.default_rng(5).random((1, 16))      # the IR reference and the host tail agree with the RTL
     assert graph.execute(apply_head(graph.head, x)).shape == (1, 4)
     np.testing.assert_allclose(r.outputs, apply_tail(graph.tail, r.expected_int))
+
+
+def test_testbench_helpers():
+    """The interval/latency arithmetic and the gap generator, without a simulator."""
+    import random
+    import sys
+    from hwgen.verify import testbench_dir
+    sys.path.insert(0, str(testbench_dir()))
+    try:
+        import tb_stream
+    finally:
+        sys.path.remove(str(testbench_dir()))
+    assert tb_stream.throughput([10, 22, 34, 46, 58], 0) == (12.0, 10)
+    assert tb_stream.throughput([10, 22, 40, 46], 1) == (12.0, 9)       # mean over the second half
+    assert tb_stream.throughput([10], 2) == (None, 8)
+    b = tb_stream.Bursts(0.3, 16, random.Random(1))
+    off = [b.off() for _ in range(20000)]
+    assert 0.4 < sum(off) / len(off) < 0.7
+    b1, b2 = (tb_stream.Bursts(0.3, 16, random.Random(7)) for _ in range(2))
+    assert [b1.off() for _ in range(500)] == [b2.off() for _ in range(500)]     # seeded: reproducible
+    assert not any(tb_stream.Bursts(0.0, 16, random.Random(1)).off() for _ in range(100))

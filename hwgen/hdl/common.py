@@ -17,7 +17,7 @@ import numpy as np
 from amaranth.hdl import Const, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream
 
-from ..dtypes import DType, dtype as _dtype, smallest_dtype
+from ..dtypes import dtype as _dtype, smallest_dtype
 
 __all__ = [
     "stream_signature", "lane", "value_shape", "decode_lane", "encode_value",
