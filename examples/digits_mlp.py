@@ -108,7 +108,7 @@ def main(argv=None):
         ("Brevitas accuracy", f"{acc_brevitas:.2%}"),
         (f"hardware accuracy ({r.simulator} RTL simulation, {r.frames} frames)", f"{acc_hw:.2%}"),
         ("hardware class = Brevitas class", f"{same_class:.2%}"),
-        ("max |hardware logit − Brevitas logit|", f"{max_dev:.2e}"),
+        ("largest difference, hardware vs Brevitas logits", f"{max_dev:.2e}"),
         ("mismatching output words (RTL vs IR reference)", f"{r.mismatches}"),
         ("cycles per frame: measured / estimated", f"{r.cycles_per_frame:g} / {r.estimated_cycles_per_frame}"),
         ("latency (first input word → last output word)", f"{r.latency_cycles} cycles"),

@@ -323,6 +323,7 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
     from .host import apply_head, apply_tail
     from .streams import pack, unpack
 
+    out_dir = os.path.abspath(os.fspath(out_dir))
     if str(sim).lower() not in SIMULATORS + ("iverilog",):
         raise VerifyError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pytest
 
-from models import SPECS, export, make_mlp
+from models import SPECS
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -23,18 +23,8 @@ N = 48
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    d = tmp_path_factory.mktemp("specs")
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            model = make_mlp(SPECS[name], seed=1)
-            path = str(d / f"{name}.onnx")
-            export(model, SPECS[name], path)
-            cache[name] = (model, path)
-        return cache[name]
-    return get
+def exported(spec_onnx):
+    return spec_onnx
 
 
 def _qonnx_exec(wrapper, iname, x):

@@ -36,12 +36,15 @@ def export_brevitas(module, example_input, path, *, verbose=False):
             try:
                 with quiet, warnings.catch_warnings(), torch.no_grad():
                     warnings.simplefilter("ignore")
-                    level = logging.getLogger().level
-                    logging.getLogger().setLevel(logging.ERROR)
+                    loggers = [logging.getLogger(n) for n in ("", "torch", "torch.onnx", "torch.export", "brevitas")]
+                    levels = [lg.level for lg in loggers]
+                    for lg in loggers:
+                        lg.setLevel(logging.ERROR)
                     try:
                         export_qonnx(module, input_t=example_input, export_path=tmp, dynamo=dynamo)
                     finally:
-                        logging.getLogger().setLevel(level)
+                        for lg, lv in zip(loggers, levels):
+                            lg.setLevel(lv)
                 os.replace(tmp, path)
                 return path
             except Exception as e:  # try the other exporter

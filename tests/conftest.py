@@ -1,0 +1,41 @@
+"""Shared fixtures: exported Brevitas models and builds, made once per session."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def spec_onnx(tmp_path_factory):
+    """spec name -> (brevitas model, path of its exported QONNX file); each exported once."""
+    from models import SPECS, export, make_mlp
+    d = tmp_path_factory.mktemp("onnx")
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            model = make_mlp(SPECS[name], seed=1)
+            path = str(d / f"{name}.onnx")
+            export(model, SPECS[name], path)
+            cache[name] = (model, path)
+        return cache[name]
+    return get
+
+
+@pytest.fixture(scope="session")
+def spec_build(tmp_path_factory, spec_onnx):
+    """(spec name, folding key) -> hwgen Build; each built once."""
+    import hwgen
+    d = tmp_path_factory.mktemp("builds")
+    cache = {}
+
+    def get(name, fps=None, folding=None, tag="default"):
+        key = (name, tag)
+        if key not in cache:
+            _, path = spec_onnx(name)
+            cache[key] = hwgen.build(path, str(d / f"{name}-{tag}"), fps=fps, folding=folding, progress=False)
+        return cache[key]
+    return get
