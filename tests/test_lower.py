@@ -98,3 +98,31 @@ def test_decreasing_channels_negate_weight_rows(exported):
     assert np.all(np.diff(fc0.thresholds, axis=1) >= 0)
     lo, hi = fc0.acc_range
     assert fc0.thresholds.min() >= lo and fc0.thresholds.max() <= hi + 1
+
+
+@pytest.mark.parametrize("rewrite", ["legacy_domain", "intquant", "modelproto"])
+def test_foreign_spellings_lower_identically(exported, rewrite, tmp_path):
+    """The legacy finn-base domain, the IntQuant op name and in-memory ModelProtos give the same IR."""
+    import onnx
+
+    import hwgen
+    from hwgen.lower import lower
+
+    _, path = exported("po2_quantbias")
+    ref = lower(hwgen.load(path))
+    m = onnx.load(path)
+    for node in m.graph.node:
+        if node.op_type in ("Quant", "BipolarQuant"):
+            if rewrite == "legacy_domain":
+                node.domain = "finn.custom_op.general"
+            elif rewrite == "intquant" and node.op_type == "Quant":
+                node.op_type = "IntQuant"
+    if rewrite == "modelproto":
+        g = lower(hwgen.load(m))
+    else:
+        p = tmp_path / "m.onnx"
+        onnx.save(m, str(p))
+        g = lower(hwgen.load(str(p)))
+    x = np.random.default_rng(0).integers(-8, 8, (16,) + tuple(ref.in_shape))
+    assert np.array_equal(g.execute(x), ref.execute(x))
+    assert g.tail == ref.tail and g.head == ref.head

@@ -40,6 +40,8 @@ def _read(model_or_path):
 
 def _normalise_domains(model):
     for node in model.graph.node:
+        if node.op_type == "IntQuant":      # the newer QONNX name of Quant (same op)
+            node.op_type = "Quant"
         if node.op_type in QUANT_OPS and (node.domain in LEGACY_DOMAINS or node.domain == ""):
             node.domain = QONNX_DOMAIN
     domains = {o.domain for o in model.opset_import}

@@ -15,7 +15,7 @@ handshake. Equal lane counts give a plain wire-through.
 
 import math
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -88,12 +88,14 @@ class WidthConverterComponent(wiring.Component):
             with m.Else():
                 m.d.sync += wi.eq(wi + 1)
 
-        # read side
-        with m.Switch(Cat(ri, rb)):
-            for k, bank in enumerate(banks):
-                for j in range(n_rd):
-                    with m.Case(j | (k << len(ri))):
-                        m.d.comb += o.payload.eq(bank[j * b * w:(j + 1) * b * w])
+        # read side. The output word is one continuous expression (a mux of two
+        # word selects), never a comb assignment under If/Switch: Amaranth emits
+        # those as an ``always @*`` process, which a 4-state simulator with
+        # SystemVerilog semantics (Icarus -g2012) only evaluates after one of
+        # its inputs changes, so o.payload would read X until then (e.g. for a
+        # whole first bank of zero words).
+        words = [bank.word_select(ri, b * w) if n_rd > 1 else bank for bank in banks]
+        m.d.comb += o.payload.eq(Mux(rb, words[1], words[0]))
         with m.If(take):
             with m.If(ri == n_rd - 1):
                 m.d.sync += [ri.eq(0), rb.eq(~rb)]
