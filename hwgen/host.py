@@ -18,19 +18,22 @@ __all__ = ["eval_ops", "quantise", "apply_head", "apply_tail", "random_inputs"]
 
 
 def _round(x, mode):
-    if mode == "ROUND":                 # half to even, as torch.round / np.round
+    mode = str(mode).upper()
+    if mode in ("ROUND", "HALF_EVEN"):  # half to even, as torch.round / np.round
         return np.round(x)
     if mode == "CEIL":
         return np.ceil(x)
     if mode == "FLOOR":
         return np.floor(x)
-    if mode == "ROUND_TO_ZERO":
+    if mode in ("ROUND_TO_ZERO", "DOWN"):
         return np.trunc(x)
+    if mode == "UP":                    # away from zero
+        return np.sign(x) * np.ceil(np.abs(x))
     if mode == "HALF_UP":               # half away from zero
         return np.sign(x) * np.floor(np.abs(x) + 0.5)
     if mode == "HALF_DOWN":             # half towards zero
         return np.sign(x) * np.ceil(np.abs(x) - 0.5)
-    raise HwgenError(f"rounding mode must be one of ROUND, CEIL, FLOOR, ROUND_TO_ZERO, HALF_UP, HALF_DOWN, not {mode!r}")
+    raise HwgenError(f"rounding mode must be one of ROUND, HALF_EVEN, CEIL, FLOOR, UP, DOWN, ROUND_TO_ZERO, HALF_UP, HALF_DOWN, not {mode!r}")
 
 
 def quantise(x, q):
@@ -38,6 +41,12 @@ def quantise(x, q):
     x = np.asarray(x, dtype=np.float64)
     if q.get("bipolar"):
         return np.where(x >= 0, 1, -1).astype(np.int64)
+    if q.get("trunc"):                  # QONNX Trunc (v1 and v2)
+        y = np.round(x / np.asarray(q["scale"], dtype=np.float64) + np.asarray(q["zero_point"], dtype=np.float64))
+        y = y / np.asarray(q["trunc_scale"], dtype=np.float64)
+        if q["trunc"] == 2:
+            y = np.clip(y, q["qmin"], q["qmax"])
+        return _round(y, q.get("rounding_mode", "FLOOR")).astype(np.int64)
     scale = np.asarray(q["scale"], dtype=np.float64)
     zp = np.asarray(q.get("zero_point", 0.0), dtype=np.float64)
     y = _round(x / scale + zp, q.get("rounding_mode", "ROUND"))
@@ -101,6 +110,8 @@ def apply_tail(tail, y):
     """IR integer output (N, *ir_shape) -> float model output (N, *output_shape[1:])."""
     y = np.asarray(y)
     out = eval_ops(tail.get("ops", []), y.astype(np.float64))
+    if tail.get("transpose"):
+        out = np.transpose(out, [0] + [a + 1 for a in tail["transpose"]])
     return out.reshape((y.shape[0],) + tuple(tail["output_shape"][1:]))
 
 

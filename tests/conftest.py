@@ -11,15 +11,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="session")
 def spec_onnx(tmp_path_factory):
     """spec name -> (brevitas model, path of its exported QONNX file); each exported once."""
-    from models import SPECS, export, make_mlp
+    from models import CNN_SPECS, SPECS, export, export_cnn, make_cnn, make_mlp
     d = tmp_path_factory.mktemp("onnx")
     cache = {}
 
     def get(name):
         if name not in cache:
-            model = make_mlp(SPECS[name], seed=1)
             path = str(d / f"{name}.onnx")
-            export(model, SPECS[name], path)
+            if name in SPECS:
+                model = make_mlp(SPECS[name], seed=1)
+                export(model, SPECS[name], path)
+            else:
+                model = make_cnn(CNN_SPECS[name], seed=1)
+                export_cnn(model, CNN_SPECS[name], path)
             cache[name] = (model, path)
         return cache[name]
     return get

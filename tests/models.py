@@ -10,7 +10,7 @@ A spec is a dict::
 
 import numpy as np
 
-__all__ = ["make_mlp", "export", "SPECS"]
+__all__ = ["make_mlp", "export", "SPECS", "make_cnn", "export_cnn", "CNN_SPECS", "L", "C"]
 
 
 def _weight_kw(layer):
@@ -113,4 +113,124 @@ SPECS = {
     "bipolar_acts": {"in": 8, "in_bits": 1, "layers": [L(6, 1, act="bipolar", bn=True), L(5, 2, act="bipolar", bn=True), L(3, 3, act=None)]},
     "a2_relu_w2": {"in": 5, "in_bits": 2, "in_signed": False, "layers": [L(9, 2, act="relu", a=2, bn=True), L(4, 4, act="relu", a=8), L(3, 4, act="identity", a=5)]},
     "quant_output": {"in": 7, "in_bits": 4, "layers": [L(5, 4, act="relu", a=4), L(3, 3, act="identity", a=4, narrow=True)]},
+}
+
+
+# --------------------------------------------------------------------------- CNNs
+def make_cnn(spec, seed=0):
+    """Brevitas CNN from a spec::
+
+        {"in": (C, H, W), "in_bits": 8, "in_signed": True,
+         "layers": [{"type": "conv", "out": 8, "k": 3, "s": 1, "p": 1, "w": 4, "dw": False, "bn": True,
+                     "bias": None|"float", "act": "relu"|..., "a": 4},
+                    {"type": "maxpool", "k": 2, "s": 2, "p": 0},
+                    {"type": "avgpool", "k": 2, "s": 2, "bits": 6},   # Brevitas TruncAvgPool2d
+                    {"type": "gap", "a": 4},                          # AdaptiveAvgPool2d(1) + QuantIdentity
+                    {"type": "flatten"}, {"type": "fc", ...same keys as MLP layers...}]}
+    """
+    import brevitas.nn as qnn
+    import torch
+    import torch.nn as nn
+    from brevitas.quant import Int8ActPerTensorFloat, Uint8ActPerTensorFloat
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    c, h, w = spec["in"]
+    in_q = Int8ActPerTensorFloat if spec.get("in_signed", True) else Uint8ActPerTensorFloat
+    if spec.get("in_bits", 8) == 1:
+        from brevitas.quant import SignedBinaryActPerTensorConst
+        mods = [qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)]
+    else:
+        mods = [qnn.QuantIdentity(act_quant=in_q, bit_width=spec.get("in_bits", 8), return_quant_tensor=True)]
+    feat = None
+    for layer in spec["layers"]:
+        t = layer["type"]
+        if t == "conv":
+            k, s, p = layer.get("k", 3), layer.get("s", 1), layer.get("p", 0)
+            dw = layer.get("dw", False)
+            out = c if dw else layer["out"]
+            kw = _weight_kw(layer)
+            conv = qnn.QuantConv2d(c, out, k, stride=s, padding=p, groups=c if dw else 1,
+                                   bias=layer.get("bias") is not None, **kw)
+            with torch.no_grad():
+                fan = (1 if dw else c) * (k if isinstance(k, int) else k[0] * k[1]) ** (2 if isinstance(k, int) else 1)
+                conv.weight.copy_(torch.randn_like(conv.weight) / np.sqrt(fan))
+                if conv.bias is not None:
+                    conv.bias.copy_(torch.randn(out) * 0.3)
+            mods.append(conv)
+            c = out
+            kh, kw_ = (k, k) if isinstance(k, int) else k
+            sh, sw = (s, s) if isinstance(s, int) else s
+            ph, pw = (p, p) if isinstance(p, int) else p
+            h, w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw_) // sw + 1
+            if layer.get("bn"):
+                bn = nn.BatchNorm2d(c)
+                with torch.no_grad():
+                    g = rng.uniform(0.3, 2.0, c) * np.where(rng.random(c) < 0.3, -1, 1)
+                    bn.weight.copy_(torch.tensor(g, dtype=torch.float32))
+                    bn.bias.copy_(torch.tensor(rng.normal(0, 0.5, c), dtype=torch.float32))
+                    bn.running_mean.copy_(torch.tensor(rng.normal(0, 0.5, c), dtype=torch.float32))
+                    bn.running_var.copy_(torch.tensor(rng.uniform(0.2, 2.0, c), dtype=torch.float32))
+                mods.append(bn)
+            act = _act(layer)
+            if act is not None:
+                mods.append(act)
+        elif t == "maxpool":
+            k, s, p = layer.get("k", 2), layer.get("s", layer.get("k", 2)), layer.get("p", 0)
+            mods.append(nn.MaxPool2d(k, s, p))
+            h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        elif t == "avgpool":
+            k, s = layer.get("k", 2), layer.get("s", layer.get("k", 2))
+            mods.append(qnn.TruncAvgPool2d(kernel_size=k, stride=s, bit_width=layer.get("bits", 8), return_quant_tensor=True))
+            h, w = (h - k) // s + 1, (w - k) // s + 1
+        elif t == "gap":
+            mods += [nn.AdaptiveAvgPool2d(1), qnn.QuantIdentity(bit_width=layer.get("a", 4), return_quant_tensor=True)]
+            h = w = 1
+        elif t == "flatten":
+            mods.append(nn.Flatten())
+            feat = c * h * w
+        elif t == "fc":
+            bias = layer.get("bias")
+            kw = _weight_kw(layer)
+            lin = qnn.QuantLinear(feat, layer["out"], bias=bias is not None, **kw)
+            with torch.no_grad():
+                lin.weight.copy_(torch.randn(layer["out"], feat) / np.sqrt(feat))
+                if bias is not None:
+                    lin.bias.copy_(torch.randn(layer["out"]) * 0.3)
+            mods.append(lin)
+            act = _act(layer)
+            if act is not None:
+                mods.append(act)
+            feat = layer["out"]
+        else:
+            raise ValueError(t)
+    return nn.Sequential(*mods).eval()
+
+
+def export_cnn(model, spec, path):
+    import torch
+
+    import hwgen
+    return hwgen.export_brevitas(model, torch.randn(1, *spec["in"]), path)
+
+
+def C(out, k=3, w=4, act="relu", a=4, **kw):
+    d = {"type": "conv", "out": out, "k": k, "w": w, "act": act, "a": a}
+    d.update(kw)
+    return d
+
+
+CNN_SPECS = {
+    "conv_pad_bn_maxpool_fc": {"in": (1, 8, 8), "in_bits": 8, "layers": [
+        C(4, 3, p=1, bn=True), {"type": "maxpool", "k": 2}, C(6, 3, w=3, a=3, bn=True, bias="float"),
+        {"type": "flatten"}, {"type": "fc", "out": 5, "w": 4, "act": None, "bias": "float"}]},
+    "stride2_nonsquare_dw": {"in": (3, 9, 7), "in_bits": 4, "in_signed": False, "layers": [
+        C(6, (3, 2), s=2, p=(1, 0), w=2, a=3, bn=True), C(0, 3, dw=True, p=1, w=4, a=4, bn=True, bias="float"),
+        {"type": "maxpool", "k": 3, "s": 2, "p": 1}, {"type": "flatten"}, {"type": "fc", "out": 4, "w": 3, "act": None}]},
+    "avgpool_gap_k1": {"in": (2, 6, 6), "in_bits": 3, "layers": [
+        C(5, 1, w=4, a=4, act="identity"), {"type": "avgpool", "k": 2, "bits": 5}, C(7, 3, p=1, w=2, a=2, bn=True),
+        {"type": "gap", "a": 4}, {"type": "flatten"}, {"type": "fc", "out": 3, "w": 4, "act": None, "bias": "float"}]},
+    "kernel_is_input_bipolar": {"in": (2, 5, 5), "in_bits": 1, "layers": [
+        C(8, 3, w=1, act="bipolar", bn=True), C(6, 3, w=1, act="hardtanh", a=2, bn=True),
+        {"type": "flatten"}, {"type": "fc", "out": 4, "w": 2, "act": None}]},
 }

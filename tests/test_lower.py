@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pytest
 
-from models import SPECS
+from models import CNN_SPECS, SPECS
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -33,7 +33,7 @@ def _qonnx_exec(wrapper, iname, x):
     return {k: np.concatenate([c[k] for c in ctxs]) for k in ctxs[0] if np.ndim(ctxs[0][k]) > 0}
 
 
-@pytest.mark.parametrize("name", sorted(SPECS))
+@pytest.mark.parametrize("name", sorted(SPECS) + sorted(CNN_SPECS))
 def test_three_references_agree(exported, name):
     import torch
 
@@ -53,14 +53,20 @@ def test_three_references_agree(exported, name):
     # every hardware layer's integers against QONNX's quantiser outputs
     y = apply_head(g.head, x)
     for layer in g.layers:
-        y = layer.execute(y)
+        y = layer.execute(y.reshape((len(y),) + tuple(layer.in_shape)))
         tname = g.int_outputs.get(layer.name)
         if tname is None:
             continue
         node = next(n for n in wrapper.graph.node if n.output[0] == tname)
         scale = wrapper.get_initializer(node.input[1]).astype(np.float64)
         zp = 0.0 if node.op_type == "BipolarQuant" else wrapper.get_initializer(node.input[2]).astype(np.float64)
+        if node.op_type == "Trunc":            # QONNX Trunc v2: out = (y − zp/ts)·out_scale
+            out_scale = wrapper.get_initializer(node.input[4]).astype(np.float64)
+            zp = zp / 2.0 ** np.round(np.log2(out_scale / scale))
+            scale = out_scale
         ref_int = np.round(ctx[tname].astype(np.float64) / scale + zp).astype(np.int64)
+        if ref_int.ndim == 4:      # ONNX NCHW -> IR channels-last
+            ref_int = ref_int.transpose(0, 2, 3, 1)
         np.testing.assert_array_equal(y, ref_int.reshape(y.shape), err_msg=f"layer {layer.name} vs QONNX {tname}")
 
     out = apply_tail(g.tail, g.execute(apply_head(g.head, x)))

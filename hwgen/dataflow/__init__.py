@@ -4,7 +4,10 @@ from .base import LAYER_KINDS, Layer
 from .fifo import FIFO, WidthConverter
 from .graph import DataflowGraph
 from .mvau import MVAU, accumulator_range
+from .pool import GlobalPool, Pool
+from .swg import SlidingWindow, im2col
 from .thresholding import Thresholding
+from .vvau import VVAU
 
 __all__ = ["LAYER_KINDS", "Layer", "MVAU", "Thresholding", "FIFO", "WidthConverter",
-           "DataflowGraph", "accumulator_range"]
+           "DataflowGraph", "accumulator_range", "SlidingWindow", "im2col", "VVAU", "Pool", "GlobalPool"]

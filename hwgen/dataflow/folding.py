@@ -9,12 +9,36 @@ says so plainly.
 
 import itertools
 import json
+import math
 import os
 
 from ..errors import FoldingError
 from .base import divisors
 
-__all__ = ["apply_folding", "load_folding", "search_folding", "cycle_budget", "DEFAULT_FPS", "DEFAULT_CLOCK_MHZ"]
+__all__ = ["apply_folding", "load_folding", "search_folding", "cycle_budget", "tie_windows",
+           "DEFAULT_FPS", "DEFAULT_CLOCK_MHZ"]
+
+
+def _feeder(graph, layer):
+    """The SlidingWindow feeding ``layer`` directly, if any."""
+    i = graph.layers.index(layer)
+    if i > 0 and graph.layers[i - 1].kind == "SlidingWindow":
+        return graph.layers[i - 1]
+    return None
+
+
+def _tie(swg, consumer):
+    """A window generator streams as many lanes as its consumer reads where it can."""
+    lanes = consumer.in_lanes
+    swg.simd = lanes if (swg.depthwise or swg.channels % lanes == 0) else math.gcd(lanes, swg.channels)
+
+
+def tie_windows(graph, explicit=()):
+    """Give every SlidingWindow not named in ``explicit`` the SIMD of its consumer."""
+    for i, l in enumerate(graph.layers[:-1]):
+        if l.kind == "SlidingWindow" and l.name not in explicit:
+            _tie(l, graph.layers[i + 1])
+    return graph
 
 DEFAULT_CLOCK_MHZ = 100.0
 DEFAULT_FPS = 1_000_000.0
@@ -47,6 +71,7 @@ def apply_folding(graph, folding, source="folding"):
                 raise FoldingError(f"{source}: layer {name}: {k} must be a positive integer, not {v!r}")
         layer.set_folding(**params)
         layer.validate()
+    tie_windows(graph, explicit=tuple(folding))
     return graph
 
 
@@ -74,18 +99,24 @@ def search_folding(graph, fps, clock_mhz, fixed=()):
     if budget < 1:
         raise FoldingError(f"target {fps:g} fps at {clock_mhz:g} MHz leaves less than one cycle per frame")
     for layer in graph.compute_layers:
-        if layer.name in fixed or not layer.folding:
+        if layer.name in fixed or not layer.folding or layer.kind == "SlidingWindow":
             continue
+        feeder = _feeder(graph, layer)
+        if feeder is not None and feeder.name in fixed:
+            feeder = None
         saved = dict(layer.folding)
         best = None
         fastest = None
         for f in _candidates(layer):
             layer.set_folding(**f)
-            c = layer.cycles()
+            c, lut = layer.cycles(), layer.resources()["LUT"]
+            if feeder is not None:
+                _tie(feeder, layer)
+                c, lut = max(c, feeder.cycles()), lut + feeder.resources()["LUT"]
             if fastest is None or c < fastest[0]:
                 fastest = (c, f)
             if c <= budget:
-                key = (layer.resources()["LUT"], sum(f.values()), tuple(sorted(f.items())))
+                key = (lut, sum(f.values()), tuple(sorted(f.items())))
                 if best is None or key < best[0]:
                     best = (key, f)
         if best is None:
@@ -95,4 +126,6 @@ def search_folding(graph, fps, clock_mhz, fixed=()):
                 f"but the fastest folding ({', '.join(f'{k}={v}' for k, v in sorted(fastest[1].items()))}) needs {fastest[0]}; "
                 f"lower --fps or raise --clock-mhz")
         layer.set_folding(**best[1])
+        if feeder is not None:
+            _tie(feeder, layer)
     return graph

@@ -69,7 +69,7 @@ class DataflowGraph:
             names.add(l.name)
             l.validate()
         for a, b in zip(self.layers, self.layers[1:]):
-            if tuple(a.out_shape) != tuple(b.in_shape):
+            if int(np.prod(a.out_shape)) != int(np.prod(b.in_shape)):
                 raise HwgenError(f"layer {b.name}: input shape {tuple(b.in_shape)} does not match {a.name}'s output {tuple(a.out_shape)}")
             if a.odt != b.idt:
                 raise HwgenError(f"layer {b.name}: input type {b.idt} does not match {a.name}'s output {a.odt}")
@@ -78,7 +78,7 @@ class DataflowGraph:
         """Bit-exact integer reference of the whole graph: (N, *in_shape) -> (N, *out_shape)."""
         y = np.asarray(x, dtype=np.int64)
         for l in self.layers:
-            y = l.execute(y)
+            y = l.execute(y.reshape((y.shape[0],) + tuple(l.in_shape)))     # a flatten is free: same stream
         return y
 
     def cycles(self):

@@ -3,6 +3,8 @@
 Each pass follows the qonnx pattern ``apply(graph) -> (graph, changed)``.
 """
 
+import numpy as np
+
 from .fifo import FIFO, WidthConverter
 
 __all__ = ["InsertWidthConverters", "InsertFIFOs"]
@@ -28,7 +30,10 @@ class InsertWidthConverters:
         for a in graph.layers:
             if out and out[-1].out_lanes != a.in_lanes:
                 p = out[-1]
-                out.append(WidthConverter(names.fresh("dwc"), shape=tuple(p.out_shape), dt=p.odt,
+                shape = tuple(p.out_shape) if tuple(p.out_shape) == tuple(a.in_shape) else (int(np.prod(p.out_shape)),)
+                if shape[-1] % a.in_lanes or shape[-1] % p.out_lanes:
+                    shape = (int(np.prod(shape)),)
+                out.append(WidthConverter(names.fresh("dwc"), shape=shape, dt=p.odt,
                                           lanes_in=p.out_lanes, lanes_out=a.in_lanes))
                 changed = True
             out.append(a)

@@ -14,15 +14,18 @@ from ..dtypes import smallest_dtype
 from ..errors import UnsupportedError
 from .context import LoweringContext, channel_vector
 from .elementwise import ELEMENTWISE_OPS, lower_elementwise
+from .conv import lower_conv
 from .linear import lower_matmul
-from .quant import lower_quant
+from .pool import POOL_OPS, lower_pool
+from .quant import lower_quant, lower_trunc
 from .shape import SHAPE_OPS, lower_shape
 from .values import Acc, Const, FloatInput, IntConst, IntTensor
 
 __all__ = ["lower", "SUPPORTED_OPS"]
 
 HANDLERS = {"Quant": lower_quant, "IntQuant": lower_quant, "BipolarQuant": lower_quant,
-            "MatMul": lower_matmul, "Gemm": lower_matmul}
+            "MatMul": lower_matmul, "Gemm": lower_matmul, "Conv": lower_conv, "Trunc": lower_trunc}
+HANDLERS.update({op: lower_pool for op in POOL_OPS})
 HANDLERS.update({op: lower_elementwise for op in ELEMENTWISE_OPS})
 HANDLERS.update({op: lower_shape for op in SHAPE_OPS})
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
@@ -76,6 +79,8 @@ def lower(model, name="model"):
     head["ir_shape"] = list(ctx.layers[0].in_shape)
     tail = {"ops": _ops_json(tail_ops), "output_name": out_name, "output_shape": out_shape,
             "ir_shape": list(ctx.layers[-1].out_shape)}
+    if len(out_shape) == 4:          # IR (H, W, C) back to ONNX (C, H, W)
+        tail["transpose"] = [2, 0, 1]
     g = DataflowGraph(list(ctx.layers), head=head, tail=tail, name=name)
     g.sources = dict(ctx.sources)
     g.int_outputs = dict(ctx.int_outputs)

@@ -83,7 +83,14 @@ class LoweringContext:
         return self.layers[-1] if self.layers else None
 
     def add_layer(self, layer, source, consumes):
-        """Append ``layer``; ``consumes`` is the IntTensor it reads, which must be the chain's end."""
+        """Append ``layer``; ``consumes`` is the IntTensor it reads (or the IR layer whose
+        output it reads), which must be the chain's end."""
+        if consumes is self.chain_end and consumes is not None:
+            self.layers.append(layer)
+            self.sources[layer.name] = source
+            return layer
+        if consumes.producer is None and self.head is not None and len(consumes.shape) == 4:
+            self.head["transpose"] = [1, 2, 0]       # NCHW -> NHWC on the host
         if consumes.producer is not self.chain_end:
             got = consumes.producer.name if consumes.producer is not None else "the model input"
             raise UnsupportedError(

@@ -67,8 +67,12 @@ def lower_elementwise(ctx, node):
     elif op == "BatchNormalization":
         if xi != 0:
             raise UnsupportedError(f"{where}: only the data input may be a tensor")
-        gamma, beta, mean, var = (np.asarray(cv(i, n), dtype=np.float64) for i, n in
-                                  ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
+        def bn(i, what):      # BatchNormalization parameters are (C,) along axis 1
+            v = np.asarray(ctx.const(node.input[i], node, what), dtype=np.float64)
+            v = v.reshape((1, -1) + (1,) * (len(shape) - 2)) if v.size > 1 else v
+            return np.asarray(channel_vector(v, shape, f"{where}: {what}"), dtype=np.float64)
+
+        gamma, beta, mean, var = (bn(i, n) for i, n in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
         eps = float(_attr(node, "epsilon", 1e-5))
         inv = gamma / np.sqrt(var + eps)
         ops += [{"op": "add", "value": -mean if mean.ndim else float(-mean)},

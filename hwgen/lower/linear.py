@@ -53,6 +53,8 @@ def lower_matmul(ctx, node):
         raise UnsupportedError(f"node {node.name} ({node.op_type}): the input quantiser must be per-tensor, not per-channel (scale of shape {s_x.shape})")
     s_x, zp_x = float(s_x.reshape(())), float(zp_x.reshape(()))
 
+    if x.perm is not None:           # the input is a flattened feature map streamed channels-last
+        W = W[:, x.perm]
     layer = MVAU(ctx.new_name("fc"), mw=mw, mh=mh, in_dt=x.dt, wdt=wdt, out_dt=None, weights=W)
     ctx.add_layer(layer, node.name, x)
     ops = []

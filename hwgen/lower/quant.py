@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..dataflow import MVAU, Thresholding
+from ..dataflow import MVAU, VVAU, Thresholding
 from ..dtypes import DType
 from ..errors import UnsupportedError
 from ..host import eval_ops, quantise
@@ -22,6 +22,51 @@ def _attr(node, name, default):
             v = a.i if a.type == a.INT else a.s.decode() if a.type == a.STRING else a.f
             return v
     return default
+
+
+def _trunc_desc(ctx, node, x):
+    """QONNX Trunc (v1: 5 inputs, v2: 6 inputs) as a quantiser dict."""
+    where = f"node {node.name} (Trunc)"
+    scale = ctx.const(node.input[1], node, "scale")
+    zp = ctx.const(node.input[2], node, "zero point")
+    in_bw = int(ctx.const(node.input[3], node, "input bit width").reshape(()))
+    mode = str(_attr(node, "rounding_mode", "FLOOR")).upper()
+    if len(node.input) >= 6:
+        out_scale = ctx.const(node.input[4], node, "output scale")
+        out_bw = int(ctx.const(node.input[5], node, "output bit width").reshape(()))
+        signed = bool(_attr(node, "signed", 1))
+        narrow = bool(_attr(node, "narrow", 0))
+        ts = 2.0 ** np.round(np.log2(np.asarray(out_scale, dtype=np.float64) / np.asarray(scale, dtype=np.float64)))
+        if signed:
+            qmin, qmax = -(1 << (out_bw - 1)) + (1 if narrow else 0), (1 << (out_bw - 1)) - 1
+        else:
+            qmin, qmax = 0, (1 << out_bw) - 1 - (1 if narrow else 0)
+        desc = {"trunc": 2, "scale": scale, "zero_point": zp, "trunc_scale": ts, "qmin": qmin, "qmax": qmax,
+                "rounding_mode": mode}
+        return desc, out_bw, out_scale, np.asarray(zp, dtype=np.float64) / ts
+    out_bw = int(ctx.const(node.input[4], node, "output bit width").reshape(()))
+    ts = 2.0 ** (in_bw - out_bw)
+    desc = {"trunc": 1, "scale": scale, "zero_point": zp, "trunc_scale": ts, "rounding_mode": mode}
+    return desc, out_bw, scale, np.asarray(zp, dtype=np.float64)
+
+
+def lower_trunc(ctx, node):
+    """Trunc of an integer tensor (after average pooling): a monotone requantisation."""
+    from ..dtypes import smallest_dtype
+    x = ctx.get(node.input[0], node)
+    if isinstance(x, IntTensor):
+        x = int_to_acc(x)
+    if not isinstance(x, Acc):
+        raise UnsupportedError(f"node {node.name} (Trunc): input must be an integer tensor (average pooling of a quantised tensor), not a {type(x).__name__}")
+    q, bits, out_scale, out_zp = _trunc_desc(ctx, node, x)
+    if "qmin" not in q:          # Trunc v1 does not clamp: its range follows from the input's
+        qc = {k: channel_vector(v, x.shape, f"node {node.name}: {k}") if k in ("scale", "zero_point", "trunc_scale") else v
+              for k, v in q.items()}
+        ends = quantise(eval_ops(x.ops, np.stack([x.lo, x.hi]).astype(np.float64)), qc)
+        q["qmin"], q["qmax"] = int(ends.min()), int(ends.max())
+    dt = smallest_dtype(q["qmin"], q["qmax"])
+    _check_bits(node, dt.bits, MAX_ACT_BITS, "activation")
+    ctx.values[node.output[0]] = finish_segment(ctx, node, x, q, dt, out_scale=out_scale, out_zp=out_zp)
 
 
 def _quant_desc(ctx, node):
@@ -111,16 +156,17 @@ def int_to_acc(t):
     return Acc(tuple(t.shape), t, lo, hi, [{"op": "dequant", "scale": sc, "zero_point": zp}], t.node)
 
 
-def finish_segment(ctx, node, acc, q, dt):
+def finish_segment(ctx, node, acc, q, dt, out_scale=None, out_zp=None):
     """Turn ``quant(ops(acc))`` into thresholds on the producing hardware."""
     shape = acc.shape
     qc = dict(q)
-    for k in ("scale", "zero_point"):
-        qc[k] = channel_vector(q[k], shape, f"node {node.name}: quantiser {k}")
+    for k in ("scale", "zero_point", "trunc_scale"):
+        if k in q:
+            qc[k] = channel_vector(q[k], shape, f"node {node.name}: quantiser {k}")
     T, sign, base, step = segment_thresholds(acc.ops, qc, acc.lo, acc.hi)
-    scale = np.asarray(q["scale"], dtype=np.float64)
-    zp = np.asarray(q["zero_point"], dtype=np.float64)
-    if isinstance(acc.base, MVAU):
+    scale = np.asarray(q["scale"] if out_scale is None else out_scale, dtype=np.float64)
+    zp = np.asarray(q["zero_point"] if out_zp is None else out_zp, dtype=np.float64)
+    if isinstance(acc.base, (MVAU, VVAU)):
         layer = acc.base
         layer.weights = layer.weights * sign[:, None]
         layer.thresholds = T
@@ -133,12 +179,14 @@ def finish_segment(ctx, node, acc, q, dt):
         raise UnsupportedError(f"node {node.name}: a decreasing function of an integer activation (negative scale without a preceding MatMul) is not supported")
     # an identity requantisation needs no hardware
     xs = np.array([-1, 1]) if src.dt.name == "BIPOLAR" else np.arange(src.dt.min, src.dt.max + 1, dtype=np.int64)
-    ys = base + step * (xs[:, None] >= T[None, :, :]).sum(-1)      # (X, C)
+    ys = base + step * (xs[:, None, None] >= T[None, :, :]).sum(-1)      # (X, C)
     if dt == src.dt and np.all(ys == xs[:, None]):
-        return IntTensor(tuple(shape), dt, scale, zp, src.producer, node.name)
+        return IntTensor(tuple(shape), dt, scale, zp, src.producer, node.name, perm=src.perm)
     C = T.shape[0]
+    if src.perm is not None and not all(np.ndim(op.get(k, 0)) == 0 for op in acc.ops for k in ("value", "scale", "zero_point")):
+        raise UnsupportedError(f"node {node.name}: per-channel requantisation of a flattened feature map is not supported")
     layer = Thresholding(ctx.new_name("thr"), channels=C, in_dt=src.dt, out_dt=dt, thresholds=T,
                          out_base=int(base), spatial=tuple(shape[2:]) if len(shape) > 2 else ())
     ctx.add_layer(layer, node.name, src)
     ctx.int_outputs[layer.name] = node.output[0]
-    return IntTensor(tuple(shape), dt, scale, zp, layer, node.name)
+    return IntTensor(tuple(shape), dt, scale, zp, layer, node.name, perm=src.perm)

@@ -42,6 +42,14 @@ def lower_shape(ctx, node):
         else:
             ctx.values[out] = IntTensor(tuple(new_shape), x.dt, x.scale, x.zero_point, x.producer, x.node)
         return
+    # flattening a feature map: the stream stays channels-last, the consumer's weights are permuted
+    if isinstance(x, IntTensor) and len(x.shape) == 4 and len(new_shape) == 2 and x.perm is None \
+            and int(new_shape[1]) == int(np.prod(x.shape[1:])) and not (x.shape[2] == 1 and x.shape[3] == 1):
+        _, c, h, w = x.shape
+        # IR element i = (y·W + x)·C + ch  is ONNX element ch·H·W + y·W + x
+        perm = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+        ctx.values[out] = IntTensor(tuple(new_shape), x.dt, x.scale, x.zero_point, x.producer, x.node, perm=perm)
+        return
     # (N, C) <-> (N, C, 1, 1) style reshapes keep the element order
     if isinstance(x, IntTensor) and int(np.prod(new_shape[1:])) == int(np.prod(x.shape[1:])) \
             and (len(x.shape) == 2 or all(d == 1 for d in x.shape[2:])) \

@@ -60,10 +60,20 @@ class IntTensor:
     zero_point: np.ndarray
     producer: object = None     # IR layer, or None for the host head
     node: str = ""
+    perm: object = None         # flattened from a feature map: IR element i is ONNX element perm[i]
 
     @property
     def channels(self):
         return int(self.shape[1]) if len(self.shape) > 1 else 1
+
+    @property
+    def ir_shape(self):
+        """Channels-last shape of the stream: (C,) or (H, W, C)."""
+        if len(self.shape) == 4:
+            return (int(self.shape[2]), int(self.shape[3]), int(self.shape[1]))
+        if len(self.shape) == 2:
+            return (int(self.shape[1]),)
+        raise ValueError(f"tensor of rank {len(self.shape)}")
 
 
 @dataclass

@@ -1,0 +1,132 @@
+"""VVAU: vector–vector unit of a depthwise convolution (+ thresholds).
+
+Input: per output pixel, a depthwise-ordered window from a
+:class:`SlidingWindow` with ``simd == pe``: words of ``pe`` channels, the K
+kernel positions of a channel group before the next group.  Output channel
+``c`` = ``Σ_k W[c, k] · x[k, c]``, then thresholds as in the MVAU.
+Cycles per frame: ``pixels · (C / PE) · K``.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..dtypes import DType, smallest_dtype
+from ..errors import FoldingError, HwgenError
+from .base import Layer, apply_thresholds, register, rom_resources
+
+__all__ = ["VVAU"]
+
+
+@register
+@dataclass
+class VVAU(Layer):
+    kind = "VVAU"
+    ARRAYS = ("weights", "thresholds")
+
+    channels: int = 0
+    kernel_elems: int = 1            # K = KH·KW
+    in_dt: DType = None
+    wdt: DType = None
+    out_dt: DType = None
+    weights: np.ndarray = None       # (C, K)
+    thresholds: np.ndarray = None    # (C, N) or None
+    out_base: int = 0
+    spatial: tuple = ()
+    pe: int = 1
+    mem_style: str = "auto"
+
+    @property
+    def idt(self):
+        return self.in_dt
+
+    @property
+    def odt(self):
+        return self.out_dt
+
+    @property
+    def pixels(self):
+        return int(np.prod(self.spatial)) if self.spatial else 1
+
+    @property
+    def in_shape(self):
+        return tuple(self.spatial) + (self.kernel_elems * self.channels,)
+
+    @property
+    def out_shape(self):
+        return tuple(self.spatial) + (self.channels,)
+
+    @property
+    def in_lanes(self):
+        return self.pe
+
+    out_lanes = in_lanes
+
+    @property
+    def folding(self):
+        return {"pe": self.pe}
+
+    @property
+    def out_step(self):
+        return 2 if self.odt.name == "BIPOLAR" else 1
+
+    @property
+    def acc_range(self):
+        W = self.weights.astype(np.int64)
+        a, b = W * self.idt.min, W * self.idt.max
+        return int(np.minimum(a, b).sum(1).min()), int(np.maximum(a, b).sum(1).max())
+
+    @property
+    def channel_acc_range(self):
+        W = self.weights.astype(np.int64)
+        a, b = W * self.idt.min, W * self.idt.max
+        return np.minimum(a, b).sum(1), np.maximum(a, b).sum(1)
+
+    @property
+    def acc_dt(self):
+        return smallest_dtype(*self.acc_range)
+
+    @property
+    def n_thresholds(self):
+        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
+
+    def validate(self):
+        if self.weights is None or self.weights.shape != (self.channels, self.kernel_elems):
+            raise HwgenError(f"layer {self.name}: weights must have shape ({self.channels}, {self.kernel_elems})")
+        if not self.wdt.allowed(self.weights):
+            raise HwgenError(f"layer {self.name}: weights outside {self.wdt}")
+        if not isinstance(self.pe, int) or self.pe < 1 or self.channels % self.pe:
+            raise FoldingError(f"layer {self.name}: PE={self.pe} must divide C={self.channels}")
+        if self.thresholds is not None:
+            T = self.thresholds
+            if T.ndim != 2 or T.shape[0] != self.channels or np.any(np.diff(T, axis=1) < 0):
+                raise HwgenError(f"layer {self.name}: thresholds must be ascending, of shape ({self.channels}, N)")
+
+    def _unfold(self, x):
+        """Depthwise window order -> (..., K, C)."""
+        lead = x.shape[:-1]
+        P, C, K = self.pe, self.channels, self.kernel_elems
+        return x.reshape(lead + (C // P, K, P)).swapaxes(-3, -2).reshape(lead + (K, C))
+
+    def execute(self, x):
+        x = self.check_input(x)
+        win = self._unfold(x)
+        acc = (win * self.weights.T).sum(axis=-2)
+        if self.thresholds is None:
+            return acc
+        return apply_thresholds(acc, self.thresholds, self.out_base, self.out_step)
+
+    def cycles(self):
+        return self.pixels * (self.channels // self.pe) * self.kernel_elems
+
+    def resources(self):
+        P, W, A, acc = self.pe, self.wdt.bits, self.idt.bits, self.acc_dt.bits
+        mult = (2 * math.ceil((W + A) / 6) - 1) * (W + A) if W > 1 and A > 1 else max(W, A)
+        n = self.n_thresholds
+        wmem = rom_resources(P * W, (self.channels // P) * self.kernel_elems, self.mem_style)
+        tmem = rom_resources(P * n * (acc + 1), self.channels // P, self.mem_style) if n else {"LUT": 0, "BRAM18": 0}
+        accmem = rom_resources(P * acc, self.channels // P, "distributed") if self.channels > P else {"LUT": 0, "BRAM18": 0}
+        lut = 40 + P * (mult + acc + n * math.ceil(acc / 2)) + wmem["LUT"] + tmem["LUT"] + accmem["LUT"]
+        ff = 30 + P * (acc + A + W + self.odt.bits)
+        return {"LUT": int(lut), "FF": int(ff), "BRAM18": wmem["BRAM18"] + tmem["BRAM18"], "DSP": 0}
