@@ -85,7 +85,11 @@ def _fold(graph, folding, fps, clock_mhz):
             folding = load_folding(folding)
         apply_folding(graph, folding, source)
         fixed = tuple(folding)
-    if fps is not None or folding is None or len(fixed) < len(graph.compute_layers):
+    free = [l for l in graph.compute_layers if l.name not in fixed and l.folding and l.kind != "SlidingWindow"]
+    if fps is None and fixed:
+        # a folding file sets the pace: fold the layers it leaves out so they never become the bottleneck
+        fps = clock_mhz * 1e6 / max(graph.layer(n).cycles() for n in fixed)
+    if free or fps is not None:
         search_folding(graph, fps if fps is not None else DEFAULT_FPS, clock_mhz, fixed=fixed)
     return graph
 

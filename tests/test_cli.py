@@ -199,3 +199,22 @@ def test_default_folding_is_never_silently_serial(small_onnx, tmp_path):
 def test_verify_bad_dir(tmp_path, capsys):
     code, _, err = run_cli(["verify", tmp_path / "nothing"], capsys)
     assert code == 2 and err.startswith("hwgen: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_unsupported_conv_features(tmp_path, capsys):
+    """Dilation and grouped (non-depthwise) convolutions get the one-line error."""
+    import brevitas.nn as qnn
+    import torch
+    import torch.nn as nn
+
+    import hwgen
+    for kw, msg in (({"dilation": 2}, "dilation [2, 2] is not supported; accepted: 1"),
+                    ({"groups": 2}, "groups=2 is not supported; accepted: 1 or the number of channels (4) with one filter per channel")):
+        m = nn.Sequential(qnn.QuantIdentity(bit_width=4, return_quant_tensor=True),
+                          qnn.QuantConv2d(4, 6, 3, weight_bit_width=4, bias=False, **kw), qnn.QuantReLU(bit_width=4)).eval()
+        path = tmp_path / "c.onnx"
+        hwgen.export_brevitas(m, torch.randn(1, 4, 9, 9), str(path))
+        code, _, err = run_cli(["build", path, "-o", tmp_path / "out"], capsys)
+        errs = [l for l in err.splitlines() if l.startswith("hwgen: error:")]
+        assert code == 2 and len(errs) == 1 and errs[0] == f"hwgen: error: node Conv_0 (Conv): {msg}", err
+        assert_nothing_written(tmp_path, tmp_path / "out")

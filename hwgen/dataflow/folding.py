@@ -80,7 +80,7 @@ def cycle_budget(fps, clock_mhz):
         raise FoldingError(f"--fps must be a positive number, not {fps!r}")
     if clock_mhz is None or clock_mhz <= 0:
         raise FoldingError(f"--clock-mhz must be a positive number, not {clock_mhz!r}")
-    return int(clock_mhz * 1e6 // fps)
+    return int(math.floor(clock_mhz * 1e6 / fps + 1e-6))
 
 
 def _candidates(layer):

@@ -41,12 +41,21 @@ class InsertWidthConverters:
         return graph, changed
 
 
+def _words_per_pixel(layer, side):
+    words = layer.in_words if side == "in" else layer.out_words
+    shape = layer.in_shape if side == "in" else layer.out_shape
+    pixels = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    return max(1, words // pixels)
+
+
 class InsertFIFOs:
     """A FIFO in front of every compute layer but the first.
 
-    Depth: one frame of words on that edge plus slack, so a consumer that reads
-    its input in a burst (an MVAU reads it during its first output pass) never
-    stalls its producer."""
+    Depth: two pixels' worth of words on that edge (the larger of the
+    producer's and the consumer's pixel) plus slack, at most one frame: a
+    consumer that reads a pixel's input in a burst (an MVAU reads it during its
+    first output pass) then never stalls its producer, and a producer that
+    writes a pixel's outputs in a burst never waits for its consumer."""
 
     def __init__(self, slack=2, max_depth=4096):
         self.slack = slack
@@ -57,7 +66,8 @@ class InsertFIFOs:
         for a in graph.layers:
             if out and a.kind not in ("FIFO", "WidthConverter") and out[-1].kind != "FIFO":
                 p = out[-1]
-                depth = min(self.max_depth, p.out_words + self.slack)
+                burst = 2 * max(_words_per_pixel(p, "out"), _words_per_pixel(a, "in"))
+                depth = min(self.max_depth, min(p.out_words, burst) + self.slack)
                 out.append(FIFO(names.fresh("fifo"), shape=tuple(p.out_shape), dt=p.odt, lanes=p.out_lanes, depth=depth))
                 changed = True
             out.append(a)
