@@ -169,6 +169,9 @@ def finish_segment(ctx, node, acc, q, dt, out_scale=None, out_zp=None):
     if isinstance(acc.base, (MVAU, VVAU)):
         layer = acc.base
         layer.weights = layer.weights * sign[:, None]
+        if not layer.wdt.allowed(layer.weights):      # −(−2^(b−1)) needs one more bit
+            from ..dtypes import smallest_dtype
+            layer.wdt = smallest_dtype(int(layer.weights.min()), int(layer.weights.max()))
         layer.thresholds = T
         layer.out_dt = dt
         layer.out_base = int(base)
