@@ -41,6 +41,10 @@ def quantise(x, q):
     x = np.asarray(x, dtype=np.float64)
     if q.get("bipolar"):
         return np.where(x >= 0, 1, -1).astype(np.int64)
+    if q.get("thresholds") is not None:  # QONNX MultiThreshold: base + step · #{T ≤ x}
+        T = np.asarray(q["thresholds"], dtype=np.float64)            # (C or 1, N)
+        count = (x[..., None] >= T).sum(axis=-1)
+        return (q["base"] + q.get("step", 1) * count).astype(np.int64)
     if q.get("trunc"):                  # QONNX Trunc (v1 and v2)
         y = np.round(x / np.asarray(q["scale"], dtype=np.float64) + np.asarray(q["zero_point"], dtype=np.float64))
         y = y / np.asarray(q["trunc_scale"], dtype=np.float64)

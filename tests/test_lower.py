@@ -132,3 +132,44 @@ def test_foreign_spellings_lower_identically(exported, rewrite, tmp_path):
     x = np.random.default_rng(0).integers(-8, 8, (16,) + tuple(ref.in_shape))
     assert np.array_equal(g.execute(x), ref.execute(x))
     assert g.tail == ref.tail and g.head == ref.head
+
+
+def test_finn_streamlined_multithreshold(tmp_path):
+    """A FINN-streamlined file: integer-annotated input and weights, MultiThreshold activations."""
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.onnx_exec import execute_onnx
+
+    import hwgen
+    from hwgen.host import apply_head, apply_tail
+    from hwgen.lower import lower
+    from qonnx_builder import GraphBuilder
+
+    rng = np.random.default_rng(11)
+    b = GraphBuilder((1, 10))
+    w0 = rng.integers(-4, 4, (10, 6)).astype(np.float32)
+    b.cur = b.node("MatMul", ["x", b.const(w0, "w")])
+    t0 = np.sort(rng.uniform(-40, 40, (6, 7)), axis=1)
+    b.multithreshold(t0, out_dtype="UINT3")
+    w1 = rng.choice([-1, 1], (6, 4)).astype(np.float32)
+    b.cur = b.node("MatMul", [b.cur, b.const(w1, "w")])
+    b.multithreshold(np.sort(rng.uniform(-5, 5, (1, 1)), axis=1), out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0)
+    w2 = rng.integers(-2, 2, (4, 3)).astype(np.float32)
+    b.cur = b.node("MatMul", [b.cur, b.const(w2, "w")])
+    b.mul(0.125)
+    m = ModelWrapper(b.model((1, 3)))
+    m.set_tensor_datatype("x", DataType["UINT4"])
+    for init in m.graph.initializer:
+        if init.name.startswith("w"):
+            m.set_tensor_datatype(init.name, DataType["BIPOLAR"] if init.name == m.graph.node[2].input[1] else DataType["INT3"])
+    path = tmp_path / "streamlined.onnx"
+    m.save(str(path))
+    w = hwgen.load(str(path))
+    g = lower(w)
+    assert [l.kind for l in g.layers] == ["MVAU"] * 3
+    assert [l.wdt.name for l in g.layers][1] == "BIPOLAR" and g.layers[0].idt.name == "UINT4"
+    x = rng.integers(0, 16, (32, 10)).astype(np.float32)
+    ir = apply_tail(g.tail, g.execute(apply_head(g.head, x)))
+    ref = np.concatenate([execute_onnx(w, {g.head["input_name"]: x[i:i + 1]})[g.tail["output_name"]] for i in range(len(x))])
+    np.testing.assert_allclose(ir, ref, rtol=0, atol=1e-6)

@@ -17,14 +17,15 @@ from .elementwise import ELEMENTWISE_OPS, lower_elementwise
 from .conv import lower_conv
 from .linear import lower_matmul
 from .pool import POOL_OPS, lower_pool
-from .quant import lower_quant, lower_trunc
+from .quant import lower_multithreshold, lower_quant, lower_trunc
 from .shape import SHAPE_OPS, lower_shape
 from .values import Acc, Const, FloatInput, IntConst, IntTensor
 
 __all__ = ["lower", "SUPPORTED_OPS"]
 
 HANDLERS = {"Quant": lower_quant, "IntQuant": lower_quant, "BipolarQuant": lower_quant,
-            "MatMul": lower_matmul, "Gemm": lower_matmul, "Conv": lower_conv, "Trunc": lower_trunc}
+            "MatMul": lower_matmul, "Gemm": lower_matmul, "Conv": lower_conv, "Trunc": lower_trunc,
+            "MultiThreshold": lower_multithreshold}
 HANDLERS.update({op: lower_pool for op in POOL_OPS})
 HANDLERS.update({op: lower_elementwise for op in ELEMENTWISE_OPS})
 HANDLERS.update({op: lower_shape for op in SHAPE_OPS})

@@ -42,11 +42,37 @@ class LoweringContext:
         self.sources = {}           # IR layer name -> ONNX node name(s)
         self.int_outputs = {}       # IR layer name -> ONNX tensor holding scale·(its integers − zp)
         for init in self.graph.initializer:
-            self.values[init.name] = Const(numpy_helper.to_array(init).astype(np.float64))
+            value = numpy_helper.to_array(init).astype(np.float64)
+            dt = self._int_annotation(init.name)
+            if dt is not None and dt.allowed(value) and np.all(value == np.round(value)):
+                # FINN-streamlined files: integer weights annotated with a datatype, no Quant node
+                self.values[init.name] = IntConst(value.astype(np.int64), np.float64(1.0), np.float64(0.0), dt, init.name)
+            else:
+                self.values[init.name] = Const(value)
         inp = self.graph.input[0]
         self.input_name = inp.name
         self.input_shape = tuple(self._shape(inp.name))
         self.values[inp.name] = FloatInput(self.input_shape, inp.name)
+        dt = self._int_annotation(inp.name)
+        if dt is not None:          # an input annotated as integers: the head only rounds and clamps
+            lo, hi = (-1, 1) if dt.name == "BIPOLAR" else (dt.min, dt.max)
+            self.head = {"input_name": inp.name, "input_shape": list(self.input_shape), "node": "(annotation)",
+                         "quant": {"scale": [1.0], "zero_point": [0.0], "qmin": lo, "qmax": hi, "rounding_mode": "ROUND",
+                                   "bipolar": dt.name == "BIPOLAR", "dtype": dt.name},
+                         "quant_param_shape": [], "transpose": None}
+            self.values[inp.name] = IntTensor(self.input_shape, dt, np.float64(1.0), np.float64(0.0), None, inp.name)
+
+    def _int_annotation(self, name):
+        from ..dtypes import DType
+        try:
+            qdt = self.model.get_tensor_datatype(name)
+        except Exception:  # noqa: BLE001 - no or unknown annotation
+            return None
+        n = getattr(qdt, "name", str(qdt))
+        try:
+            return DType(n) if n != "FLOAT32" else None
+        except Exception:  # noqa: BLE001 - e.g. TERNARY, FIXED<…>: not an integer type hwgen knows
+            return None
 
     def _shape(self, name):
         shape = self.model.get_tensor_shape(name)

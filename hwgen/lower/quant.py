@@ -4,7 +4,7 @@ import numpy as np
 
 from ..dataflow import MVAU, VVAU, Thresholding
 from ..dtypes import DType
-from ..errors import UnsupportedError
+from ..errors import HwgenError, UnsupportedError
 from ..host import eval_ops, quantise
 from .context import channel_vector
 from .thresholds import segment_thresholds
@@ -67,6 +67,47 @@ def lower_trunc(ctx, node):
     dt = smallest_dtype(q["qmin"], q["qmax"])
     _check_bits(node, dt.bits, MAX_ACT_BITS, "activation")
     ctx.values[node.output[0]] = finish_segment(ctx, node, x, q, dt, out_scale=out_scale, out_zp=out_zp)
+
+
+def lower_multithreshold(ctx, node):
+    """A MultiThreshold node (FINN-streamlined QONNX): ``out_scale · #{T ≤ x} + out_bias``."""
+    where = f"node {node.name} (MultiThreshold)"
+    x = ctx.get(node.input[0], node)
+    if isinstance(x, IntTensor):
+        x = int_to_acc(x)
+    if not isinstance(x, Acc):
+        raise UnsupportedError(f"{where}: input must be a computed tensor, not a {type(x).__name__}")
+    layout = str(_attr(node, "data_layout", "") or ("NCHW" if len(x.shape) == 4 else "NC"))
+    if layout not in ("NCHW", "NC"):
+        raise UnsupportedError(f"{where}: data_layout must be NCHW or NC, not {layout!r}")
+    T = np.asarray(ctx.const(node.input[1], node, "thresholds"), dtype=np.float64)
+    C = x.shape[1]
+    if T.ndim != 2 or T.shape[0] not in (1, C):
+        raise UnsupportedError(f"{where}: thresholds must have shape ({C}, N) or (1, N), not {T.shape}")
+    T = np.sort(np.broadcast_to(T, (C, T.shape[1])), axis=1)
+    try:
+        odt = DType(str(_attr(node, "out_dtype", "")))
+    except HwgenError:
+        raise UnsupportedError(f"{where}: out_dtype must be an integer type (UINTn, INTn, BIPOLAR), not {_attr(node, 'out_dtype', '')!r}")
+    out_scale = float(_attr(node, "out_scale", 1.0))
+    out_bias = float(_attr(node, "out_bias", 0.0))
+    n = T.shape[1]
+    if odt.name == "BIPOLAR":
+        if n != 1 or out_scale != 2.0 or out_bias != -1.0:
+            raise UnsupportedError(f"{where}: a BIPOLAR output needs one threshold, out_scale 2 and out_bias -1")
+        q = {"thresholds": T, "base": -1, "step": 2, "qmin": -1, "qmax": 1, "bipolar": False}
+        scale, zp = 1.0, 0.0
+    else:
+        if out_scale == 0 or out_bias / out_scale != round(out_bias / out_scale):
+            raise UnsupportedError(f"{where}: out_bias/out_scale must be a whole number, not {out_bias}/{out_scale}")
+        base = int(round(out_bias / out_scale))
+        if base < odt.min or base + n > odt.max:
+            raise UnsupportedError(f"{where}: {n} thresholds from {base} do not fit {odt}")
+        q = {"thresholds": T, "base": base, "step": 1, "qmin": base, "qmax": base + n}
+        scale, zp = out_scale, 0.0
+    _check_bits(node, odt.bits, MAX_ACT_BITS, "activation")
+    q["scale"], q["zero_point"] = scale, zp
+    ctx.values[node.output[0]] = finish_segment(ctx, node, x, q, odt)
 
 
 def _quant_desc(ctx, node):

@@ -18,6 +18,8 @@ def levels_of(quant):
     """(base, step, N): the output is ``base + step·count`` with ``count`` in 0..N."""
     if quant.get("bipolar"):
         return -1, 2, 1
+    if quant.get("thresholds") is not None:
+        return int(quant["base"]), int(quant.get("step", 1)), int(np.asarray(quant["thresholds"]).shape[-1])
     return int(quant["qmin"]), 1, int(quant["qmax"] - quant["qmin"])
 
 
