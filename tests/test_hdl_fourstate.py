@@ -1,5 +1,9 @@
 """Emitted Verilog in a 4-state simulator: no X/Z may reach a valid output word.
 
+Graphs: width converters, FIFOs, MVAU/Thresholding chains, and the window
+kinds (SlidingWindow → MVAU, SlidingWindow(depthwise) → VVAU,
+SlidingWindow(depthwise) → Pool → GlobalPool).
+
 Verilator (2-state) evaluates every combinational process at start-up; Icarus
 with SystemVerilog semantics (``-g2012``, as the cocotb runner uses) runs an
 ``always @*`` process only once one of its inputs changes (a declaration
@@ -82,7 +86,25 @@ def fifo_graph():
     return graph
 
 
+def swg_mvau_graph():
+    from test_hdl_swg import conv_graph
+    return conv_graph(seed=3, frames=1)[0]
+
+
+def swg_vvau_graph():
+    from test_hdl_vvau import dwconv_graph
+    return dwconv_graph(seed=3, frames=1, stride=(2, 1), pad=(1, 0, 2, 1))[0]
+
+
+def swg_pool_graph():
+    from test_hdl_pool import pool_graph
+    return pool_graph(seed=3, frames=1)[0]
+
+
 GRAPHS = {
+    "swg_mvau": swg_mvau_graph,
+    "swg_vvau": swg_vvau_graph,
+    "swg_pool_gpool": swg_pool_graph,
     "dwc1to3": lambda: dwc_graph(1, 3),
     "dwc3to1": lambda: dwc_graph(3, 1),
     "dwc3to2": lambda: dwc_graph(3, 2),

@@ -10,10 +10,14 @@ AXI4-Stream ports and :func:`to_verilog` emits it.
 from .dwc import WidthConverterComponent
 from .fifo import FIFOComponent
 from .mvau import MVAUComponent
+from .pool import GlobalPoolComponent, PoolComponent
+from .swg import SlidingWindowComponent
 from .thresholding import ThresholdingComponent
 from .top import COMPONENTS, Top, component_for, to_verilog
+from .vvau import VVAUComponent
 
 __all__ = [
     "MVAUComponent", "ThresholdingComponent", "FIFOComponent", "WidthConverterComponent",
+    "SlidingWindowComponent", "VVAUComponent", "PoolComponent", "GlobalPoolComponent",
     "COMPONENTS", "component_for", "Top", "to_verilog",
 ]

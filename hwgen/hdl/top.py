@@ -25,7 +25,10 @@ from .common import sanitize
 from .dwc import WidthConverterComponent
 from .fifo import FIFOComponent
 from .mvau import MVAUComponent
+from .pool import GlobalPoolComponent, PoolComponent
+from .swg import SlidingWindowComponent
 from .thresholding import ThresholdingComponent
+from .vvau import VVAUComponent
 
 __all__ = ["COMPONENTS", "component_for", "Top", "to_verilog"]
 
@@ -35,6 +38,10 @@ COMPONENTS = {
     "Thresholding": ThresholdingComponent,
     "FIFO": FIFOComponent,
     "WidthConverter": WidthConverterComponent,
+    "SlidingWindow": SlidingWindowComponent,
+    "VVAU": VVAUComponent,
+    "Pool": PoolComponent,
+    "GlobalPool": GlobalPoolComponent,
 }
 
 

@@ -1,0 +1,171 @@
+"""Hardware of the VVAU layer: depthwise (per-channel) dot products (+ thresholds).
+
+Input order (depthwise windows from a SlidingWindow with ``simd == pe``): per
+pixel, for each of the ``G = C/PE`` channel groups, ``K`` words of ``PE``
+lanes; lane ``p`` of word ``(g, k)`` is channel ``g·PE + p`` at kernel position
+``k``. Lane ``p`` is multiplied by its own weight ``W[g·PE + p, k]`` and summed
+into accumulator ``p``; after the ``K``-th word of a group the ``PE``
+accumulators are channels ``g·PE … g·PE+PE−1`` of the pixel, and one output
+word carries them (thresholded as in the MVAU, or the raw accumulator).
+
+Pipeline (every stage advances together when ``en = ~o.valid | o.ready``)::
+
+    S0  step counters (g, k), weight ROM address g·K + k; takes an input word
+    S1  weight ROM word, input word      -> PE products
+    S2  PE accumulators                  (+ threshold ROM word of group g)
+    S3  output register: threshold counts or accumulators, encoded in the output type
+
+One input word per cycle, no bubble between groups, pixels or frames:
+``pixels·G·K`` cycles per frame. The output word of a group is valid 3 cycles
+after the handshake of its ``K``-th input word.
+"""
+
+import numpy as np
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..dataflow.vvau import VVAU
+from .common import (check_layer, decode_lane, encode_value, lane, memory_attrs, pack_rows, product,
+                     stream_signature, threshold_count, threshold_dtype)
+
+__all__ = ["VVAUComponent"]
+
+
+class VVAUComponent(wiring.Component):
+    """Streaming depthwise vector–vector–activation unit built from an IR :class:`~hwgen.dataflow.VVAU`.
+
+    Parameters
+    ----------
+    layer : :class:`hwgen.dataflow.VVAU`
+        The layer (validated on construction).
+
+    Members
+    -------
+    i : ``In(stream.Signature(unsigned(PE · idt.bits)))``
+        Depthwise window words, ``PE`` channels of one kernel position.
+    o : ``Out(stream.Signature(unsigned(PE · odt.bits)))``
+        Output channels, ``PE`` lanes per word.
+    """
+
+    #: Cycles from the handshake of a group's K-th input word to its output word being valid.
+    LATENCY = 3
+
+    def __init__(self, layer):
+        check_layer(self, layer, VVAU, "a VVAU")
+        self.layer = layer
+        super().__init__({
+            "i": In(stream_signature(layer.in_lanes, layer.idt)),
+            "o": Out(stream_signature(layer.out_lanes, layer.odt)),
+        })
+
+    # -- parameters as ROM contents ---------------------------------------------------------
+    def weight_rom(self):
+        """ROM words, one per ``(g, k)`` at address ``g·K + k``; lane ``p`` holds ``W[g·PE + p, k]``."""
+        L = self.layer
+        PE, K = L.pe, L.kernel_elems
+        G = L.channels // PE
+        codes = L.wdt.encode(np.asarray(L.weights, dtype=np.int64))     # (C, K)
+        codes = codes.reshape(G, PE, K).transpose(0, 2, 1)               # (G, K, PE)
+        return pack_rows(codes.reshape(G * K, PE), L.wdt.bits)
+
+    def threshold_type(self):
+        """Type in which thresholds are stored and compared with the accumulator."""
+        lo, hi = self.layer.acc_range
+        return threshold_dtype(lo, hi)
+
+    def threshold_rom(self):
+        """ROM words, one per group ``g``; lane ``p·N + i`` holds ``T[g·PE + p, i]`` clipped
+        to ``[acc_min, acc_max + 1]``."""
+        L = self.layer
+        lo, hi = L.acc_range
+        tdt = self.threshold_type()
+        T = np.clip(np.asarray(L.thresholds, dtype=np.int64), lo, hi + 1)
+        G = L.channels // L.pe
+        return pack_rows(tdt.encode(T).reshape(G, L.pe * T.shape[1]), tdt.bits)
+
+    # ---------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        L = self.layer
+        m = Module()
+        PE, K = L.pe, L.kernel_elems
+        G = L.channels // PE
+        idt, wdt, odt = L.idt, L.wdt, L.odt
+        acc_dt = L.acc_dt
+        acc_shape = signed(acc_dt.bits) if acc_dt.signed else unsigned(acc_dt.bits)
+
+        en = Signal()
+        take = Signal()
+        m.d.comb += [
+            en.eq(~self.o.valid | self.o.ready),
+            self.i.ready.eq(en),
+            take.eq(en & self.i.valid),
+        ]
+
+        # -- S0: step counters ------------------------------------------------------------
+        g = Signal(range(G))
+        k = Signal(range(K))
+        waddr = Signal(range(G * K))
+        with m.If(take):
+            m.d.sync += waddr.eq(Mux(waddr == G * K - 1, 0, waddr + 1))
+            with m.If(k == K - 1):
+                m.d.sync += [k.eq(0), g.eq(Mux(g == G - 1, 0, g + 1))]
+            with m.Else():
+                m.d.sync += k.eq(k + 1)
+
+        wmem = m.submodules.weights = Memory(
+            shape=unsigned(PE * wdt.bits), depth=G * K, init=self.weight_rom(),
+            attrs=memory_attrs(L.mem_style, "rom"))
+        wport = wmem.read_port(domain="sync")
+        m.d.comb += [wport.addr.eq(waddr), wport.en.eq(en)]
+
+        # -- S1: input word + weight word -> products ------------------------------------------
+        v1, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_g = Signal(range(G))
+        s1_in = Signal(PE * idt.bits)
+        with m.If(en):
+            m.d.sync += [v1.eq(take), s1_first.eq(k == 0), s1_last.eq(k == K - 1), s1_g.eq(g)]
+        with m.If(take):
+            m.d.sync += s1_in.eq(self.i.payload)
+
+        prods = []
+        for p in range(PE):
+            pr = product(lane(wport.data, p, wdt.bits), wdt, lane(s1_in, p, idt.bits), idt)
+            s = Signal(pr.shape(), name=f"prod{p}")
+            m.d.comb += s.eq(pr)
+            prods.append(s)
+
+        # -- S2: accumulators ------------------------------------------------------------------
+        v2 = Signal()
+        accs = [Signal(acc_shape, name=f"acc{p}") for p in range(PE)]
+        with m.If(en):
+            m.d.sync += v2.eq(v1 & s1_last)
+        with m.If(en & v1):
+            for acc, pr in zip(accs, prods):
+                m.d.sync += acc.eq(Mux(s1_first, 0, acc) + pr)
+
+        # -- S3: thresholds / output register ----------------------------------------------------
+        codes = []
+        if L.thresholds is not None:
+            N = L.n_thresholds
+            tdt = self.threshold_type()
+            if N:
+                tmem = m.submodules.thresholds = Memory(
+                    shape=unsigned(PE * N * tdt.bits), depth=G, init=self.threshold_rom(),
+                    attrs=memory_attrs(L.mem_style, "rom"))
+                tport = tmem.read_port(domain="sync")
+                m.d.comb += [tport.addr.eq(s1_g), tport.en.eq(en & v1 & s1_last)]
+            for p, acc in enumerate(accs):
+                thr = [decode_lane(lane(tport.data, p * N + i, tdt.bits), tdt) for i in range(N)]
+                count = threshold_count(m, acc, thr, name=f"count{p}")
+                codes.append(encode_value(m, L.out_base + L.out_step * count, odt, name=f"y{p}"))
+        else:
+            for p, acc in enumerate(accs):
+                codes.append(encode_value(m, acc, odt, name=f"y{p}"))
+
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(v2)
+        with m.If(en & v2):
+            m.d.sync += self.o.payload.eq(Cat(*codes))
+        return m
