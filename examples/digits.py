@@ -60,7 +60,7 @@ def accuracy(logits, y):
     return float((np.asarray(logits).argmax(axis=1) == np.asarray(y)).mean())
 
 
-def run_demo(name, float_model, quant_model, input_shape, doc, argv=None, epochs=40, qat_lr=5e-3):
+def run_demo(name, float_model, quant_model, input_shape, doc, argv=None, epochs=40, qat_lr=5e-3, fps=1e6):
     """Train (float, then QAT from the float weights), export, build, verify over the
     whole held-out set and print the figures; returns the exit code."""
     import argparse
@@ -71,7 +71,7 @@ def run_demo(name, float_model, quant_model, input_shape, doc, argv=None, epochs
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--out", default=f"build/{name}")
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
-    ap.add_argument("--fps", type=float, default=1e6)
+    ap.add_argument("--fps", type=float, default=fps)
     ap.add_argument("--clock-mhz", type=float, default=100.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

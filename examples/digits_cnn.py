@@ -47,7 +47,8 @@ def quant_cnn(float_model=None, config=CONFIG):
 
 
 def main(argv=None):
-    return run_demo("digits_cnn", float_cnn, quant_cnn, (1, 8, 8), __doc__, argv, epochs=30)
+    # the first layer's window generator streams one 1-channel pixel per cycle: 576 cycles per frame
+    return run_demo("digits_cnn", float_cnn, quant_cnn, (1, 8, 8), __doc__, argv, epochs=30, fps=1.5e5)
 
 
 if __name__ == "__main__":

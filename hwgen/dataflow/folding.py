@@ -114,16 +114,24 @@ def search_folding(graph, fps, clock_mhz, fixed=()):
                 _tie(feeder, layer)
                 c, lut = max(c, feeder.cycles()), lut + feeder.resources()["LUT"]
             if fastest is None or c < fastest[0]:
-                fastest = (c, f)
+                fastest = (c, f, feeder.simd if feeder is not None else None)
             if c <= budget:
                 key = (lut, sum(f.values()), tuple(sorted(f.items())))
                 if best is None or key < best[0]:
                     best = (key, f)
         if best is None:
             layer.set_folding(**saved)
+            why = ""
+            if feeder is not None:
+                layer.set_folding(**fastest[1])
+                feeder.simd = fastest[2]
+                if feeder.cycles() >= layer.cycles():
+                    why = (f" (its sliding window {feeder.name} streams one word of at most C={feeder.channels} "
+                           f"channels per cycle: {feeder.cycles()} words per frame)")
+                layer.set_folding(**saved)
             raise FoldingError(
                 f"layer {layer.name}: target {fps:g} fps at {clock_mhz:g} MHz allows {budget} cycles per frame, "
-                f"but the fastest folding ({', '.join(f'{k}={v}' for k, v in sorted(fastest[1].items()))}) needs {fastest[0]}; "
+                f"but the fastest folding ({', '.join(f'{k}={v}' for k, v in sorted(fastest[1].items()))}) needs {fastest[0]}{why}; "
                 f"lower --fps or raise --clock-mhz")
         layer.set_folding(**best[1])
         if feeder is not None:

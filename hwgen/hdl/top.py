@@ -14,6 +14,7 @@ reset). ``tdata`` is padded to a multiple of 8 bits: the padding bits of
 ``s_axis_tdata`` are ignored and those of ``m_axis_tdata`` are zero.
 """
 
+import math
 from amaranth.back import verilog
 from amaranth.hdl import Module
 from amaranth.lib import wiring
@@ -59,8 +60,8 @@ def check_chain(layers):
     if not layers:
         raise HwgenError("graph has no hardware layers: nothing to generate")
     for a, b in zip(layers, layers[1:]):
-        if tuple(a.out_shape) != tuple(b.in_shape):
-            raise HwgenError(f"layer {b.name}: input shape {tuple(b.in_shape)} must match "
+        if math.prod(a.out_shape) != math.prod(b.in_shape):     # a reshape (flatten) is free: same stream
+            raise HwgenError(f"layer {b.name}: input shape {tuple(b.in_shape)} must hold as many values as "
                              f"{a.name}'s output shape {tuple(a.out_shape)}")
         if a.odt != b.idt:
             raise HwgenError(f"layer {b.name}: input type {b.idt} must match {a.name}'s output type {a.odt}")
