@@ -51,100 +51,10 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..dataflow.swg import SlidingWindow
+from ..dataflow.swg import SlidingWindow, _geometry, buffer_rows  # noqa: F401  (re-exported)
 from .common import check_layer, memory_attrs, stream_signature
 
 __all__ = ["SlidingWindowComponent", "buffer_rows"]
-
-
-def _geometry(layer):
-    (ih, iw), (kh, kw), (sh, sw) = layer.ifm, layer.kernel, layer.stride
-    pt, pl, pb, pr = layer.pad
-    oh, ow = layer.ofm
-    cf = layer.channels // layer.simd
-    return ih, iw, cf, kh, kw, sh, sw, pt, pl, oh, ow
-
-
-def buffer_rows(layer):
-    """Rows ``R`` of the line buffer: the fewest for which a row-level schedule proves the
-    steady-state interval ``max(out_words, in_words)``.
-
-    The schedule is conservative (a row counts as written only when all its
-    words are, and an output row waits for all its rows), so the hardware,
-    which works word by word, is never slower than it. Two regimes:
-
-    * ``out_words > in_words`` (the reader is the bottleneck): the reader
-      emits output row ``j`` in cycles ``[j·T_r, (j+1)·T_r)`` (``T_r =
-      OW·KH·KW·CF``), releasing the rows below the next ``need`` when it
-      completes it; the writer starts row ``g`` as soon as row ``g − R`` is
-      released and row ``g − 1`` is written. ``R`` must let the writer finish
-      every row before the first output row that reads it begins.
-    * otherwise (the writer is the bottleneck, or both are equal): the writer
-      takes a word every cycle (row ``g`` in ``[g·T_w, (g+1)·T_w)``, ``T_w =
-      IW·CF``); the reader starts output row ``j`` when the previous one is
-      done and all of its rows are written. ``R`` must let the release of row
-      ``g − R`` come before the writer starts row ``g``.
-
-    Both are max-plus recurrences with period one frame; they are run for a
-    few frames from an empty buffer (older history is dominated after one
-    frame) and checked on the last one. ``O(frames·(IH + OH))`` per candidate.
-    """
-    ih, iw, cf, kh, kw, sh, sw, pt, pl, oh, ow = _geometry(layer)
-    iwcf, t_r = iw * cf, ow * kh * kw * cf
-    out_words, in_words = oh * t_r, ih * iwcf
-    need = [max(0, j * sh - pt) for j in range(oh)]
-    lo = [max(0, j * sh - pt) for j in range(oh)]                 # first image row of window j
-    hi = [min(ih - 1, j * sh - pt + kh - 1) for j in range(oh)]   # last image row of window j
-    first_use = [None] * ih                                       # first output row reading row g
-    for j in range(oh - 1, -1, -1):
-        for g in range(lo[j], hi[j] + 1):
-            first_use[g] = j
-    last_hold = [0] * ih                                          # last output row with need <= g
-    j = 0
-    for g in range(ih):
-        while j + 1 < oh and need[j + 1] <= g:
-            j += 1
-        last_hold[g] = j
-    NEG = float("-inf")
-    frames = 4
-
-    def released(g):            # cycle from which row g's slot may be rewritten (reader-bound)
-        if g < 0:
-            return NEG
-        f, r = divmod(g, ih)
-        return (f * oh + last_hold[r] + 1) * t_r
-
-    def ok_reader_bound(R):
-        w_prev = NEG
-        for g in range(frames * ih):
-            w = max(w_prev + iwcf, released(g - R))
-            w_prev = w
-            f, r = divmod(g, ih)
-            if f == frames - 1 and first_use[r] is not None:
-                if w + iwcf > (f * oh + first_use[r]) * t_r:
-                    return False
-        return True
-
-    def ok_writer_bound(R):
-        start, r_prev = [], NEG
-        for jj in range(frames * oh):
-            f, j = divmod(jj, oh)
-            r_prev = max(r_prev + t_r, f * in_words + (hi[j] + 1) * iwcf)
-            start.append(r_prev)
-        for g in range((frames - 1) * ih, frames * ih):
-            h = g - R
-            if h < 0:
-                continue
-            f, r = divmod(h, ih)
-            if start[f * oh + last_hold[r]] + t_r > g * iwcf:
-                return False
-        return True
-
-    ok = ok_reader_bound if out_words > in_words else ok_writer_bound
-    R = 1
-    while not ok(R):
-        R += 1
-    return R
 
 
 class SlidingWindowComponent(wiring.Component):
