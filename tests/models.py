@@ -230,6 +230,12 @@ CNN_SPECS = {
     "avgpool_gap_k1": {"in": (2, 6, 6), "in_bits": 3, "layers": [
         C(5, 1, w=4, a=4, act="identity"), {"type": "avgpool", "k": 2, "bits": 5}, C(7, 3, p=1, w=2, a=2, bn=True),
         {"type": "gap", "a": 4}, {"type": "flatten"}, {"type": "fc", "out": 3, "w": 4, "act": None, "bias": "float"}]},
+    "k5_s3_pad2_pointwise_s2": {"in": (3, 11, 10), "in_bits": 5, "in_signed": False, "layers": [
+        C(6, 5, s=3, p=2, w=4, a=4, bn=True, bias="float"), C(5, 1, s=2, w=3, a=3, act="identity", bn=True),
+        {"type": "flatten"}, {"type": "fc", "out": 3, "w": 4, "act": None}]},
+    "k7_maxpool_pad_k2": {"in": (2, 9, 9), "in_bits": 4, "layers": [
+        C(4, 7, p=3, w=3, a=3, bn=True), {"type": "maxpool", "k": 3, "s": 3, "p": 1}, C(5, 2, w=2, a=2, act="hardtanh", bn=True),
+        {"type": "gap", "a": 3}, {"type": "flatten"}, {"type": "fc", "out": 4, "w": 3, "act": None, "bias": "float"}]},
     "kernel_is_input_bipolar": {"in": (2, 5, 5), "in_bits": 1, "layers": [
         C(8, 3, w=1, act="bipolar", bn=True), C(6, 3, w=1, act="hardtanh", a=2, bn=True),
         {"type": "flatten"}, {"type": "fc", "out": 4, "w": 2, "act": None}]},

@@ -13,7 +13,8 @@ from models import CNN_SPECS
 
 pytestmark = [pytest.mark.sim, pytest.mark.e2e, pytest.mark.filterwarnings("ignore")]
 
-FPS = {"conv_pad_bn_maxpool_fc": 1.5e5, "stride2_nonsquare_dw": 3e5, "avgpool_gap_k1": 2e5, "kernel_is_input_bipolar": 1e6}
+FPS = {"conv_pad_bn_maxpool_fc": 1.5e5, "stride2_nonsquare_dw": 3e5, "avgpool_gap_k1": 2e5, "kernel_is_input_bipolar": 1e6,
+       "k5_s3_pad2_pointwise_s2": 2e5, "k7_maxpool_pad_k2": 2.5e4}
 
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
