@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from .dataflow.folding import DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, load_folding, search_folding
-from .dataflow.plumbing import InsertFIFOs, InsertWidthConverters
+from .dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
 from .errors import HwgenError
 from .report import make_report, render_markdown
 from .streams import tdata_bits, words_per_frame
@@ -68,12 +68,12 @@ def _stream_info(shape, dt, lanes):
             "tdata_bits": tdata_bits(lanes, dt), "words_per_frame": words_per_frame(shape, lanes)}
 
 
-def _load_and_lower(model_or_path, name):
+def _load_and_lower(model_or_path, name, topk=None):
     from .frontend import load
     from .lower import lower
 
     model = load(model_or_path)
-    return model, lower(model, name=name)
+    return model, lower(model, name=name, topk=topk)
 
 
 def _fold(graph, folding, fps, clock_mhz):
@@ -95,7 +95,7 @@ def _fold(graph, folding, fps, clock_mhz):
 
 
 def _plumb(graph):
-    for p in (InsertWidthConverters(), InsertFIFOs()):
+    for p in (InsertDuplicates(), InsertWidthConverters(), InsertFIFOs()):
         graph, _ = p.apply(graph)
     graph.validate()
     return graph
@@ -107,12 +107,13 @@ def _verilog(graph):
 
 
 def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_CLOCK_MHZ,
-          name=None, progress=True, save_steps=False):
+          name=None, progress=True, save_steps=False, topk=None):
     """Compile a QONNX model (path, ``ModelProto`` or qonnx ``ModelWrapper``) into ``out_dir``.
 
     ``folding``: a dict or JSON file ``{"layer": {"pe": P, "simd": S}}``; layers it
     does not name, or all of them when it is None, get the least-resource folding
     meeting ``fps`` at ``clock_mhz`` (default target: 1,000,000 frames/s).
+    ``topk``: end the accelerator in a label-select of the ``topk`` best classes.
     Writes ``rtl/hwgen_top.v``, ``manifest.json``, ``model.json``, ``params.npz``,
     ``report.md``, ``report.json`` and ``source.onnx``.
     """
@@ -121,7 +122,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     if name is None:
         name = os.path.splitext(os.path.basename(os.fspath(model_or_path)))[0] if isinstance(model_or_path, (str, os.PathLike)) else "model"
     pr = _Progress(progress)
-    model, graph = pr.step("load and lower", _load_and_lower, model_or_path, name)
+    model, graph = pr.step("load and lower", _load_and_lower, model_or_path, name, topk)
     steps_dir = []
 
     def snapshot(tag):

@@ -1,6 +1,6 @@
 """The ``hwgen`` command line.
 
-    hwgen build MODEL.onnx -o OUT [--folding F.json] [--fps N] [--clock-mhz F]
+    hwgen build MODEL.onnx -o OUT [--folding F.json] [--fps N] [--clock-mhz F] [--topk K]
     hwgen verify OUT [--inputs X.npy] [--frames N] [--sim verilator|icarus] [--seed S]
 
 A user error prints one line ``hwgen: error: …`` and exits 2 (``--debug``
@@ -28,6 +28,7 @@ def _parser():
     b.add_argument("--clock-mhz", type=float, default=100.0, help="clock target in MHz (default 100)")
     b.add_argument("--name", help="design name (default: the model file's stem)")
     b.add_argument("--save-steps", action="store_true", help="save each pipeline step's graph under OUT/steps/")
+    b.add_argument("--topk", type=int, default=None, help="end in a hardware label-select streaming the K best class indices")
     b.add_argument("-q", "--quiet", action="store_true")
 
     v = sub.add_parser("verify", help="simulate a build and check every output word against the reference")
@@ -43,7 +44,7 @@ def _parser():
 def _cmd_build(a):
     from .build import build
     res = build(a.model, a.out, folding=a.folding, fps=a.fps, clock_mhz=a.clock_mhz, name=a.name,
-                progress=not a.quiet, save_steps=a.save_steps)
+                progress=not a.quiet, save_steps=a.save_steps, topk=a.topk)
     if not a.quiet:
         print(open(res.out_dir + "/report.md").read())
     return 0

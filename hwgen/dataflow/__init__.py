@@ -1,7 +1,9 @@
 """The integer dataflow IR: typed hardware layers with exact integer references."""
 
 from .base import LAYER_KINDS, Layer
+from .branch import AddStreams, Concat, Duplicate
 from .fifo import FIFO, WidthConverter
+from .labelselect import LabelSelect
 from .graph import DataflowGraph
 from .mvau import MVAU, accumulator_range
 from .pool import GlobalPool, Pool
@@ -10,4 +12,5 @@ from .thresholding import Thresholding
 from .vvau import VVAU
 
 __all__ = ["LAYER_KINDS", "Layer", "MVAU", "Thresholding", "FIFO", "WidthConverter",
-           "DataflowGraph", "accumulator_range", "SlidingWindow", "im2col", "VVAU", "Pool", "GlobalPool"]
+           "DataflowGraph", "accumulator_range", "SlidingWindow", "im2col", "VVAU", "Pool", "GlobalPool",
+           "Duplicate", "AddStreams", "Concat", "LabelSelect"]

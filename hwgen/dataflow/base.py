@@ -52,8 +52,19 @@ def rom_resources(width, depth, style="auto"):
 
 @dataclass
 class Layer:
+    """Base of all kinds.  ``inputs`` names the streams a layer reads:
+    ``"@input"`` (the accelerator's input), ``"<layer>"`` (that layer's output
+    0) or ``"<layer>:<k>"`` (its output k); empty means the previous layer's
+    output (a chain).  Multi-input kinds set ``n_inputs``; multi-output kinds
+    (a fork) ``n_outputs`` and return a list from ``execute``."""
     kind = "Layer"
+    n_inputs = 1
     name: str
+    inputs: tuple = ()
+
+    @property
+    def n_outputs(self):
+        return 1
 
     # --- shapes and types (overridden by kinds) -------------------------
     @property
@@ -134,7 +145,7 @@ class Layer:
             elif isinstance(v, DType):
                 attrs[f.name] = v.name
             elif isinstance(v, tuple):
-                attrs[f.name] = list(v)
+                attrs[f.name] = [list(x) if isinstance(x, tuple) else x for x in v]
             else:
                 attrs[f.name] = v
         return attrs, arrays
@@ -149,7 +160,7 @@ class Layer:
             elif f.type in ("DType", DType):
                 v = dtype(v)
             elif isinstance(v, list):
-                v = tuple(v)
+                v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
             kw[f.name] = v
         return cls(**kw)
 

@@ -14,9 +14,16 @@ import numpy as np
 from ..errors import HwgenError
 from .base import LAYER_KINDS
 
-__all__ = ["DataflowGraph", "FORMAT"]
+__all__ = ["DataflowGraph", "FORMAT", "INPUT", "parse_ref"]
 
 FORMAT = "hwgen-dataflow/1"
+INPUT = "@input"
+
+
+def parse_ref(ref):
+    """``"fc0"`` -> ("fc0", 0); ``"dup0:1"`` -> ("dup0", 1); ``"@input"`` -> ("@input", 0)."""
+    name, _, port = str(ref).partition(":")
+    return name, int(port) if port else 0
 
 
 @dataclass
@@ -68,18 +75,75 @@ class DataflowGraph:
                 raise HwgenError(f"layer {l.name}: name used twice")
             names.add(l.name)
             l.validate()
-        for a, b in zip(self.layers, self.layers[1:]):
-            if int(np.prod(a.out_shape)) != int(np.prod(b.in_shape)):
-                raise HwgenError(f"layer {b.name}: input shape {tuple(b.in_shape)} does not match {a.name}'s output {tuple(a.out_shape)}")
-            if a.odt != b.idt:
-                raise HwgenError(f"layer {b.name}: input type {b.idt} does not match {a.name}'s output {a.odt}")
+        seen = {INPUT}
+        for b in self.layers:
+            refs = self.input_refs(b)
+            if len(refs) != b.n_inputs:
+                raise HwgenError(f"layer {b.name}: reads {len(refs)} streams, needs {b.n_inputs}")
+            shapes = getattr(b, "in_shapes", None) or [b.in_shape] * len(refs)
+            idts = getattr(b, "idts", None) or [b.idt] * len(refs)
+            for r, shape, idt in zip(refs, shapes, idts):
+                name, port = parse_ref(r)
+                if name not in seen:
+                    raise HwgenError(f"layer {b.name}: input {r!r} is not produced by an earlier layer")
+                if name == INPUT:
+                    continue
+                a = self.layer(name)
+                if port >= a.n_outputs:
+                    raise HwgenError(f"layer {b.name}: input {r!r}: {name} has {a.n_outputs} output(s)")
+                if int(np.prod(a.out_shape)) != int(np.prod(shape)):
+                    raise HwgenError(f"layer {b.name}: input shape {tuple(shape)} does not match {a.name}'s output {tuple(a.out_shape)}")
+                if a.odt != idt:
+                    raise HwgenError(f"layer {b.name}: input type {idt} does not match {a.name}'s output {a.odt}")
+            seen.add(b.name)
+
+    def input_refs(self, layer):
+        """The stream references ``layer`` reads (its ``inputs``, or the previous layer's output)."""
+        if layer.inputs:
+            return [str(r) for r in layer.inputs]
+        i = self.layers.index(layer)
+        return [INPUT] if i == 0 else [self.layers[i - 1].name]
+
+    def make_edges_explicit(self):
+        for l in self.layers:
+            l.inputs = tuple(self.input_refs(l))
+        return self
+
+    def producer(self, ref):
+        name, port = parse_ref(ref)
+        return (None if name == INPUT else self.layer(name)), port
+
+    def consumers(self, ref):
+        """(layer, input index) pairs reading stream ``ref``."""
+        out = []
+        for l in self.layers:
+            for k, r in enumerate(self.input_refs(l)):
+                if parse_ref(r) == parse_ref(ref):
+                    out.append((l, k))
+        return out
+
+    @property
+    def is_chain(self):
+        return all(self.input_refs(l) == ([INPUT] if i == 0 else [self.layers[i - 1].name])
+                   for i, l in enumerate(self.layers))
 
     def execute(self, x):
         """Bit-exact integer reference of the whole graph: (N, *in_shape) -> (N, *out_shape)."""
-        y = np.asarray(x, dtype=np.int64)
+        x = np.asarray(x, dtype=np.int64)
+        vals = {(INPUT, 0): x}
+        y = x
         for l in self.layers:
-            y = l.execute(y.reshape((y.shape[0],) + tuple(l.in_shape)))     # a flatten is free: same stream
-        return y
+            args = []
+            shapes = getattr(l, "in_shapes", None) or [l.in_shape] * len(self.input_refs(l))
+            for r, shape in zip(self.input_refs(l), shapes):
+                v = vals[parse_ref(r)]
+                args.append(v.reshape((v.shape[0],) + tuple(shape)))       # a flatten is free: same stream
+            y = l.execute(*args)
+            outs = y if isinstance(y, list) else [y]
+            for k, o in enumerate(outs):
+                vals[(l.name, k)] = o
+            y = outs[0]
+        return vals[(self.layers[-1].name, 0)]
 
     def cycles(self):
         return max(l.cycles() for l in self.layers)

@@ -22,7 +22,7 @@ from ..dtypes import dtype as _dtype, smallest_dtype
 __all__ = [
     "stream_signature", "lane", "value_shape", "decode_lane", "encode_value",
     "tree_sum", "product", "threshold_count", "threshold_dtype", "pack_rows",
-    "memory_attrs", "sanitize", "check_layer",
+    "memory_attrs", "sanitize", "check_layer", "select", "scaled",
 ]
 
 
@@ -182,3 +182,32 @@ def check_layer(component, layer, cls, what):
     except Exception:
         component._MustUse__silence = True
         raise
+
+
+def select(index, values):
+    """``values[index]`` as one continuous expression (a chain of :class:`Mux`).
+
+    Unlike a comb assignment under ``Switch`` (emitted as an ``always @*``
+    process, which Icarus ``-g2012`` does not evaluate at time 0), this is a
+    plain expression; an ``index`` past the end selects the last value.
+    """
+    values = [Value.cast(v) for v in values]
+    if not values:
+        raise ValueError("select needs at least one value")
+    index = Value.cast(index)
+    out = values[-1]
+    for k in range(len(values) - 2, -1, -1):
+        out = Mux(index == k, values[k], out)
+    return out
+
+
+def scaled(value, k):
+    """``k · value`` for an integer constant ``k`` (0, ±1 without a multiplier)."""
+    value, k = Value.cast(value), int(k)
+    if k == 0:
+        return Const(0, 1)
+    if k == 1:
+        return value
+    if k == -1:
+        return -value
+    return value * k

@@ -14,10 +14,12 @@ from ..dtypes import smallest_dtype
 from ..errors import UnsupportedError
 from .context import LoweringContext, channel_vector
 from .elementwise import ELEMENTWISE_OPS, lower_elementwise
+from .branch import lower_concat
 from .conv import lower_conv
 from .linear import lower_matmul
 from .pool import POOL_OPS, lower_pool
 from .quant import lower_multithreshold, lower_quant, lower_trunc
+from .select import append_label_select, lower_argmax
 from .shape import SHAPE_OPS, lower_shape
 from .values import Acc, Const, FloatInput, IntConst, IntTensor
 
@@ -25,7 +27,7 @@ __all__ = ["lower", "SUPPORTED_OPS"]
 
 HANDLERS = {"Quant": lower_quant, "IntQuant": lower_quant, "BipolarQuant": lower_quant,
             "MatMul": lower_matmul, "Gemm": lower_matmul, "Conv": lower_conv, "Trunc": lower_trunc,
-            "MultiThreshold": lower_multithreshold}
+            "MultiThreshold": lower_multithreshold, "Concat": lower_concat, "ArgMax": lower_argmax}
 HANDLERS.update({op: lower_pool for op in POOL_OPS})
 HANDLERS.update({op: lower_elementwise for op in ELEMENTWISE_OPS})
 HANDLERS.update({op: lower_shape for op in SHAPE_OPS})
@@ -44,8 +46,11 @@ def _ops_json(ops):
     return [{k: _jsonable(v) for k, v in op.items()} for op in ops]
 
 
-def lower(model, name="model"):
-    """Lower a cleaned-up qonnx ``ModelWrapper`` into a :class:`DataflowGraph`."""
+def lower(model, name="model", topk=None):
+    """Lower a cleaned-up qonnx ``ModelWrapper`` into a :class:`DataflowGraph`.
+
+    ``topk``: append a hardware label-select of the ``topk`` largest outputs
+    (the accelerator then streams class indices)."""
     ctx = LoweringContext(model)
     for node in model.graph.node:
         handler = HANDLERS.get(node.op_type)
@@ -57,15 +62,23 @@ def lower(model, name="model"):
     out_name = model.graph.output[0].name
     out = ctx.get(out_name)
     out_shape = list(ctx.shape(out_name))
+    if topk is not None:
+        if isinstance(out, IntTensor) and out.producer is not None and out.producer.kind == "LabelSelect":
+            raise UnsupportedError(f"output {out_name}: the model already ends in ArgMax; --topk is not needed")
+        append_label_select(ctx, out, int(topk), f"output {out_name} (--topk {topk})", out_name)
+        out = ctx.get(out_name)
+        out_shape = [out_shape[0], int(topk)]
     if ctx.head is None:
         raise UnsupportedError(f"input {ctx.input_name}: must go through a quantiser (QuantIdentity, QuantHardTanh, …) before the first layer")
     if isinstance(out, Acc):
         base = out.base
         if isinstance(base, IntTensor):
             tail_ops, end = out.ops, base
-        else:                                    # an MVAU: its accumulator is the output
+        else:                                    # an MVAU/AddStreams: its accumulator is the output
             base.out_dt = smallest_dtype(*base.acc_range)
             tail_ops, end = out.ops, None
+    elif isinstance(out, IntTensor) and out.producer is not None and out.producer.kind == "LabelSelect":
+        tail_ops, end = [], out                  # class indices: nothing to do on the host
     elif isinstance(out, IntTensor):
         tail_ops = [{"op": "dequant", "scale": channel_vector(out.scale, out.shape, "output scale"),
                      "zero_point": channel_vector(out.zero_point, out.shape, "output zero point")}]

@@ -108,20 +108,21 @@ class LoweringContext:
     def chain_end(self):
         return self.layers[-1] if self.layers else None
 
+    def ref(self, consumes):
+        """The stream reference of what a new layer reads: an IntTensor or an IR layer."""
+        from ..dataflow.graph import INPUT
+        if hasattr(consumes, "kind"):                 # an IR layer (a window generator's consumer)
+            return consumes.name
+        if consumes.producer is None:
+            if self.head is not None and len(consumes.shape) == 4:
+                self.head["transpose"] = [1, 2, 0]    # NCHW -> NHWC on the host
+            return INPUT
+        return consumes.producer.name
+
     def add_layer(self, layer, source, consumes):
-        """Append ``layer``; ``consumes`` is the IntTensor it reads (or the IR layer whose
-        output it reads), which must be the chain's end."""
-        if consumes is self.chain_end and consumes is not None:
-            self.layers.append(layer)
-            self.sources[layer.name] = source
-            return layer
-        if consumes.producer is None and self.head is not None and len(consumes.shape) == 4:
-            self.head["transpose"] = [1, 2, 0]       # NCHW -> NHWC on the host
-        if consumes.producer is not self.chain_end:
-            got = consumes.producer.name if consumes.producer is not None else "the model input"
-            raise UnsupportedError(
-                f"node {source}: reads the output of {got}, which another layer already consumes; "
-                "accepted: a single chain of layers (branching graphs are not supported yet)")
+        """Append ``layer`` reading ``consumes`` (an IntTensor, an IR layer, or a list of IntTensors)."""
+        srcs = consumes if isinstance(consumes, (list, tuple)) else [consumes]
+        layer.inputs = tuple(self.ref(c) for c in srcs)
         self.layers.append(layer)
         self.sources[layer.name] = source
         return layer

@@ -36,7 +36,10 @@ def lower_elementwise(ctx, node):
             return
         raise UnsupportedError(f"node {node.name} ({op}): operates on the float model input before any quantiser; accepted: a quantiser first")
     if len(tensors) > 1:
-        raise UnsupportedError(f"node {node.name} ({op}): an op on two computed tensors (residual add, …) is not supported yet")
+        if op in ("Add", "Sub") and len(tensors) == 2:
+            from .branch import lower_add_streams
+            return lower_add_streams(ctx, node, ins[0], ins[1], negate_b=(op == "Sub"))
+        raise UnsupportedError(f"node {node.name} ({op}): {op} of two computed tensors is not supported; accepted: Add or Sub of two quantised tensors")
     x = tensors[0]
     xi = ins.index(x)
     if isinstance(x, IntTensor):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..dataflow import MVAU, VVAU, Thresholding
+from ..dataflow import MVAU, VVAU, AddStreams, Thresholding
 from ..dtypes import DType
 from ..errors import HwgenError, UnsupportedError
 from ..host import eval_ops, quantise
@@ -207,6 +207,17 @@ def finish_segment(ctx, node, acc, q, dt, out_scale=None, out_zp=None):
     T, sign, base, step = segment_thresholds(acc.ops, qc, acc.lo, acc.hi)
     scale = np.asarray(q["scale"] if out_scale is None else out_scale, dtype=np.float64)
     zp = np.asarray(q["zero_point"] if out_zp is None else out_zp, dtype=np.float64)
+    if isinstance(acc.base, AddStreams):
+        layer = acc.base
+        if np.any(sign < 0):
+            if not np.all(sign < 0):
+                raise UnsupportedError(f"node {node.name}: a requantisation after an add that decreases for some channels and increases for others is not supported")
+            layer.ka, layer.kb = -layer.ka, -layer.kb
+        layer.thresholds = T
+        layer.out_dt = dt
+        layer.out_base = int(base)
+        ctx.int_outputs[layer.name] = node.output[0]
+        return IntTensor(tuple(shape), dt, scale, zp, layer, node.name)
     if isinstance(acc.base, (MVAU, VVAU)):
         layer = acc.base
         layer.weights = layer.weights * sign[:, None]
