@@ -72,11 +72,11 @@ def test_bit_width_out_of_range(tmp_path, capsys):
     import brevitas.nn as qnn
     import torch.nn as nn
     m = nn.Sequential(qnn.QuantIdentity(bit_width=4, return_quant_tensor=True), qnn.QuantLinear(6, 4, bias=False, weight_bit_width=4),
-                      qnn.QuantReLU(bit_width=12)).eval()
+                      qnn.QuantReLU(bit_width=20)).eval()
     path = tmp_path / "wide.onnx"
     export(m, {"in": 6}, str(path))
     code, _, err = run_cli(["build", path, "-o", tmp_path / "out"], capsys)
-    assert_one_line_error(code, err, "node Quant_2 (Quant): activation bit width 12 is out of range; accepted: 1 to 8")
+    assert_one_line_error(code, err, "node Quant_2 (Quant): activation bit width 20 is out of range; accepted: 1 to 16")
     assert_nothing_written(tmp_path, tmp_path / "out")
 
 

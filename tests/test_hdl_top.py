@@ -1,4 +1,4 @@
-"""The stitched Top: a small graph through the AXI4-Stream ports, Verilog emission."""
+"""The stitched Top: small chains and DAGs through the AXI4-Stream ports, Verilog emission."""
 
 import os
 import re
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 
-from hwgen.dataflow import FIFO, MVAU, DataflowGraph, Thresholding, WidthConverter
+from hwgen.dataflow import (FIFO, MVAU, AddStreams, Concat, DataflowGraph, Duplicate, LabelSelect, Thresholding,
+                           WidthConverter)
 from hwgen.dtypes import DType
 from hwgen.errors import HwgenError
 from hwgen.hdl import Top, component_for, to_verilog
@@ -145,12 +146,13 @@ def test_sanitize():
     assert sanitize("a/b-c") == "a_b_c"
 
 
-def test_top_reset_mid_frame():
+@pytest.mark.parametrize("make", ["small_graph", "residual_graph", "concat_graph"])
+def test_top_reset_mid_frame(make):
     """A synchronous reset in the middle of a frame leaves the top ready for a clean frame."""
     from amaranth.hdl import ClockDomain, Module
     from amaranth.sim import Simulator
 
-    graph, x = small_graph(seed=6, frames=2)
+    graph, x = globals()[make](seed=6, frames=2)
     first, last = graph.layers[0], graph.layers[-1]
     junk = pack(x[:1], first.idt, first.in_lanes)[0]
     clean = pack(x[1:], first.idt, first.in_lanes)[0]
@@ -177,7 +179,7 @@ def test_top_reset_mid_frame():
         # a clean frame
         ctx.set(top.m_axis_tready, 1)
         pending = list(clean)
-        for _ in range(500):
+        for _ in range(1000):
             if pending:
                 ctx.set(top.s_axis_tdata, pending[0])
             ctx.set(top.s_axis_tvalid, int(bool(pending)))
@@ -204,3 +206,170 @@ def test_mem_style_attribute():
     text = to_verilog(graph)
     assert '(* rom_style = "distributed" *)' in text
     assert '(* rom_style = "block" *)' in text
+
+
+# -- DAGs ----------------------------------------------------------------------------------
+
+def residual_graph(seed=0, frames=3, ka=1, kb=3):
+    """A residual block: fca (MVAU) -> dup -> [fifo_b0 -> fcb (MVAU) -> fifo_b1] and
+    [skip: deep FIFO] -> add (AddStreams, thresholds) -> fcc (MVAU, raw) -> top (LabelSelect),
+    every edge explicit."""
+    rng = np.random.default_rng(seed)
+    u2, i2, i3 = DType("UINT2"), DType("INT2"), DType("INT3")
+    x = random_values(rng, u2, (frames, 2, 8))
+    Wa = random_values(rng, i2, (6, 8))
+    fca = MVAU("fca", inputs=("@input",), mw=8, mh=6, in_dt=u2, wdt=i2, out_dt=u2, weights=Wa,
+               spatial=(2,), pe=2, simd=4)
+    fca.thresholds = straddling_thresholds(rng, x @ Wa.T, *fca.acc_range, 3)
+    ya = fca.execute(x)
+    dup = Duplicate("dup", inputs=("fca",), shape=(2, 6), dt=u2, lanes=2, n_out=2)
+    fifo_b0 = FIFO("fifo_b0", inputs=("dup:0",), shape=(2, 6), dt=u2, lanes=2, depth=2)
+    Wb = random_values(rng, i3, (6, 6))
+    u3 = DType("UINT3")
+    fcb = MVAU("fcb", inputs=("fifo_b0",), mw=6, mh=6, in_dt=u2, wdt=i3, out_dt=u3, weights=Wb,
+               spatial=(2,), pe=2, simd=2)
+    fcb.thresholds = straddling_thresholds(rng, ya @ Wb.T, *fcb.acc_range, 7)
+    yb = fcb.execute(ya)
+    fifo_b1 = FIFO("fifo_b1", inputs=("fcb",), shape=(2, 6), dt=u3, lanes=2, depth=8)   # fcc takes 6 words in a burst
+    skip = FIFO("skip", inputs=("dup:1",), shape=(2, 6), dt=u2, lanes=2, depth=8)
+    add = AddStreams("add", inputs=("fifo_b1", "skip"), shape=(2, 6), in_dt=u3, in_dt_b=u2, ka=ka, kb=kb,
+                     out_dt=u2, pe=2)
+    add.thresholds = straddling_thresholds(rng, ka * yb + kb * ya, *add.acc_range, 3)
+    yadd = add.execute(yb, ya)
+    Wc = random_values(rng, i3, (10, 12))
+    fcc = MVAU("fcc", inputs=("add",), mw=12, mh=10, in_dt=u2, wdt=i3, out_dt=None, weights=Wc,
+               pe=2, simd=2)
+    fcc.out_dt = fcc.acc_dt
+    top = LabelSelect("top", inputs=("fcc",), channels=10, k=3, in_dt=fcc.acc_dt, pe=2)
+    graph = DataflowGraph(layers=[fca, dup, fifo_b0, fcb, fifo_b1, skip, add, fcc, top], name="residual")
+    graph.validate()
+    assert yadd.shape == (frames, 2, 6)
+    return graph, x
+
+
+def concat_graph(seed=0, frames=3):
+    """The graph input forked three ways: dup -> [skip FIFO] [fc1 (MVAU)] [fc2 (MVAU) -> FIFO]
+    -> cat (Concat 4+2+4) -> fco (MVAU, raw)."""
+    rng = np.random.default_rng(seed)
+    u2, i3 = DType("UINT2"), DType("INT3")
+    x = random_values(rng, u2, (frames, 3, 4))
+    dup = Duplicate("dup", inputs=("@input",), shape=(3, 4), dt=u2, lanes=2, n_out=3)
+    skip = FIFO("skip", inputs=("dup:0",), shape=(3, 4), dt=u2, lanes=2, depth=8)
+    mv = []
+    for name, mh, ref in (("fc1", 2, "dup:1"), ("fc2", 4, "dup:2")):
+        W = random_values(rng, i3, (mh, 4))
+        fc = MVAU(name, inputs=(ref,), mw=4, mh=mh, in_dt=u2, wdt=i3, out_dt=u2, weights=W,
+                  spatial=(3,), pe=2, simd=2)
+        fc.thresholds = straddling_thresholds(rng, x @ W.T, *fc.acc_range, 3)
+        mv.append(fc)
+    fifo2 = FIFO("fifo2", inputs=("fc2",), shape=(3, 4), dt=u2, lanes=2, depth=2)
+    cat = Concat("cat", inputs=("skip", "fc1", "fifo2"), spatial=(3,), channels_in=(4, 2, 4), dt=u2, lanes=2)
+    Wo = random_values(rng, i3, (3, 10))
+    fco = MVAU("fco", inputs=("cat",), mw=10, mh=3, in_dt=u2, wdt=i3, out_dt=None, weights=Wo,
+               spatial=(3,), pe=1, simd=2)
+    fco.out_dt = fco.acc_dt
+    graph = DataflowGraph(layers=[dup, skip, mv[0], mv[1], fifo2, cat, fco], name="concat")
+    graph.validate()
+    return graph, x
+
+
+@pytest.mark.parametrize("ka,kb", [(1, 3), (-2, 5)])
+def test_top_residual_words(ka, kb):
+    graph, x = residual_graph(seed=ka + 7 * kb, frames=4, ka=ka, kb=kb)
+    simulate_top(graph, x)
+    simulate_top(graph, x, gaps=0.6, backpressure=0.6)
+
+
+def test_top_concat_words():
+    graph, x = concat_graph(seed=1, frames=4)
+    simulate_top(graph, x)
+    simulate_top(graph, x, gaps=0.6, backpressure=0.6)
+
+
+@pytest.mark.parametrize("make", [residual_graph, concat_graph])
+def test_top_dag_throughput(make):
+    graph, x = make(seed=2, frames=5)
+    res = simulate_top(graph, x, gaps=0.0, backpressure=0.0)
+    assert streamsim.frame_intervals(res, graph.layers[-1].out_words) == [graph.cycles()] * 4
+
+
+def test_top_dag_ports():
+    graph, _ = residual_graph()
+    top = Top(graph)
+    assert len(top.s_axis_tdata) == tdata_bits(4, DType("UINT2")) == 8
+    assert len(top.m_axis_tdata) == tdata_bits(1, graph.layers[-1].odt) == 8
+    assert [name for name, _ in top.components] == [l.name for l in graph.layers]
+    comps = dict(top.components)
+    assert [type(comps[n]).__name__ for n in ("dup", "add", "top")] == [
+        "DuplicateComponent", "AddStreamsComponent", "LabelSelectComponent"]
+    assert sorted(comps["dup"].signature.members) == ["i", "o0", "o1"]
+    assert sorted(comps["add"].signature.members) == ["i0", "i1", "o"]
+    assert sorted(comps["top"].signature.members) == ["i", "o"]
+    text = to_verilog(graph)
+    assert text == to_verilog(residual_graph()[0])
+    m = re.search(r"module hwgen_top\((.*?)\);", text, re.S)
+    ports = sorted(p.strip() for p in m.group(1).split(","))
+    assert ports == sorted(["clk", "rst", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready",
+                            "m_axis_tdata", "m_axis_tvalid", "m_axis_tready"])
+    for name in [l.name for l in graph.layers]:
+        assert f"module \\hwgen_top.{name} (" in text, name
+    cat = dict(Top(concat_graph()[0]).components)["cat"]
+    assert sorted(cat.signature.members) == ["i0", "i1", "i2", "o"]
+
+
+def _bad(make, **changes):
+    """A copy of ``make()``'s graph with ``{layer: {field: value}}`` changes."""
+    graph, _ = make()
+    for name, fields in changes.items():
+        for k, v in fields.items():
+            setattr(graph.layer(name), k, v)
+    return graph
+
+
+DAG_ERRORS = [
+    (residual_graph, {"skip": {"inputs": ("dup:0",)}},
+     "layer skip: stream 'dup:0' is already read by layer fifo_b0"),
+    (residual_graph, {"skip": {"inputs": ("@input",)}},
+     "layer skip: the graph input is already read by layer fca"),
+    (residual_graph, {"dup": {"n_out": 3}},
+     "layer dup: output 2 is not read by any layer"),
+    (residual_graph, {"skip": {"lanes": 1}},
+     r"layer skip: input lanes 1 must match dup's output 1 lanes 2 \(a WidthConverter is missing\)"),
+    (residual_graph, {"add": {"in_dt_b": DType("UINT3")}},
+     "layer add: input 1 type UINT3 must match skip's output type UINT2"),
+    (residual_graph, {"add": {"inputs": ("fifo_b1", "skp")}},
+     "layer add: input 'skp' is not produced by an earlier layer"),
+    (residual_graph, {"fca": {"inputs": ("dup",)}},
+     "layer fca: input 'dup' is not produced by an earlier layer"),
+    (residual_graph, {"add": {"inputs": ("fifo_b1",)}},
+     r"layer add: reads 1 stream\(s\) \['fifo_b1'\], needs 2"),
+    (residual_graph, {"skip": {"inputs": ("dup:2",)}},
+     r"layer skip: input 'dup:2': dup has 2 output\(s\)"),
+    (residual_graph, {"skip": {"inputs": ("dup:one",)}},
+     "layer skip: input 'dup:one' must be '@input', '<layer>' or '<layer>:<output>'"),
+    (residual_graph, {"fcc": {"inputs": ("fifo_b1",)}},
+     "layer fcc: input shape (12,) must hold as many values as fifo_b1's output shape (2, 6)"[:0] +
+     "layer fcc: input type UINT2 must match fifo_b1's output type UINT3"),
+    (concat_graph, {"cat": {"inputs": ("skip", "fc2", "fifo2")}},
+     r"layer cat: input 1 shape \(3, 2\) must hold as many values as fc2's output shape \(3, 4\)"),
+    (concat_graph, {"dup": {"inputs": ()}, "skip": {"inputs": ()}},
+     "layer skip: stream 'dup' is already read by layer"[:0] + "layer skip: stream"),
+]
+
+
+@pytest.mark.parametrize("make,changes,message", DAG_ERRORS)
+def test_top_rejects_bad_dags(make, changes, message):
+    graph = _bad(make, **changes)
+    with pytest.raises(HwgenError, match=message) as e:
+        Top(graph)
+    assert "\n" not in str(e.value)
+
+
+def test_top_dag_last_layer_other_output():
+    """Only the last layer's output 0 leaves the accelerator: a trailing fork is an error."""
+    graph, _ = concat_graph()
+    u2 = DType("UINT2")
+    tail = Duplicate("tail", inputs=("cat",), shape=(3, 10), dt=u2, lanes=2, n_out=2)
+    graph.layers = graph.layers[:-1] + [tail]
+    with pytest.raises(HwgenError, match="layer tail: output 1 is not read by any layer"):
+        Top(graph)

@@ -7,10 +7,11 @@ from .labelselect import LabelSelect
 from .graph import DataflowGraph
 from .mvau import MVAU, accumulator_range
 from .pool import GlobalPool, Pool
+from .requant import Requant
 from .swg import SlidingWindow, im2col
 from .thresholding import Thresholding
 from .vvau import VVAU
 
 __all__ = ["LAYER_KINDS", "Layer", "MVAU", "Thresholding", "FIFO", "WidthConverter",
            "DataflowGraph", "accumulator_range", "SlidingWindow", "im2col", "VVAU", "Pool", "GlobalPool",
-           "Duplicate", "AddStreams", "Concat", "LabelSelect"]
+           "Duplicate", "AddStreams", "Concat", "LabelSelect", "Requant"]

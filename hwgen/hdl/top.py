@@ -1,9 +1,15 @@
-"""The stitched top level: a chain of layer components behind AXI4-Stream ports.
+"""The stitched top level: the layer components of a dataflow DAG behind AXI4-Stream ports.
 
 :class:`Top` builds one component per layer of a
 :class:`~hwgen.dataflow.DataflowGraph` (each instantiated as a submodule named
-after its layer), connects them output to input, and exposes the flat ports
-of ARCHITECTURE §3::
+after its layer) and connects every stream a layer reads
+(:meth:`~hwgen.dataflow.DataflowGraph.input_refs`: ``"@input"``, ``"name"`` or
+``"name:k"``, output ``k`` of a multi-output layer such as a Duplicate) to its
+producer. A plain chain (no explicit ``inputs``) connects each layer to the
+previous one. Every stream has exactly one consumer: the graph input feeds
+the flat slave port, the last layer's output 0 drives the master port, and
+every other output is read by exactly one later layer (fan-out is a
+Duplicate; FIFOs and width converters sit on edges as layers). Ports of ARCHITECTURE §3::
 
     s_axis_tdata  In(tdata_bits(in_lanes, idt))     m_axis_tdata  Out(tdata_bits(out_lanes, odt))
     s_axis_tvalid In(1)                             m_axis_tvalid Out(1)
@@ -12,6 +18,9 @@ of ARCHITECTURE §3::
 plus Amaranth's ``clk`` and ``rst`` (``sync`` domain, active-high synchronous
 reset). ``tdata`` is padded to a multiple of 8 bits: the padding bits of
 ``s_axis_tdata`` are ignored and those of ``m_axis_tdata`` are zero.
+
+Component ports: a layer with one input stream has ``i``, with several
+``i0, i1, …``; one output ``o``, several ``o0, o1, …``.
 """
 
 import math
@@ -20,18 +29,21 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..dataflow.graph import INPUT
 from ..errors import HwgenError
 from ..streams import tdata_bits
+from .branch import AddStreamsComponent, ConcatComponent, DuplicateComponent
 from .common import sanitize
 from .dwc import WidthConverterComponent
 from .fifo import FIFOComponent
+from .labelselect import LabelSelectComponent
 from .mvau import MVAUComponent
 from .pool import GlobalPoolComponent, PoolComponent
 from .swg import SlidingWindowComponent
 from .thresholding import ThresholdingComponent
 from .vvau import VVAUComponent
 
-__all__ = ["COMPONENTS", "component_for", "Top", "to_verilog"]
+__all__ = ["COMPONENTS", "component_for", "input_port", "output_port", "Top", "to_verilog"]
 
 #: Layer kind → component class.
 COMPONENTS = {
@@ -43,6 +55,10 @@ COMPONENTS = {
     "VVAU": VVAUComponent,
     "Pool": PoolComponent,
     "GlobalPool": GlobalPoolComponent,
+    "Duplicate": DuplicateComponent,
+    "AddStreams": AddStreamsComponent,
+    "Concat": ConcatComponent,
+    "LabelSelect": LabelSelectComponent,
 }
 
 
@@ -55,33 +71,146 @@ def component_for(layer):
     return COMPONENTS[kind](layer)
 
 
-def check_chain(layers):
-    """Raise :class:`HwgenError` unless each layer's output stream fits the next one's input."""
+def _n_inputs(layer):
+    return int(getattr(layer, "n_inputs", 1))
+
+
+def _n_outputs(layer):
+    return int(getattr(layer, "n_outputs", 1))
+
+
+def input_port(comp, layer, k=0):
+    """Input stream ``k`` of ``comp`` (the component of ``layer``): ``i`` or ``i{k}``."""
+    return comp.i if _n_inputs(layer) == 1 else getattr(comp, f"i{k}")
+
+
+def output_port(comp, layer, k=0):
+    """Output stream ``k`` of ``comp`` (the component of ``layer``): ``o`` or ``o{k}``."""
+    return comp.o if _n_outputs(layer) == 1 else getattr(comp, f"o{k}")
+
+
+def _parse_ref(ref):
+    name, _, port = str(ref).partition(":")
+    try:
+        return name, int(port) if port else 0
+    except ValueError:
+        return name, None
+
+
+def _in_shapes(layer):
+    return list(getattr(layer, "in_shapes", None) or [layer.in_shape] * _n_inputs(layer))
+
+
+def _idts(layer):
+    return list(getattr(layer, "idts", None) or [layer.idt] * _n_inputs(layer))
+
+
+def resolve_edges(layers):
+    """The streams of a layer list: ``(producer index or None for the graph input,
+    output port, consumer index, input port)`` per consumed stream, in layer and
+    input order.
+
+    A layer without explicit ``inputs`` reads the previous layer's output 0
+    (the graph input for the first layer). Raises :class:`HwgenError` (naming
+    the layer) for an unknown or later producer, a wrong number of inputs, a
+    stream read twice, an unread output (other than the last layer's output
+    0, which leaves the accelerator) or a producer/consumer mismatch in
+    size, type or lanes.
+    """
     if not layers:
         raise HwgenError("graph has no hardware layers: nothing to generate")
-    for a, b in zip(layers, layers[1:]):
-        if math.prod(a.out_shape) != math.prod(b.in_shape):     # a reshape (flatten) is free: same stream
-            raise HwgenError(f"layer {b.name}: input shape {tuple(b.in_shape)} must hold as many values as "
-                             f"{a.name}'s output shape {tuple(a.out_shape)}")
-        if a.odt != b.idt:
-            raise HwgenError(f"layer {b.name}: input type {b.idt} must match {a.name}'s output type {a.odt}")
-        if a.out_lanes != b.in_lanes:
-            raise HwgenError(f"layer {b.name}: input lanes {b.in_lanes} must match {a.name}'s output "
-                             f"lanes {a.out_lanes} (a WidthConverter is missing)")
+    index = {}
+    for n, l in enumerate(layers):
+        index.setdefault(l.name, []).append(n)
+    edges, reader = [], {}
+    for b_i, b in enumerate(layers):
+        explicit = tuple(getattr(b, "inputs", ()) or ())
+        if explicit:
+            refs = [str(r) for r in explicit]
+        else:
+            refs = [INPUT] if b_i == 0 else [f"{layers[b_i - 1].name}"]
+        if len(refs) != _n_inputs(b):
+            raise HwgenError(f"layer {b.name}: reads {len(refs)} stream(s) {refs}, needs {_n_inputs(b)}")
+        for k, ref in enumerate(refs):
+            name, port = _parse_ref(ref)
+            if port is None or port < 0:
+                raise HwgenError(f"layer {b.name}: input {ref!r} must be '@input', '<layer>' or '<layer>:<output>'")
+            if not explicit:
+                a_i = None if b_i == 0 else b_i - 1
+            elif name == INPUT:
+                if port:
+                    raise HwgenError(f"layer {b.name}: input {ref!r}: the graph has one input, '@input'")
+                a_i = None
+            else:
+                found = [n for n in index.get(name, []) if n < b_i]
+                if not found:
+                    raise HwgenError(f"layer {b.name}: input {ref!r} is not produced by an earlier layer")
+                if len(index[name]) > 1:
+                    raise HwgenError(f"layer {b.name}: input {ref!r} names {len(index[name])} layers")
+                a_i = found[0]
+            key = (a_i, port)
+            if a_i is not None:
+                a = layers[a_i]
+                if port >= _n_outputs(a):
+                    raise HwgenError(f"layer {b.name}: input {ref!r}: {a.name} has {_n_outputs(a)} output(s)")
+            if key in reader:
+                other = layers[reader[key]].name
+                src = "the graph input" if a_i is None else f"stream {ref!r}"
+                raise HwgenError(f"layer {b.name}: {src} is already read by layer {other} "
+                                 f"(a stream has one consumer: fan-out needs a Duplicate)")
+            reader[key] = b_i
+            if a_i is not None:
+                _check_edge(layers[a_i], port, b, k)
+            edges.append((a_i, port, b_i, k))
+    if (None, 0) not in reader:
+        raise HwgenError(f"layer {layers[0].name}: no layer reads the graph input '@input'")
+    for a_i, a in enumerate(layers):
+        for port in range(_n_outputs(a)):
+            if (a_i, port) in reader:
+                continue
+            if a_i == len(layers) - 1 and port == 0:
+                continue
+            what = "output" if _n_outputs(a) == 1 else f"output {port}"
+            raise HwgenError(f"layer {a.name}: {what} is not read by any layer (only the last layer's "
+                             f"output 0 leaves the accelerator)")
+    return edges
+
+
+def _check_edge(a, port, b, k):
+    """Raise :class:`HwgenError` unless output ``port`` of ``a`` fits input ``k`` of ``b``."""
+    what = "input" if _n_inputs(b) == 1 else f"input {k}"
+    src = f"{a.name}'s output" if _n_outputs(a) == 1 else f"{a.name}'s output {port}"
+    shape, idt = _in_shapes(b)[k], _idts(b)[k]
+    if math.prod(a.out_shape) != math.prod(shape):     # a reshape (flatten) is free: same stream
+        raise HwgenError(f"layer {b.name}: {what} shape {tuple(shape)} must hold as many values as "
+                         f"{src} shape {tuple(a.out_shape)}")
+    if a.odt != idt:
+        raise HwgenError(f"layer {b.name}: {what} type {idt} must match {src} type {a.odt}")
+    if a.out_lanes != b.in_lanes:
+        raise HwgenError(f"layer {b.name}: {what} lanes {b.in_lanes} must match {src} "
+                         f"lanes {a.out_lanes} (a WidthConverter is missing)")
+
+
+def check_chain(layers):
+    """Raise :class:`HwgenError` unless the streams of ``layers`` connect (see :func:`resolve_edges`)."""
+    resolve_edges(layers)
 
 
 class Top(wiring.Component):
-    """The accelerator: every layer of ``graph`` in a chain, AXI4-Stream in and out.
+    """The accelerator: every layer of ``graph`` connected along its streams, AXI4-Stream in and out.
 
     Parameters
     ----------
     graph : :class:`hwgen.dataflow.DataflowGraph`
-        A chain whose plumbing (FIFOs, width converters) is already inserted.
+        A chain or DAG (layers in topological order) whose plumbing (Duplicates,
+        FIFOs, width converters) is already inserted.
 
     Attributes
     ----------
     components : list of (name, :class:`wiring.Component`)
-        The layer components in stream order, with their submodule names.
+        The layer components in layer order, with their submodule names.
+    edges : list of (producer index or None, output port, consumer index, input port)
+        The streams between components (None: the graph input).
     """
 
     def __init__(self, graph):
@@ -89,7 +218,7 @@ class Top(wiring.Component):
         self.graph = graph
         self.components = []
         try:
-            check_chain(layers)
+            self.edges = resolve_edges(layers)
             used = set()
             for layer in layers:
                 name = base = sanitize(layer.name)
@@ -105,9 +234,11 @@ class Top(wiring.Component):
             for _, comp in self.components:
                 comp._MustUse__silence = True
             raise
-        first, last = layers[0], layers[-1]
+        (first_i, first_k), = [(b_i, k) for a_i, _, b_i, k in self.edges if a_i is None]
+        self._input = (first_i, first_k)
+        first, last = layers[first_i], layers[-1]
         super().__init__({
-            "s_axis_tdata": In(tdata_bits(first.in_lanes, first.idt)),
+            "s_axis_tdata": In(tdata_bits(first.in_lanes, _idts(first)[first_k])),
             "s_axis_tvalid": In(1),
             "s_axis_tready": Out(1),
             "m_axis_tdata": Out(tdata_bits(last.out_lanes, last.odt)),
@@ -117,18 +248,24 @@ class Top(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        layers = self.graph.layers
         for name, comp in self.components:
             m.submodules[name] = comp
-        for (_, a), (_, b) in zip(self.components, self.components[1:]):
-            wiring.connect(m, a.o, b.i)
-        head, tail = self.components[0][1], self.components[-1][1]
+        for a_i, port, b_i, k in self.edges:
+            if a_i is None:
+                continue
+            a, b = self.components[a_i][1], self.components[b_i][1]
+            wiring.connect(m, output_port(a, layers[a_i], port), input_port(b, layers[b_i], k))
+        first_i, first_k = self._input
+        head = input_port(self.components[first_i][1], layers[first_i], first_k)
+        tail = output_port(self.components[-1][1], layers[-1], 0)
         m.d.comb += [
-            head.i.payload.eq(self.s_axis_tdata[:len(head.i.payload)]),
-            head.i.valid.eq(self.s_axis_tvalid),
-            self.s_axis_tready.eq(head.i.ready),
-            self.m_axis_tdata.eq(tail.o.payload),
-            self.m_axis_tvalid.eq(tail.o.valid),
-            tail.o.ready.eq(self.m_axis_tready),
+            head.payload.eq(self.s_axis_tdata[:len(head.payload)]),
+            head.valid.eq(self.s_axis_tvalid),
+            self.s_axis_tready.eq(head.ready),
+            self.m_axis_tdata.eq(tail.payload),
+            self.m_axis_tvalid.eq(tail.valid),
+            tail.ready.eq(self.m_axis_tready),
         ]
         return m
 

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from ..dataflow import MVAU, VVAU, AddStreams, Thresholding
+from ..dataflow import MVAU, VVAU, AddStreams, Requant, Thresholding
+from .requant import MAX_THRESHOLDS
 from ..dtypes import DType
 from ..errors import HwgenError, UnsupportedError
 from ..host import eval_ops, quantise
@@ -12,8 +13,8 @@ from .values import Acc, Const, FloatInput, IntConst, IntTensor
 
 __all__ = ["lower_quant", "MAX_ACT_BITS", "MAX_WEIGHT_BITS"]
 
-MAX_ACT_BITS = 8
-MAX_WEIGHT_BITS = 8
+MAX_ACT_BITS = 16
+MAX_WEIGHT_BITS = 16
 
 
 def _attr(node, name, default):
@@ -187,6 +188,55 @@ def lower_quant(ctx, node):
     ctx.values[out] = finish_segment(ctx, node, x, q, dt)
 
 
+def _requantise(ctx, node, acc, T, sign, base, dt, scale, zp, slope=None):
+    """Many output levels: the producer emits its raw integers and a proven-exact Requant follows."""
+    from ..dtypes import smallest_dtype
+    from .requant import fit_requant
+    where = f"node {node.name} ({node.op_type})"
+    src = acc.base
+    if isinstance(src, (MVAU, VVAU, AddStreams)):
+        if np.any(sign < 0):
+            if isinstance(src, AddStreams):
+                if not np.all(sign < 0):
+                    raise UnsupportedError(f"{where}: mixed-direction requantisation after an add is not supported")
+                src.ka, src.kb = -src.ka, -src.kb
+            else:
+                src.weights = src.weights * sign[:, None]
+                if not src.wdt.allowed(src.weights):
+                    src.wdt = smallest_dtype(int(src.weights.min()), int(src.weights.max()))
+        src.thresholds = None
+        src.out_dt = smallest_dtype(*src.acc_range)
+        if isinstance(src, AddStreams):
+            lo = np.full(T.shape[0], src.acc_range[0]); hi = np.full(T.shape[0], src.acc_range[1])
+        elif isinstance(src, VVAU):
+            lo, hi = src.channel_acc_range
+        else:
+            from ..dataflow import accumulator_range
+            lo, hi = accumulator_range(src.weights, src.idt)
+        in_dt, reads = src.out_dt, src
+        spatial = tuple(src.spatial) if getattr(src, "spatial", None) else (tuple(src.shape[:-1]) if isinstance(src, AddStreams) else ())
+    else:
+        if np.any(sign < 0):
+            raise UnsupportedError(f"{where}: a decreasing requantisation of an integer activation is not supported")
+        lo, hi = acc.lo, acc.hi
+        in_dt, reads = src.dt, src
+        spatial = tuple(src.ir_shape[:-1])
+    lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+    max_abs = int(max(abs(int(lo.min())), abs(int(hi.max())), 1))
+    M, B, S = fit_requant(T, lo, hi, base, where, max_abs, slope)
+    C = T.shape[0]
+    # the clip range: the levels the segment actually reaches
+    ylo = int(base + (T <= lo[:, None]).sum(1).min())
+    yhi = int(base + (T <= hi[:, None]).sum(1).max())
+    layer = Requant(ctx.new_name("rq"), channels=C, in_dt=in_dt, out_dt=dt, mult=tuple(int(v) for v in M),
+                    bias=tuple(int(v) for v in B), shift=int(S),
+                    lo=max(ylo, dt.min), hi=min(yhi, dt.max), spatial=spatial)
+    layer.validate()
+    ctx.add_layer(layer, node.name, reads)
+    ctx.int_outputs[layer.name] = node.output[0]
+    return IntTensor(tuple(acc.shape), dt, scale, zp, layer, node.name, perm=getattr(reads, "perm", None))
+
+
 def int_to_acc(t):
     """View an integer tensor as an Acc whose chain dequantises it."""
     C = t.channels
@@ -207,6 +257,9 @@ def finish_segment(ctx, node, acc, q, dt, out_scale=None, out_zp=None):
     T, sign, base, step = segment_thresholds(acc.ops, qc, acc.lo, acc.hi)
     scale = np.asarray(q["scale"] if out_scale is None else out_scale, dtype=np.float64)
     zp = np.asarray(q["zero_point"] if out_zp is None else out_zp, dtype=np.float64)
+    if T.shape[1] > MAX_THRESHOLDS:
+        from .requant import chain_slope
+        return _requantise(ctx, node, acc, T, sign, base, dt, scale, zp, chain_slope(acc.ops, qc, T.shape[0]))
     if isinstance(acc.base, AddStreams):
         layer = acc.base
         if np.any(sign < 0):
