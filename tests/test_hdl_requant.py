@@ -180,13 +180,36 @@ def test_requant_throughput(C, pe, spatial):
     assert res.out_cycles[0] - res.in_cycles[0] == RequantComponent.LATENCY
 
 
+def test_requant_clip_boundaries():
+    """Unclipped outputs that step by at most 1 through lo − 1, lo, hi, hi + 1 (M = 4, B = 1
+    gives q = x; M = −3, B = 7 a falling staircase), S = 2."""
+    xs = np.arange(-60, 61)
+    x = np.stack([xs, xs[::-1]], axis=-1)[None]                 # (1, 121, 2)
+    layer = Requant("rqb", channels=2, in_dt=DType("INT12"), out_dt=DType("INT9"),
+                    mult=np.array([4, -3]), bias=np.array([1, 7]), shift=2, lo=-37, hi=45,
+                    spatial=(121,), pe=2)
+    layer.validate()
+    q = (x * layer.mult + layer.bias) >> layer.shift
+    for c in range(2):
+        assert {layer.lo - 1, layer.lo, layer.hi, layer.hi + 1} <= set(q[..., c].ravel().tolist())
+    simulate_layer(layer, x, RequantComponent)
+    layer.pe = 1
+    simulate_layer(layer, x, RequantComponent)
+
+
+def _component(layer):
+    comp = RequantComponent(layer)
+    comp._MustUse__silence = True           # inspected, not elaborated
+    return comp
+
+
 def test_requant_constant_parameters():
     """Lanes whose M or B is the same in every channel group use constants: no ROM when
     C == PE, only the varying fields otherwise."""
     layer, _ = make_requant(5, "INT12", "INT9", 5, 5, seed=1)
-    assert RequantComponent(layer).rom_fields() == ([], 0)
+    assert _component(layer).rom_fields() == ([], 0)
     layer, _ = make_requant(4, "INT12", "INT9", 2, 5, mult=[3, 7, 3, 9], bias=[1, 2, 5, 2], seed=1)
-    fields, width = RequantComponent(layer).rom_fields()
+    fields, width = _component(layer).rom_fields()
     assert [(k, p) for k, p, _, _ in fields] == [("mult", 1), ("bias", 0)]
     assert width == DType("UINT4").bits + DType("UINT3").bits
     simulate_layer(layer, extreme_frames(np.random.default_rng(0), layer.idt, layer.in_shape, 4),

@@ -192,7 +192,7 @@ class RequantComponent(wiring.Component):
             y = q
             if qhi > L.hi:
                 y = Mux(q > L.hi, L.hi, y)
-            if False:
+            if qlo < L.lo:
                 y = Mux(q < L.lo, L.lo, y)
             codes.append(encode_value(m, y, odt, name=f"y{p}"))
 
