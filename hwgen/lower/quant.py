@@ -223,11 +223,8 @@ def _requantise(ctx, node, acc, T, sign, base, dt, scale, zp, slope=None):
         spatial = tuple(src.ir_shape[:-1])
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     max_abs = int(max(abs(int(lo.min())), abs(int(hi.max())), 1))
-    M, B, S = fit_requant(T, lo, hi, base, where, max_abs, slope)
+    M, B, S, ylo, yhi = fit_requant(T, lo, hi, base, where, max_abs, slope)
     C = T.shape[0]
-    # the clip range: the levels the segment actually reaches
-    ylo = int(base + (T <= lo[:, None]).sum(1).min())
-    yhi = int(base + (T <= hi[:, None]).sum(1).max())
     layer = Requant(ctx.new_name("rq"), channels=C, in_dt=in_dt, out_dt=dt, mult=tuple(int(v) for v in M),
                     bias=tuple(int(v) for v in B), shift=int(S),
                     lo=max(ylo, dt.min), hi=min(yhi, dt.max), spatial=spatial)

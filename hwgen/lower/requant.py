@@ -22,13 +22,22 @@ def _ceil_div(a, b):
     return -((-a) // b)
 
 
-def _matches(T, lo, hi, base, M, B, S):
-    """Does clip(floor((a·M+B)/2^S)) reproduce thresholds T (levels base+1 … base+N) on [lo, hi]?"""
+def _matches(T, lo, hi, base, M, B, S, ylo, yhi):
+    """Does clip(floor((a·M+B)/2^S), ylo, yhi) reproduce thresholds T (levels base+1 … base+N) on [lo, hi]?"""
     N = T.shape[0]
-    k = base + np.arange(1, N + 1, dtype=object)
-    t = np.array([_ceil_div(int(kk) * (1 << S) - B, M) for kk in k], dtype=object)
-    t = np.array([min(max(int(v), lo), hi + 1) for v in t], dtype=np.int64)
-    return np.array_equal(t, T)
+    out = []
+    for j in range(N):
+        v = base + j + 1
+        if v <= ylo:
+            t = lo                                   # the clip makes every input reach it
+        elif v > yhi:
+            t = hi + 1                               # the clip makes it unreachable
+        elif M == 0:
+            t = lo if B >= v * (1 << S) else hi + 1
+        else:
+            t = min(max(_ceil_div(v * (1 << S) - B, M), lo), hi + 1)
+        out.append(t)
+    return np.array_equal(np.array(out, dtype=np.int64), T)
 
 
 def chain_slope(ops, quant, C):
@@ -55,11 +64,16 @@ def fit_requant(T, lo, hi, base, where, max_abs_in, slope=None):
     ``lo``/``hi``: per-channel input range; ``base``: the output of the lowest level;
     ``slope``: levels per input unit per channel when known exactly (else estimated from T)."""
     C, N = T.shape
+    ylo = int(base + (T <= lo[:, None]).sum(1).min())      # the requantiser's clip range
+    yhi = int(base + (T <= hi[:, None]).sum(1).max())
+
     def fit_channel(c, S):
         t = T[c]
         inner = np.nonzero((t > lo[c]) & (t <= hi[c]))[0]
+        inner = inner[(base + inner + 1 > ylo) & (base + inner + 1 <= yhi)]
         if len(inner) == 0:                           # constant channel: y = base + #{T ≤ lo}
-            return 0, (base + int((t <= lo[c]).sum())) << S
+            B = (base + int((t <= lo[c]).sum())) << S
+            return (0, B) if _matches(t, int(lo[c]), int(hi[c]), base, 0, B, S, ylo, yhi) else False
         k1, k2 = inner[0], inner[-1]
         span = int(t[k2] - t[k1])
         sl = float(slope[c]) if slope is not None else ((k2 - k1) / span if span else 1.0)
@@ -70,7 +84,7 @@ def fit_requant(T, lo, hi, base, where, max_abs_in, slope=None):
         kk = (base + inner + 1).astype(object) * (1 << S)
         tk = t[inner].astype(object)
         b_lo, b_hi = max(kk - tk * M), min(kk - (tk - 1) * M - 1)
-        if b_lo <= b_hi and _matches(t, int(lo[c]), int(hi[c]), base, M, int(b_lo), S):
+        if b_lo <= b_hi and _matches(t, int(lo[c]), int(hi[c]), base, M, int(b_lo), S, ylo, yhi):
             return M, int(b_lo)
         return False
 
@@ -79,6 +93,6 @@ def fit_requant(T, lo, hi, base, where, max_abs_in, slope=None):
         if any(r is None for r in res):
             break                                     # products would overflow: more precision is not possible
         if all(r is not False for r in res):
-            return [int(r[0]) for r in res], [int(r[1]) for r in res], S
+            return [int(r[0]) for r in res], [int(r[1]) for r in res], S, ylo, yhi
     raise UnsupportedError(f"{where}: {N} output levels are too many for thresholds (at most {MAX_THRESHOLDS}) and no "
                            "fixed-point requantiser reproduces them exactly; accepted: at most 8-bit outputs for this segment")
