@@ -146,7 +146,9 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
             f.write(verilog)
         graph.save(tmp)
         model.save(os.path.join(tmp, "source.onnx"))
-        first, last = graph.layers[0], graph.layers[-1]
+        from .dataflow.graph import INPUT
+        first = next(l for l in graph.layers if INPUT in graph.input_refs(l))
+        last = graph.layers[-1]
         cycles = graph.cycles()
         manifest = {
             "format": MANIFEST_FORMAT, "name": name, "top": TOP_NAME, "verilog": [vpath],

@@ -27,8 +27,8 @@ class DType:
         if self.name in ("BIPOLAR", "BINARY"):
             return
         m = re.fullmatch(r"(U?INT)(\d+)", self.name)
-        if not m or int(m.group(2)) < 1 or int(m.group(2)) > 64:
-            raise HwgenError(f"data type must be BIPOLAR, BINARY, UINTn or INTn with n in 1..64, not {self.name!r}")
+        if not m or int(m.group(2)) < 1 or int(m.group(2)) > 128:
+            raise HwgenError(f"data type must be BIPOLAR, BINARY, UINTn or INTn with n in 1..128, not {self.name!r}")
 
     @property
     def bits(self):

@@ -10,7 +10,7 @@ A spec is a dict::
 
 import numpy as np
 
-__all__ = ["make_mlp", "export", "SPECS", "make_cnn", "export_cnn", "CNN_SPECS", "L", "C"]
+__all__ = ["make_mlp", "export", "SPECS", "make_cnn", "export_cnn", "CNN_SPECS", "L", "C", "make_branchy", "export_branchy"]
 
 
 def _weight_kw(layer):
@@ -240,3 +240,109 @@ CNN_SPECS = {
         C(8, 3, w=1, act="bipolar", bn=True), C(6, 3, w=1, act="hardtanh", a=2, bn=True),
         {"type": "flatten"}, {"type": "fc", "out": 4, "w": 2, "act": None}]},
 }
+
+
+# --------------------------------------------------------------------------- branching graphs
+def _v(t):
+    return t.value if hasattr(t, "value") else t
+
+
+def make_branchy(kind, seed=0):
+    """Small Brevitas networks that are not a single chain.
+
+    * ``res_mlp``: a residual MLP block whose two branches have different scales and bit widths;
+    * ``res_cnn``: a residual conv block (same-padding convs) + a second block with a
+      subtraction, global pooling and an FC;
+    * ``concat_cnn``: two conv branches of different widths concatenated along channels
+      (one shared quantiser), then a conv and an FC, ending in ArgMax.
+    """
+    import brevitas.nn as qnn
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(seed)
+
+    def bn(c, d=1):
+        m = nn.BatchNorm1d(c) if d == 1 else nn.BatchNorm2d(c)
+        with torch.no_grad():
+            m.weight.uniform_(-1.5, 1.5)
+            m.bias.normal_(0, 0.3)
+            m.running_mean.normal_(0, 0.3)
+            m.running_var.uniform_(0.3, 2.0)
+        return m
+
+    class ResMLP(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.qin = qnn.QuantIdentity(bit_width=4, return_quant_tensor=True)
+            s.fc0 = qnn.QuantLinear(8, 12, bias=True, weight_bit_width=4)
+            s.a0 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+            s.fc1 = qnn.QuantLinear(12, 12, bias=True, weight_bit_width=3)
+            s.bn1 = bn(12)
+            s.a1 = qnn.QuantIdentity(bit_width=5, return_quant_tensor=True)
+            s.aout = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+            s.fc2 = qnn.QuantLinear(12, 5, bias=True, weight_bit_width=4)
+
+        def forward(s, x):
+            x = s.qin(x)
+            h = s.a0(s.fc0(x))
+            y = s.a1(s.bn1(s.fc1(h)))
+            return s.fc2(s.aout(_v(h) + _v(y)))
+
+    class ResCNN(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.qin = qnn.QuantIdentity(bit_width=4, return_quant_tensor=True)
+            s.c0 = qnn.QuantConv2d(2, 6, 3, padding=1, weight_bit_width=4, bias=False)
+            s.b0, s.a0 = bn(6, 2), qnn.QuantReLU(bit_width=3, return_quant_tensor=True)
+            s.c1 = qnn.QuantConv2d(6, 6, 3, padding=1, weight_bit_width=3, bias=False)
+            s.b1, s.a1 = bn(6, 2), qnn.QuantIdentity(bit_width=4, return_quant_tensor=True)
+            s.r1 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+            s.c2 = qnn.QuantConv2d(6, 6, 1, weight_bit_width=4, bias=True)
+            s.a2 = qnn.QuantIdentity(bit_width=4, return_quant_tensor=True)
+            s.r2 = qnn.QuantIdentity(bit_width=5, return_quant_tensor=True)
+            s.pool = nn.AdaptiveAvgPool2d(1)
+            s.qp = qnn.QuantIdentity(bit_width=4, return_quant_tensor=True)
+            s.fc = qnn.QuantLinear(6, 4, bias=True, weight_bit_width=4)
+
+        def forward(s, x):
+            x = s.qin(x)
+            h = s.a0(s.b0(s.c0(x)))
+            y = s.a1(s.b1(s.c1(h)))
+            z = s.r1(_v(h) + _v(y))
+            w = s.a2(s.c2(z))
+            u = s.r2(_v(z) - _v(w))
+            return s.fc(torch.flatten(s.qp(s.pool(_v(u))), 1))
+
+    class ConcatCNN(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.qin = qnn.QuantIdentity(bit_width=4, return_quant_tensor=True)
+            s.ca = qnn.QuantConv2d(3, 4, 3, padding=1, weight_bit_width=3, bias=False)
+            s.cb = qnn.QuantConv2d(3, 2, 1, weight_bit_width=4, bias=True)
+            s.ba = bn(4, 2)
+            s.shared = qnn.QuantReLU(bit_width=3, return_quant_tensor=True)
+            s.c2 = qnn.QuantConv2d(6, 5, 3, weight_bit_width=2, bias=False)
+            s.b2, s.a2 = bn(5, 2), qnn.QuantReLU(bit_width=2, return_quant_tensor=True)
+            s.fc = qnn.QuantLinear(5 * 4 * 4, 6, bias=False, weight_bit_width=4)
+            s.aout = qnn.QuantIdentity(bit_width=6, return_quant_tensor=True)
+
+        def forward(s, x):
+            x = s.qin(x)
+            a = s.shared(s.ba(s.ca(x)))
+            b = s.shared(s.cb(x))
+            y = s.a2(s.b2(s.c2(torch.cat([_v(a), _v(b)], dim=1))))
+            return torch.argmax(_v(s.aout(s.fc(torch.flatten(_v(y), 1)))), dim=1, keepdim=True)
+
+    shapes = {"res_mlp": (8,), "res_cnn": (2, 6, 6), "concat_cnn": (3, 6, 6)}
+    model = {"res_mlp": ResMLP, "res_cnn": ResCNN, "concat_cnn": ConcatCNN}[kind]().eval()
+    return model, shapes[kind]
+
+
+def export_branchy(kind, path, seed=0):
+    import torch
+
+    import hwgen
+    model, shape = make_branchy(kind, seed)
+    hwgen.export_brevitas(model, torch.randn(1, *shape), path)
+    return model, shape

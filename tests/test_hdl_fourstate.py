@@ -1,8 +1,10 @@
 """Emitted Verilog in a 4-state simulator: no X/Z may reach a valid output word.
 
-Graphs: width converters, FIFOs, MVAU/Thresholding chains, and the window
+Graphs: width converters, FIFOs, MVAU/Thresholding chains, the window
 kinds (SlidingWindow → MVAU, SlidingWindow(depthwise) → VVAU,
-SlidingWindow(depthwise) → Pool → GlobalPool).
+SlidingWindow(depthwise) → Pool → GlobalPool), and DAGs (a residual block
+with Duplicate/AddStreams ending in a LabelSelect; a three-way fork joined by
+a Concat).
 
 Verilator (2-state) evaluates every combinational process at start-up; Icarus
 with SystemVerilog semantics (``-g2012``, as the cocotb runner uses) runs an
@@ -101,7 +103,19 @@ def swg_pool_graph():
     return pool_graph(seed=3, frames=1)[0]
 
 
+def residual_graph():
+    from test_hdl_top import residual_graph
+    return residual_graph(seed=3, frames=1)[0]
+
+
+def concat_graph():
+    from test_hdl_top import concat_graph
+    return concat_graph(seed=3, frames=1)[0]
+
+
 GRAPHS = {
+    "dag_residual": residual_graph,
+    "dag_concat": concat_graph,
     "swg_mvau": swg_mvau_graph,
     "swg_vvau": swg_vvau_graph,
     "swg_pool_gpool": swg_pool_graph,

@@ -21,7 +21,7 @@ def test_dtype_ranges(name, lo, hi, bits):
 
 
 def test_dtype_error_message():
-    with pytest.raises(HwgenError, match=r"^data type must be BIPOLAR, BINARY, UINTn or INTn with n in 1..64, not 'FLOAT32'$"):
+    with pytest.raises(HwgenError, match=r"^data type must be BIPOLAR, BINARY, UINTn or INTn with n in 1..128, not 'FLOAT32'$"):
         DType("FLOAT32")
 
 

@@ -148,6 +148,9 @@ class AddStreams(Layer):
             T = self.thresholds
             if T.ndim != 2 or T.shape[0] != self.channels or np.any(np.diff(T, axis=1) < 0):
                 raise HwgenError(f"layer {self.name}: thresholds must be ascending, of shape ({self.channels}, N)")
+            top = self.out_base + self.out_step * T.shape[1]
+            if self.out_base < self.odt.min or top > self.odt.max:
+                raise HwgenError(f"layer {self.name}: {T.shape[1]} thresholds from {self.out_base} do not fit {self.odt}")
         else:
             lo, hi = self.acc_range
             if lo < self.odt.min or hi > self.odt.max:

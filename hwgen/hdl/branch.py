@@ -14,14 +14,16 @@
   ``acc = ka·a + kb·b``, then thresholds exactly as the MVAU
   (``out_base + out_step·Σ_i [acc ≥ T[c, i]]``, channel group counter cycling
   over ``C/PE`` groups per pixel) or encodes the raw ``acc`` in ``out_dt``.
-  A word pair is taken when both inputs are valid and the pipeline advances::
+  A word pair is taken when both inputs are valid and stage S1 is free::
 
       S0  join handshake, threshold ROM address = channel group
       S1  input words + threshold ROM word  -> ka·a + kb·b, comparators, counts
       S2  output register
 
-  One word per cycle; the output word is valid 2 cycles after its input
-  handshake.
+  S1 takes a word pair whenever it is empty, even while the output is
+  stalled, so both stages hold data during a stall (no bubble reaches a
+  consumer that then reads a burst, e.g. an MVAU starting a pixel). One word
+  per cycle; the output word is valid 2 cycles after its input handshake.
 
 * :class:`ConcatComponent` reads, per pixel, ``channels_in[0]/lanes`` words
   from ``i0``, then ``channels_in[1]/lanes`` from ``i1``, … and emits them in
@@ -30,7 +32,7 @@
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -148,12 +150,16 @@ class AddStreamsComponent(wiring.Component):
         acc_shape = value_shape(L.acc_dt)
         i0, i1, o = self.i0, self.i1, self.o
 
-        en, take = Signal(), Signal()
+        # en: the output register advances; en1: stage S1 takes a word pair (it is empty
+        # or moves on), so a bubble in S1 is filled while the output is stalled
+        en, en1, take = Signal(), Signal(), Signal()
+        v1 = Signal()
         m.d.comb += [
             en.eq(~o.valid | o.ready),
-            i0.ready.eq(en & i1.valid),
-            i1.ready.eq(en & i0.valid),
-            take.eq(en & i0.valid & i1.valid),
+            en1.eq(~v1 | en),
+            i0.ready.eq(en1 & i1.valid),
+            i1.ready.eq(en1 & i0.valid),
+            take.eq(en1 & i0.valid & i1.valid),
         ]
 
         # -- S0: channel group counter, threshold ROM read -------------------------------------
@@ -171,10 +177,9 @@ class AddStreamsComponent(wiring.Component):
             m.d.comb += [tport.addr.eq(group), tport.en.eq(take)]
 
         # -- S1: input words -> sums -> counts --------------------------------------------------
-        v1 = Signal()
         s1_a = Signal(PE * adt.bits)
         s1_b = Signal(PE * bdt.bits)
-        with m.If(en):
+        with m.If(en1):
             m.d.sync += v1.eq(take)
         with m.If(take):
             m.d.sync += [s1_a.eq(i0.payload), s1_b.eq(i1.payload)]

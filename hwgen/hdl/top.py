@@ -39,6 +39,7 @@ from .fifo import FIFOComponent
 from .labelselect import LabelSelectComponent
 from .mvau import MVAUComponent
 from .pool import GlobalPoolComponent, PoolComponent
+from .requant import RequantComponent
 from .swg import SlidingWindowComponent
 from .thresholding import ThresholdingComponent
 from .vvau import VVAUComponent
@@ -59,6 +60,7 @@ COMPONENTS = {
     "AddStreams": AddStreamsComponent,
     "Concat": ConcatComponent,
     "LabelSelect": LabelSelectComponent,
+    "Requant": RequantComponent,
 }
 
 
