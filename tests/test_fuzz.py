@@ -61,6 +61,8 @@ def random_mlp(seed):
         a_signed = not relu and rng.random() < 0.7
         zp = float(rng.integers(-2, 3)) if (ab > 2 and rng.random() < 0.2) else 0.0
         mode = str(rng.choice(MODES)) if rng.random() < 0.3 else "ROUND"
+        if ab > 8 and mode not in ("ROUND", "FLOOR", "CEIL"):
+            mode = "FLOOR"          # wide outputs need a floor-affine rounding (see README: unsupported)
         b.act(scale=float(rng.uniform(0.02, 0.6)), zp=zp, bits=ab, signed=a_signed, narrow=bool(rng.random() < 0.2), mode=mode)
         desc.append(f"fc{out}:W{wb}{'c' if per_ch else ''}{'p' if po2 else ''}->A{'B' if ab == 1 else ('I' if a_signed else 'U')}{ab}{'z' if zp else ''}{mode[0]}")
         fan_in = out

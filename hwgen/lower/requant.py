@@ -22,22 +22,24 @@ def _ceil_div(a, b):
     return -((-a) // b)
 
 
+def _ints(values, big):
+    return np.array(values, dtype=object) if big else np.asarray(values, dtype=np.int64)
+
+
 def _matches(T, lo, hi, base, M, B, S, ylo, yhi):
     """Does clip(floor((a·M+B)/2^S), ylo, yhi) reproduce thresholds T (levels base+1 … base+N) on [lo, hi]?"""
     N = T.shape[0]
-    out = []
-    for j in range(N):
-        v = base + j + 1
-        if v <= ylo:
-            t = lo                                   # the clip makes every input reach it
-        elif v > yhi:
-            t = hi + 1                               # the clip makes it unreachable
-        elif M == 0:
-            t = lo if B >= v * (1 << S) else hi + 1
-        else:
-            t = min(max(_ceil_div(v * (1 << S) - B, M), lo), hi + 1)
-        out.append(t)
-    return np.array_equal(np.array(out, dtype=np.int64), T)
+    v = base + np.arange(1, N + 1, dtype=np.int64)
+    big = max(abs(int(v[0])), abs(int(v[-1])), 1).bit_length() + S + 2 >= 62 or \
+        max(abs(int(B)), abs(M) * (max(abs(lo), abs(hi)) + 1)).bit_length() >= 62
+    vv = _ints(v, big) * (1 << S)
+    if M == 0:
+        t = np.where(vv <= B, lo, hi + 1)
+    else:
+        t = -((_ints(B, big) - vv) // M)                      # ceil((v·2^S − B) / M)
+        t = np.minimum(np.maximum(t, lo), hi + 1)
+    t = np.where(v <= ylo, lo, np.where(v > yhi, hi + 1, t)).astype(np.int64)
+    return np.array_equal(t, T)
 
 
 def chain_slope(ops, quant, C):
@@ -84,6 +86,13 @@ def fit_requant(T, lo, hi, base, where, max_abs_in, slope=None):
         kk = (base + inner + 1).astype(object) * (1 << S)
         tk = t[inner].astype(object)
         b_lo, b_hi = max(kk - tk * M), min(kk - (tk - 1) * M - 1)
+        # levels inside the clip range reached already at lo, or never up to hi, bound it too
+        j = np.arange(max(0, ylo - base), min(N, yhi - base))
+        always, never = j[t[j] <= lo[c]], j[t[j] > hi[c]]
+        if len(always):
+            b_lo = max(b_lo, (base + int(always.max()) + 1) * (1 << S) - int(lo[c]) * M)
+        if len(never):
+            b_hi = min(b_hi, (base + int(never.min()) + 1) * (1 << S) - int(hi[c]) * M - 1)
         if b_lo <= b_hi and _matches(t, int(lo[c]), int(hi[c]), base, M, int(b_lo), S, ylo, yhi):
             return M, int(b_lo)
         return False
