@@ -108,3 +108,18 @@ def test_branchy_rtl(branch_build, kind, sim):
         np.testing.assert_array_equal(r.outputs.astype(np.int64).reshape(want.shape), want)
     else:
         np.testing.assert_allclose(r.outputs, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.sim
+@pytest.mark.e2e
+def test_tfc_w1a1_binary(tmp_path):
+    """TFC-w1a1 (784-64-64-64-10, bipolar weights and activations): XNOR-popcount MVAUs, verified in RTL."""
+    import hwgen
+    spec = {"in": 784, "in_bits": 1, "layers": [L(64, 1, act="bipolar", bn=True)] * 3 + [L(10, 1, act=None)]}
+    path = str(tmp_path / "tfc.onnx")
+    export(make_mlp(spec, seed=0), spec, path)
+    b = hwgen.build(path, tmp_path / "tfc", folding={"fc0": {"pe": 16, "simd": 49}, "fc1": {"pe": 16, "simd": 16},
+                                                      "fc2": {"pe": 16, "simd": 16}, "fc3": {"pe": 10, "simd": 16}}, progress=False)
+    assert all(l.wdt.name == "BIPOLAR" and l.idt.name == "BIPOLAR" for l in b.graph.compute_layers)
+    r = hwgen.verify(b.out_dir, frames=20, sim="verilator", seed=9, progress=False)
+    assert r.ok and r.mismatches == 0 and r.cycles_per_frame == pytest.approx(64, rel=0.02)

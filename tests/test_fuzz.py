@@ -147,3 +147,16 @@ def test_fuzz_mlp_many(seed):
     model, desc = random_mlp(seed)
     print(f"seed {seed}: {desc}")
     check_network(model, seed)
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("seed", [3, 37, 73, 101, 202])
+def test_fuzz_rtl_sample(seed, tmp_path):
+    """A sample of generated networks through RTL simulation (Icarus), every word."""
+    import hwgen
+    model, desc = random_mlp(seed)
+    print(f"seed {seed}: {desc}")
+    b = hwgen.build(model, tmp_path / "b", fps=2e6, progress=False)
+    r = hwgen.verify(b.out_dir, frames=16, sim="icarus", seed=seed, progress=False)
+    assert r.ok and r.mismatches == 0
