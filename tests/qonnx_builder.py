@@ -95,3 +95,57 @@ class GraphBuilder:
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset), helper.make_opsetid(self.domain, 1)])
         m.ir_version = 8
         return m
+
+
+def execute_float64(model, x):
+    """A tiny float64 interpreter of the ops the fuzzer writes (the tie-breaker reference:
+    QONNX's own custom ops compute in float32).  Returns every tensor by name."""
+    from onnx import numpy_helper
+    env = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in model.graph.initializer}
+    env[model.graph.input[0].name] = np.asarray(x, dtype=np.float64)
+
+    def attr(node, name, default):
+        for a in node.attribute:
+            if a.name == name:
+                return a.i if a.type == a.INT else (a.s.decode() if a.type == a.STRING else a.f)
+        return default
+
+    def rnd(v, mode):
+        mode = mode.upper()
+        return {"ROUND": np.round, "HALF_EVEN": np.round, "FLOOR": np.floor, "CEIL": np.ceil, "DOWN": np.trunc,
+                "UP": lambda t: np.sign(t) * np.ceil(np.abs(t)),
+                "HALF_UP": lambda t: np.sign(t) * np.floor(np.abs(t) + 0.5),
+                "HALF_DOWN": lambda t: np.sign(t) * np.ceil(np.abs(t) - 0.5)}[mode](v)
+
+    for node in model.graph.node:
+        a = [env[i] for i in node.input if i]
+        op = node.op_type
+        if op in ("Quant", "IntQuant"):
+            v, s, z, b = a
+            signed, narrow = attr(node, "signed", 1), attr(node, "narrow", 0)
+            b = int(b)
+            lo = -(2 ** (b - 1)) + narrow if signed else 0
+            hi = 2 ** (b - 1) - 1 if signed else 2 ** b - 1 - narrow
+            q = np.clip(rnd(v / s + z, attr(node, "rounding_mode", "ROUND")), lo, hi)
+            y = (q - z) * s
+        elif op == "BipolarQuant":
+            y = np.where(a[0] >= 0, 1.0, -1.0) * a[1]
+        elif op == "MatMul":
+            y = a[0] @ a[1]
+        elif op == "Gemm":
+            y = a[0] @ (a[1].T if attr(node, "transB", 0) else a[1]) + (a[2] if len(a) > 2 else 0)
+        elif op == "Add":
+            y = a[0] + a[1]
+        elif op == "Sub":
+            y = a[0] - a[1]
+        elif op == "Mul":
+            y = a[0] * a[1]
+        elif op == "Relu":
+            y = np.maximum(a[0], 0)
+        elif op == "BatchNormalization":
+            v, g, be, mu, var = a
+            y = (v - mu) / np.sqrt(var + attr(node, "epsilon", 1e-5)) * g + be
+        else:
+            raise NotImplementedError(op)
+        env[node.output[0]] = y
+    return env
