@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from models import L, export, export_branchy, make_mlp
+from refs import assert_matches_brevitas
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -74,7 +75,7 @@ def test_references_agree(branch_build, kind):
     ref = np.concatenate([execute_onnx(w, {g.head["input_name"]: x[i:i + 1]})[g.tail["output_name"]] for i in range(len(x))])
     tol = 1e-5 * max(1.0, float(np.abs(ref).max()))
     np.testing.assert_allclose(ir, ref, rtol=0, atol=tol)
-    np.testing.assert_allclose(ir, _brevitas(model, x), rtol=0, atol=tol)
+    assert_matches_brevitas(model, x, ir, tol)
 
 
 def test_graph_shapes(branch_build):
@@ -107,7 +108,7 @@ def test_branchy_rtl(branch_build, kind, sim):
     if kind in ("topk", "concat_cnn"):
         np.testing.assert_array_equal(r.outputs.astype(np.int64).reshape(want.shape), want)
     else:
-        np.testing.assert_allclose(r.outputs, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+        assert_matches_brevitas(model, x, r.outputs, 1e-5 * max(1.0, float(np.abs(want).max())))
 
 
 @pytest.mark.sim
