@@ -77,11 +77,19 @@ class Layer:
 
     @property
     def idt(self) -> DType:
-        raise NotImplementedError
+        """Input data type (kinds with other field names override)."""
+        return self.in_dt
 
     @property
     def odt(self) -> DType:
-        raise NotImplementedError
+        """Output data type."""
+        return self.out_dt
+
+    @property
+    def pixels(self):
+        """Pixels per frame of a kind with a ``spatial`` shape (1 for a vector)."""
+        spatial = getattr(self, "spatial", ())
+        return int(np.prod(spatial)) if spatial else 1
 
     @property
     def in_lanes(self):

@@ -88,16 +88,8 @@ class AddStreams(Layer):
     pe: int = 1
 
     @property
-    def idt(self):
-        return self.in_dt
-
-    @property
     def idts(self):
         return (self.in_dt, self.in_dt_b)
-
-    @property
-    def odt(self):
-        return self.out_dt
 
     @property
     def in_shape(self):

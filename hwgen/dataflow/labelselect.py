@@ -30,10 +30,6 @@ class LabelSelect(Layer):
     pe: int = 1
 
     @property
-    def idt(self):
-        return self.in_dt
-
-    @property
     def odt(self):
         return smallest_dtype(0, self.channels - 1)
 

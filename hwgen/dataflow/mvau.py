@@ -51,18 +51,6 @@ class MVAU(Layer):
 
     # ---------------------------------------------------------------
     @property
-    def idt(self):
-        return self.in_dt
-
-    @property
-    def odt(self):
-        return self.out_dt
-
-    @property
-    def pixels(self):
-        return int(np.prod(self.spatial)) if self.spatial else 1
-
-    @property
     def in_shape(self):
         return tuple(self.spatial) + (self.mw,)
 

@@ -60,18 +60,6 @@ class Pool(Layer):
         return self.kernel_elems
 
     @property
-    def idt(self):
-        return self.in_dt
-
-    @property
-    def odt(self):
-        return self.out_dt
-
-    @property
-    def pixels(self):
-        return int(np.prod(self.spatial)) if self.spatial else 1
-
-    @property
     def in_shape(self):
         return tuple(self.spatial) + (self.kernel_elems * self.channels,)
 
@@ -123,14 +111,6 @@ class GlobalPool(Layer):
     @property
     def _n(self):
         return int(np.prod(self.ifm))
-
-    @property
-    def idt(self):
-        return self.in_dt
-
-    @property
-    def odt(self):
-        return self.out_dt
 
     @property
     def in_shape(self):

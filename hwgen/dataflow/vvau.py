@@ -38,18 +38,6 @@ class VVAU(Layer):
     mem_style: str = "auto"
 
     @property
-    def idt(self):
-        return self.in_dt
-
-    @property
-    def odt(self):
-        return self.out_dt
-
-    @property
-    def pixels(self):
-        return int(np.prod(self.spatial)) if self.spatial else 1
-
-    @property
     def in_shape(self):
         return tuple(self.spatial) + (self.kernel_elems * self.channels,)
 
