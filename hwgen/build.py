@@ -164,6 +164,8 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
         with open(os.path.join(tmp, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=1, sort_keys=True)
             f.write("\n")
+        from .flows import write_flows        # make -C OUT synth | pnr | bitstream | vivado
+        write_flows(tmp, manifest)
         report = make_report(graph, clock_mhz, fps)
         with open(os.path.join(tmp, "report.json"), "w") as f:
             json.dump(report, f, indent=1, sort_keys=True)

@@ -2,6 +2,7 @@
 
     hwgen build MODEL.onnx -o OUT [--folding F.json] [--fps N] [--clock-mhz F] [--topk K]
     hwgen verify OUT [--inputs X.npy] [--frames N] [--sim verilator|icarus] [--seed S]
+    hwgen flows OUT [synth|synth-xilinx|synth-ecp5|synth-ice40|pnr|bitstream|vivado|all|clean] [--families F ...]
 
 A user error prints one line ``hwgen: error: …`` and exits 2 (``--debug``
 shows the traceback); ``verify`` exits 1 when any word mismatches.
@@ -38,6 +39,13 @@ def _parser():
     v.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("-q", "--quiet", action="store_true")
+
+    f = sub.add_parser("flows", help="run an implementation flow of a build (yosys, nextpnr-ecp5, ecppack, Vivado)")
+    f.add_argument("out", help="build directory")
+    f.add_argument("target", nargs="?", default="synth", help="synth (default), synth-xilinx, synth-ecp5, synth-ice40, "
+                   "pnr, bitstream, vivado, all or clean")
+    f.add_argument("--families", nargs="+", help="families of `synth`/`all` (default: xilinx ecp5 ice40)")
+    f.add_argument("-q", "--quiet", action="store_true")
     return p
 
 
@@ -57,10 +65,24 @@ def _cmd_verify(a):
     return 0 if res.ok else 1
 
 
+def _cmd_flows(a):
+    from .flows import format_synth, run
+    res = run(a.out, a.target, progress=not a.quiet, families=a.families)
+    synth = res.get("synth", res) if a.target in ("synth", "all") else {a.target: res} if a.target.startswith("synth-") else {}
+    for doc in synth.values():
+        print(format_synth(doc) + "\n")
+    for key in ("pnr", "bitstream"):
+        doc = res.get(key) if a.target == "all" else res if a.target == key else None
+        if doc:
+            print(f"{key}: " + ", ".join(f"{k}={doc[k]}" for k in ("fmax_mhz", "clock_mhz", "timing_met", "bitstream", "bytes")
+                                          if k in doc))
+    return 0
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        return {"build": _cmd_build, "verify": _cmd_verify}[args.cmd](args)
+        return {"build": _cmd_build, "verify": _cmd_verify, "flows": _cmd_flows}[args.cmd](args)
     except HwgenError as e:
         if args.debug:
             raise

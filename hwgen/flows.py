@@ -44,8 +44,8 @@ from pathlib import Path
 
 from .errors import HwgenError
 
-__all__ = ["write_flows", "run", "summarize_synth", "summarize_pnr", "expand_cells", "count_cells",
-           "FAMILIES", "TARGETS", "CELL_MAP", "FLOWS_FORMAT"]
+__all__ = ["write_flows", "render_flows", "run", "summarize_synth", "summarize_pnr", "summarize_bitstream",
+           "expand_cells", "count_cells", "format_synth", "FAMILIES", "TARGETS", "CELL_MAP", "FLOWS_FORMAT"]
 
 FLOWS_FORMAT = "hwgen-flows/1"
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "rtl_templates"
@@ -61,9 +61,9 @@ DEFAULT_VIVADO_PART = "xc7z020clg400-1"
 
 #: family → yosys command and flags of the two passes (hierarchy kept / flattened).
 #: synth_xilinx keeps the hierarchy unless told -flatten; synth_ecp5/ice40 flatten unless -noflatten.
-#: -noiopad: out-of-context counts (the stream ports are not pins), as in FINN's OOC synthesis.
+#: -noiopad -noclkbuf: out-of-context counts (the stream ports are not pins), as in FINN's OOC synthesis.
 SYNTH = {
-    "xilinx": {"command": "synth_xilinx -family xc7", "hier": "-noiopad", "flat": "-noiopad -flatten"},
+    "xilinx": {"command": "synth_xilinx -family xc7", "hier": "-noiopad -noclkbuf", "flat": "-noiopad -noclkbuf -flatten"},
     "ecp5": {"command": "synth_ecp5", "hier": "-noflatten", "flat": ""},
     "ice40": {"command": "synth_ice40", "hier": "-noflatten", "flat": ""},
 }
@@ -203,6 +203,8 @@ def write_flows(out_dir, manifest, **options):
     ``board`` [ulx3s]; ``ecp5`` device/package/speed [85k, CABGA381, 8]; ``ecp5_dsp`` [False:
     multipliers in LUTs, like the estimates; True lets synth_ecp5 use MULT18X18D];
     ``vivado_part`` [xc7z020clg400-1]; ``tools`` (default commands of the Makefile variables).
+    The pins of ``flows/board_<board>.lpf`` belong to that board's package: with another ECP5
+    package, pass your own LPF (``make pnr LPF=my.lpf`` with ports clk, rst_n, led).
     Returns the written paths, relative to ``out_dir``, sorted.
     """
     files = render_flows(manifest, **options)
@@ -395,6 +397,8 @@ def _make_step(out, step, make_target, env, make_vars, progress, summary=None):
             "the project script is vivado/create_project.tcl (vivado -mode batch -source vivado/create_project.tcl)"
         raise HwgenError(f"{step}: {tool} not found; {hint}")
     cmd = ["make", "-C", str(out), "--no-print-directory", make_target] + [f"{k}={v}" for k, v in sorted(make_vars.items())]
+    fresh = subprocess.run(cmd[:4] + ["-q"] + cmd[4:], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL).returncode == 0
     t = time.perf_counter()
     if progress:
         print(f"[hwgen] {step} …", end="", flush=True, file=sys.stderr)
@@ -411,8 +415,9 @@ def _make_step(out, step, make_target, env, make_vars, progress, summary=None):
         last = lines[-1].strip() if lines else f"make exited with {p.returncode}"
         raise HwgenError(f"{step}: failed ({last}); log {log}")
     if progress:
-        print(f" {dt:.1f} s" + (f": {summary(out)}" if summary else ""), file=sys.stderr, flush=True)
-    return dt
+        print((" up to date" if fresh else f" {dt:.1f} s") + (f": {summary(out)}" if summary else ""),
+              file=sys.stderr, flush=True)
+    return 0.0 if fresh else dt
 
 
 def _synth_line(family):
@@ -436,7 +441,8 @@ def run(out_dir, target="synth", progress=True, *, families=None, make_vars=None
     "pnr": …, "bitstream": …}``; ``vivado`` → report paths (needs Vivado); ``clean`` → ``{}``.
     Each returned document also gets ``"seconds"`` (wall time of this call's step; 0 when
     make found it up to date). ``make_vars`` override Makefile variables (``{"ECP5_SPEED": 6}``).
-    Renders the flow files first when the build has none. Failures raise one-line
+    Renders the flow files first when the build has none. make decides what is out of date
+    from file times only: after changing ``make_vars``, run ``clean`` first. Failures raise one-line
     :class:`HwgenError` naming the step, the tool and its log.
     """
     if target not in TARGETS:
