@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from .dataflow.folding import DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, load_folding, search_folding
 from .dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
-from .errors import HwgenError
 from .report import make_report, render_markdown
 from .streams import tdata_bits, words_per_frame
 
@@ -173,7 +172,6 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
         with open(os.path.join(tmp, "report.md"), "w") as f:
             f.write(render_markdown(report))
         if save_steps:
-            from .dataflow import DataflowGraph
             for i, (tag, (doc, arrays)) in enumerate(steps_dir):
                 d = os.path.join(tmp, "steps", f"{i:02d}_{tag}")
                 os.makedirs(d)

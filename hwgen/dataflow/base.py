@@ -12,7 +12,7 @@ parameters.  Every kind provides
 """
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 

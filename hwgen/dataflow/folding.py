@@ -10,7 +10,6 @@ says so plainly.
 import itertools
 import json
 import math
-import os
 
 from ..errors import FoldingError
 from .base import divisors

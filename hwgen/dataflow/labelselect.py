@@ -7,7 +7,6 @@ Cycles per frame: ``C / PE`` (the ``k`` output words leave while the next
 frame streams in).
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -11,7 +11,7 @@ frame: ``(MH/PE)·(MW/SIMD)·pixels``.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

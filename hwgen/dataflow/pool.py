@@ -12,7 +12,6 @@ exact on integers; a sum is the integer numerator of an average (the
 division stays in the scale of the tensor and the next quantiser).
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

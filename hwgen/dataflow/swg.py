@@ -14,7 +14,6 @@ Cycles per frame: one word in or out per cycle, so
 ``max(OH·OW·KH·KW·C, IH·IW·C) / SIMD``.
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -14,12 +14,14 @@ they encode (:func:`decode_lane`), integer values back into lane codes
 import re
 
 import numpy as np
-from amaranth.hdl import Const, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
+from amaranth.lib.memory import Memory
 from amaranth.lib import stream
 
 from ..dtypes import dtype as _dtype, smallest_dtype
 
 __all__ = [
+    "accumulate_and_output",
     "stream_signature", "lane", "value_shape", "decode_lane", "encode_value",
     "tree_sum", "product", "threshold_count", "threshold_dtype", "pack_rows",
     "memory_attrs", "sanitize", "check_layer", "select", "scaled",
@@ -211,3 +213,43 @@ def scaled(value, k):
     if k == -1:
         return -value
     return value * k
+
+
+def accumulate_and_output(m, comp, *, en, valid, first, last, addr, depth, terms, acc_shape):
+    """The last two stages shared by the MVAU and the VVAU.
+
+    S2: one accumulator per PE lane (cleared by ``first``, summing ``terms``);
+    S3: per-lane threshold comparison against the threshold ROM word at
+    ``addr`` (``depth`` words) — or the raw accumulator — into the output
+    register ``comp.o``.  Everything advances on ``en``."""
+    L = comp.layer
+    odt = L.odt
+    v2 = Signal()
+    accs = [Signal(acc_shape, name=f"acc{p}") for p in range(len(terms))]
+    with m.If(en):
+        m.d.sync += v2.eq(valid & last)
+    with m.If(en & valid):
+        for acc, t in zip(accs, terms):
+            m.d.sync += acc.eq(Mux(first, 0, acc) + t)
+    codes = []
+    if L.thresholds is not None:
+        N = L.n_thresholds
+        tdt = comp.threshold_type()
+        PE = len(terms)
+        if N:
+            tmem = m.submodules.thresholds = Memory(
+                shape=unsigned(PE * N * tdt.bits), depth=depth, init=comp.threshold_rom(),
+                attrs=memory_attrs(L.mem_style, "rom"))
+            tport = tmem.read_port(domain="sync")
+            m.d.comb += [tport.addr.eq(addr), tport.en.eq(en & valid & last)]
+        for p, acc in enumerate(accs):
+            thr = [decode_lane(lane(tport.data, p * N + k, tdt.bits), tdt) for k in range(N)]
+            count = threshold_count(m, acc, thr, name=f"count{p}")
+            codes.append(encode_value(m, L.out_base + L.out_step * count, odt, name=f"y{p}"))
+    else:
+        for p, acc in enumerate(accs):
+            codes.append(encode_value(m, acc, odt, name=f"y{p}"))
+    with m.If(en):
+        m.d.sync += comp.o.valid.eq(v2)
+    with m.If(en & v2):
+        m.d.sync += comp.o.payload.eq(Cat(*codes))

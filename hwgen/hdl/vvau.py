@@ -21,14 +21,14 @@ after the handshake of its ``K``-th input word.
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.vvau import VVAU
-from .common import (check_layer, decode_lane, encode_value, lane, memory_attrs, pack_rows, product,
-                     stream_signature, threshold_count, threshold_dtype)
+from .common import (accumulate_and_output, check_layer, lane, memory_attrs, pack_rows, product,
+                     stream_signature, threshold_dtype)
 
 __all__ = ["VVAUComponent"]
 
@@ -91,7 +91,7 @@ class VVAUComponent(wiring.Component):
         m = Module()
         PE, K = L.pe, L.kernel_elems
         G = L.channels // PE
-        idt, wdt, odt = L.idt, L.wdt, L.odt
+        idt, wdt = L.idt, L.wdt
         acc_dt = L.acc_dt
         acc_shape = signed(acc_dt.bits) if acc_dt.signed else unsigned(acc_dt.bits)
 
@@ -136,36 +136,7 @@ class VVAUComponent(wiring.Component):
             m.d.comb += s.eq(pr)
             prods.append(s)
 
-        # -- S2: accumulators ------------------------------------------------------------------
-        v2 = Signal()
-        accs = [Signal(acc_shape, name=f"acc{p}") for p in range(PE)]
-        with m.If(en):
-            m.d.sync += v2.eq(v1 & s1_last)
-        with m.If(en & v1):
-            for acc, pr in zip(accs, prods):
-                m.d.sync += acc.eq(Mux(s1_first, 0, acc) + pr)
-
-        # -- S3: thresholds / output register ----------------------------------------------------
-        codes = []
-        if L.thresholds is not None:
-            N = L.n_thresholds
-            tdt = self.threshold_type()
-            if N:
-                tmem = m.submodules.thresholds = Memory(
-                    shape=unsigned(PE * N * tdt.bits), depth=G, init=self.threshold_rom(),
-                    attrs=memory_attrs(L.mem_style, "rom"))
-                tport = tmem.read_port(domain="sync")
-                m.d.comb += [tport.addr.eq(s1_g), tport.en.eq(en & v1 & s1_last)]
-            for p, acc in enumerate(accs):
-                thr = [decode_lane(lane(tport.data, p * N + i, tdt.bits), tdt) for i in range(N)]
-                count = threshold_count(m, acc, thr, name=f"count{p}")
-                codes.append(encode_value(m, L.out_base + L.out_step * count, odt, name=f"y{p}"))
-        else:
-            for p, acc in enumerate(accs):
-                codes.append(encode_value(m, acc, odt, name=f"y{p}"))
-
-        with m.If(en):
-            m.d.sync += self.o.valid.eq(v2)
-        with m.If(en & v2):
-            m.d.sync += self.o.payload.eq(Cat(*codes))
+        # -- S2: accumulators, S3: thresholds / output register ----------------------------
+        accumulate_and_output(m, self, en=en, valid=v1, first=s1_first, last=s1_last, addr=s1_g, depth=G,
+                              terms=prods, acc_shape=acc_shape)
         return m

@@ -21,7 +21,7 @@ from .pool import POOL_OPS, lower_pool
 from .quant import lower_multithreshold, lower_quant, lower_trunc
 from .select import append_label_select, lower_argmax
 from .shape import SHAPE_OPS, lower_shape
-from .values import Acc, Const, FloatInput, IntConst, IntTensor
+from .values import Acc, IntTensor
 
 __all__ = ["lower", "SUPPORTED_OPS"]
 
@@ -88,7 +88,7 @@ def lower(model, name="model", topk=None):
     if end is not None and end.producer is not ctx.chain_end:
         raise UnsupportedError(f"output {out_name}: must be produced by the last hardware layer")
     if not ctx.layers:
-        raise UnsupportedError(f"graph: no hardware layer between the input quantiser and the output; accepted: at least one QuantLinear")
+        raise UnsupportedError("graph: no hardware layer between the input quantiser and the output; accepted: at least one QuantLinear")
     head = ctx.head
     head["ir_shape"] = list(ctx.layers[0].in_shape)
     tail = {"ops": _ops_json(tail_ops), "output_name": out_name, "output_shape": out_shape,

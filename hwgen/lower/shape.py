@@ -3,7 +3,6 @@
 import numpy as np
 
 from ..errors import UnsupportedError
-from .quant import _attr
 from .values import Acc, Const, FloatInput, IntConst, IntTensor
 
 __all__ = ["lower_shape", "SHAPE_OPS"]
