@@ -31,15 +31,14 @@
   valid 1 cycle after its input handshake.
 """
 
-import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.branch import AddStreams, Concat, Duplicate
-from .common import (check_layer, decode_lane, encode_value, lane, pack_rows, scaled, select,
-                     stream_signature, threshold_count, threshold_dtype, value_shape)
+from .common import (ThresholdParams, check_layer, decode_lane, encode_value, lane, scaled, select,
+                     stream_signature, threshold_count, value_shape)
 
 __all__ = ["DuplicateComponent", "AddStreamsComponent", "ConcatComponent"]
 
@@ -97,7 +96,7 @@ class DuplicateComponent(wiring.Component):
         return m
 
 
-class AddStreamsComponent(wiring.Component):
+class AddStreamsComponent(ThresholdParams, wiring.Component):
     """Element-wise ``ka·a + kb·b`` of two streams (+ thresholds) built from an IR
     :class:`~hwgen.dataflow.AddStreams`.
 
@@ -125,21 +124,6 @@ class AddStreamsComponent(wiring.Component):
     @property
     def inputs(self):
         return [self.i0, self.i1]
-
-    def threshold_type(self):
-        """Type in which thresholds are stored and compared with the sum."""
-        lo, hi = self.layer.acc_range
-        return threshold_dtype(lo, hi)
-
-    def threshold_rom(self):
-        """ROM words, one per channel group ``g``; lane ``p·N + i`` holds
-        ``T[g·PE + p, i]`` clipped to ``[acc_min, acc_max + 1]``."""
-        L = self.layer
-        lo, hi = L.acc_range
-        tdt = self.threshold_type()
-        T = np.clip(np.asarray(L.thresholds, dtype=np.int64), lo, hi + 1)
-        G = L.channels // L.pe
-        return pack_rows(tdt.encode(T).reshape(G, L.pe * T.shape[1]), tdt.bits)
 
     def elaborate(self, platform):
         L = self.layer

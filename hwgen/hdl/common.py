@@ -21,7 +21,7 @@ from amaranth.lib import stream
 from ..dtypes import dtype as _dtype, smallest_dtype
 
 __all__ = [
-    "accumulate_and_output",
+    "accumulate_and_output", "ThresholdParams",
     "stream_signature", "lane", "value_shape", "decode_lane", "encode_value",
     "tree_sum", "product", "threshold_count", "threshold_dtype", "pack_rows",
     "memory_attrs", "sanitize", "check_layer", "select", "scaled",
@@ -253,3 +253,26 @@ def accumulate_and_output(m, comp, *, en, valid, first, last, addr, depth, terms
         m.d.sync += comp.o.valid.eq(v2)
     with m.If(en & v2):
         m.d.sync += comp.o.payload.eq(Cat(*codes))
+
+
+class ThresholdParams:
+    """Mixin for components that compare a per-channel value against thresholds in a ROM.
+
+    The compared value lies in :meth:`threshold_range` (the layer's accumulator range by
+    default); thresholds are stored clipped to ``[lo, hi + 1]``, which changes no comparison,
+    one ROM word per channel group, lane ``p·N + i`` holding ``T[g·PE + p, i]``."""
+
+    def threshold_range(self):
+        return self.layer.acc_range
+
+    def threshold_type(self):
+        """Type in which thresholds are stored and compared with the value."""
+        return threshold_dtype(*self.threshold_range())
+
+    def threshold_rom(self):
+        L = self.layer
+        lo, hi = self.threshold_range()
+        tdt = self.threshold_type()
+        T = np.clip(np.asarray(L.thresholds, dtype=np.int64), lo, hi + 1)
+        groups = T.shape[0] // L.pe
+        return pack_rows(tdt.encode(T).reshape(groups, L.pe * T.shape[1]), tdt.bits)

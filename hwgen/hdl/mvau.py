@@ -28,13 +28,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.mvau import MVAU
-from .common import (accumulate_and_output, check_layer, lane, memory_attrs, pack_rows,
-                     product, stream_signature, threshold_dtype, tree_sum)
+from .common import (ThresholdParams, accumulate_and_output, check_layer, lane, memory_attrs, pack_rows,
+                     product, stream_signature, tree_sum)
 
 __all__ = ["MVAUComponent"]
 
 
-class MVAUComponent(wiring.Component):
+class MVAUComponent(ThresholdParams, wiring.Component):
     """Streaming matrix–vector–activation unit built from an IR :class:`~hwgen.dataflow.MVAU`.
 
     Parameters
@@ -71,23 +71,6 @@ class MVAUComponent(wiring.Component):
         codes = L.wdt.encode(np.asarray(L.weights, dtype=np.int64))    # (MH, MW)
         codes = codes.reshape(NF, PE, SF, SIMD).transpose(0, 2, 1, 3)   # (NF, SF, PE, SIMD)
         return pack_rows(codes.reshape(NF * SF, PE * SIMD), L.wdt.bits)
-
-    def threshold_type(self):
-        """Type in which thresholds are stored and compared with the accumulator."""
-        lo, hi = self.layer.acc_range
-        return threshold_dtype(lo, hi)
-
-    def threshold_rom(self):
-        """ROM words, one per ``nf``; lane ``p·N + i`` holds ``T[nf·PE + p, i]`` clipped
-        to ``[acc_min, acc_max + 1]``."""
-        L = self.layer
-        lo, hi = L.acc_range
-        tdt = self.threshold_type()
-        T = np.clip(np.asarray(L.thresholds, dtype=np.int64), lo, hi + 1)
-        N = T.shape[1]
-        NF = L.mh // L.pe
-        codes = tdt.encode(T).reshape(NF, L.pe * N)
-        return pack_rows(codes, tdt.bits)
 
     # ---------------------------------------------------------------------------
     def elaborate(self, platform):

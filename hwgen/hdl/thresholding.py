@@ -15,20 +15,19 @@ One word per cycle; the first output word is valid 2 cycles after the first
 input handshake.
 """
 
-import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.thresholding import Thresholding
-from .common import (check_layer, decode_lane, encode_value, lane, memory_attrs, pack_rows,
-                     stream_signature, threshold_count, threshold_dtype)
+from .common import (ThresholdParams, check_layer, decode_lane, encode_value, lane, memory_attrs,
+                     stream_signature, threshold_count)
 
 __all__ = ["ThresholdingComponent"]
 
 
-class ThresholdingComponent(wiring.Component):
+class ThresholdingComponent(ThresholdParams, wiring.Component):
     """Streaming multi-threshold unit built from an IR :class:`~hwgen.dataflow.Thresholding`.
 
     Parameters
@@ -53,19 +52,9 @@ class ThresholdingComponent(wiring.Component):
             "o": Out(stream_signature(layer.out_lanes, layer.odt)),
         })
 
-    def threshold_type(self):
-        """Type in which thresholds are stored and compared with the input values."""
-        return threshold_dtype(self.layer.idt.min, self.layer.idt.max)
-
-    def threshold_rom(self):
-        """ROM words, one per channel group ``g``; lane ``p·N + i`` holds
-        ``T[g·PE + p, i]`` clipped to ``[idt.min, idt.max + 1]``."""
-        L = self.layer
-        tdt = self.threshold_type()
-        T = np.clip(np.asarray(L.thresholds, dtype=np.int64), L.idt.min, L.idt.max + 1)
-        groups = L.channels // L.pe
-        codes = tdt.encode(T).reshape(groups, L.pe * T.shape[1])
-        return pack_rows(codes, tdt.bits)
+    def threshold_range(self):
+        """The compared value is the input itself."""
+        return self.layer.idt.min, self.layer.idt.max
 
     def elaborate(self, platform):
         L = self.layer

@@ -27,13 +27,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.vvau import VVAU
-from .common import (accumulate_and_output, check_layer, lane, memory_attrs, pack_rows, product,
-                     stream_signature, threshold_dtype)
+from .common import (ThresholdParams, accumulate_and_output, check_layer, lane, memory_attrs, pack_rows, product,
+                     stream_signature)
 
 __all__ = ["VVAUComponent"]
 
 
-class VVAUComponent(wiring.Component):
+class VVAUComponent(ThresholdParams, wiring.Component):
     """Streaming depthwise vector–vector–activation unit built from an IR :class:`~hwgen.dataflow.VVAU`.
 
     Parameters
@@ -69,21 +69,6 @@ class VVAUComponent(wiring.Component):
         codes = L.wdt.encode(np.asarray(L.weights, dtype=np.int64))     # (C, K)
         codes = codes.reshape(G, PE, K).transpose(0, 2, 1)               # (G, K, PE)
         return pack_rows(codes.reshape(G * K, PE), L.wdt.bits)
-
-    def threshold_type(self):
-        """Type in which thresholds are stored and compared with the accumulator."""
-        lo, hi = self.layer.acc_range
-        return threshold_dtype(lo, hi)
-
-    def threshold_rom(self):
-        """ROM words, one per group ``g``; lane ``p·N + i`` holds ``T[g·PE + p, i]`` clipped
-        to ``[acc_min, acc_max + 1]``."""
-        L = self.layer
-        lo, hi = L.acc_range
-        tdt = self.threshold_type()
-        T = np.clip(np.asarray(L.thresholds, dtype=np.int64), lo, hi + 1)
-        G = L.channels // L.pe
-        return pack_rows(tdt.encode(T).reshape(G, L.pe * T.shape[1]), tdt.bits)
 
     # ---------------------------------------------------------------------------------------
     def elaborate(self, platform):
