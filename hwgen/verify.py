@@ -112,10 +112,11 @@ def format_table(result):
 
 # ----------------------------------------------------------------------------
 def testbench_dir():
-    """The folder holding ``tb_stream.py`` (``sim/`` beside the ``hwgen`` package)."""
+    """The folder holding ``tb_stream.py`` (``hwgen/sim`` when installed, ``sim/`` in the source tree)."""
     env = os.environ.get("HWGEN_SIM_DIR")
     cands = [Path(env)] if env else []
-    cands.append(Path(__file__).resolve().parent.parent / "sim")
+    cands.append(Path(__file__).resolve().parent / "sim")           # wheel install (hwgen.sim)
+    cands.append(Path(__file__).resolve().parent.parent / "sim")    # source tree
     for d in cands:
         if (d / f"{TB_MODULE}.py").is_file():
             return d

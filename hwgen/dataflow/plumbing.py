@@ -19,7 +19,7 @@ from .branch import Duplicate
 from .fifo import FIFO, WidthConverter
 from .graph import INPUT, parse_ref
 
-__all__ = ["InsertDuplicates", "InsertWidthConverters", "InsertFIFOs", "first_output_delay"]
+__all__ = ["InsertDuplicates", "InsertWidthConverters", "InsertFIFOs"]
 
 PLUMBING = ("FIFO", "WidthConverter", "Duplicate")
 
@@ -115,94 +115,56 @@ def _words_per_pixel(layer, side):
     return max(1, words // pixels)
 
 
-def first_output_delay(layer, period):
-    """Conservative cycles from a layer's first input word to its first output word,
-    when its input arrives at the steady-state rate of a pipeline with ``period``."""
-    per_word = period / max(1, layer.in_words)           # input words arrive this far apart
-    kind = layer.kind
-    if kind == "MVAU":
-        need = layer.mw // layer.simd
-    elif kind in ("VVAU", "Pool"):
-        need = layer.kernel_elems
-    elif kind == "SlidingWindow":
-        (kh, kw), iw = layer.kernel, layer.ifm[1]
-        cf = layer.channels // layer.simd
-        need = max(1, (kh - layer.pad[0]) * iw * cf)
-    elif kind in ("GlobalPool", "LabelSelect"):
-        need = layer.in_words
-    elif kind == "WidthConverter":
-        need = math.lcm(layer.in_lanes, layer.out_lanes) // layer.in_lanes
-    elif kind == "FIFO":
-        need = 1
-    else:
-        need = 1
-    return need * per_word + 8
-
-
 class InsertFIFOs:
-    """A FIFO on every edge into a compute layer (and on every branch edge).
+    """A FIFO on every edge into a compute layer, as deep as the word-level schedule needs.
 
-    Depth: two pixels' worth of words (the larger of producer's and consumer's
-    pixel) plus slack, at most a frame — so a consumer that reads a pixel in a
-    burst never stalls its producer.  On an edge into a layer with several
-    inputs, add the words the edge delivers while the slowest other input's
-    path (from the fork) produces its first word."""
+    Depths come from :mod:`hwgen.dataflow.schedule`: the graph's max-plus word schedule over
+    a few frames arriving at its steady-state interval (unbounded FIFOs) gives each FIFO's
+    largest occupancy; the depth is that plus ``slack`` (at least 2). This covers bursts
+    (an MVAU reading a pixel's words in its first neuron fold), rate changes and reconverging
+    branches (the short branch holds what the long one has not yet consumed), so nothing
+    deadlocks and the bottleneck never waits. ``self.stats`` records what it computed."""
 
     def __init__(self, slack=2, max_depth=1 << 16):
         self.slack = slack
         self.max_depth = max_depth
-
-    def _path_delay(self, graph, ref, period, stop):
-        """Delay from fork ``stop`` along producers of ``ref`` back to it (cycles)."""
-        total, name = 0.0, parse_ref(ref)[0]
-        while name not in (INPUT, stop):
-            l = graph.layer(name)
-            total += first_output_delay(l, period)
-            refs = graph.input_refs(l)
-            if len(refs) != 1:
-                break
-            name = parse_ref(refs[0])[0]
-        return total
-
-    def _fork_of(self, graph, ref):
-        name = parse_ref(ref)[0]
-        while name != INPUT:
-            l = graph.layer(name)
-            if l.kind == "Duplicate":
-                return l.name
-            refs = graph.input_refs(l)
-            if len(refs) != 1:
-                return None
-            name = parse_ref(refs[0])[0]
-        return None
+        self.stats = {}
 
     def apply(self, graph):
+        import time
+
+        from .schedule import fifo_occupancy, schedule
+
+        t0 = time.perf_counter()
         graph.make_edges_explicit()
-        names, changed = _Names(graph), False
-        period = graph.cycles()
+        names, new = _Names(graph), []
         for b in list(graph.layers):
             if b.kind in PLUMBING:
                 continue
-            refs = graph.input_refs(b)
-            delays = []
-            if len(refs) > 1:
-                for r in refs:
-                    fork = self._fork_of(graph, r)
-                    delays.append(self._path_delay(graph, r, period, fork) if fork else 0.0)
-            for k, ref in enumerate(refs):
+            for k, ref in enumerate(graph.input_refs(b)):
                 name, _ = parse_ref(ref)
                 if name == INPUT:
                     continue
                 p = graph.layer(name)
                 if p.kind == "FIFO":
                     continue
-                burst = 2 * max(_words_per_pixel(p, "out"), _words_per_pixel(b, "in"))
-                depth = min(p.out_words, burst) + self.slack
-                if delays:
-                    wait = max(delays) - delays[k]
-                    depth += math.ceil(1.5 * wait * p.out_words / period) + burst
-                depth = min(self.max_depth, depth)
-                _insert_on_edge(graph, b, k, FIFO(names.fresh("fifo"), shape=tuple(p.out_shape), dt=p.odt,
-                                                  lanes=p.out_lanes, depth=depth))
-                changed = True
-        return graph, changed
+                fifo = FIFO(names.fresh("fifo"), shape=tuple(p.out_shape), dt=p.odt, lanes=p.out_lanes, depth=2)
+                _insert_on_edge(graph, b, k, fifo)
+                new.append(fifo)
+        if not new:
+            return graph, False
+        period = graph.cycles()
+        # frames: enough to reach the steady state (the first frame's latency, plus three)
+        _, outs = schedule(graph, 2, period)
+        last = graph.layers[-1]
+        first_done = outs[last.name][0][last.out_words - 1]
+        frames = int(min(16, max(4, math.ceil(first_done / period) + 3)))
+        reads, outs = schedule(graph, frames, period)
+        until = (frames - 1) * period
+        for fifo in new:
+            consumer, port = graph.consumers(fifo.name)[0]
+            occ = fifo_occupancy(reads[fifo.name][0], reads[consumer.name][port], until)
+            fifo.depth = int(min(self.max_depth, max(2, occ + self.slack)))
+        self.stats = {"fifos": len(new), "frames": frames, "seconds": time.perf_counter() - t0,
+                      "bits": sum(f.depth * f.lanes * f.dt.bits for f in new)}
+        return graph, True
