@@ -6,6 +6,7 @@ Python API::
     b = hwgen.build("model.onnx", "out/", fps=1e6, clock_mhz=100)
     r = hwgen.verify("out/", inputs=x, sim="verilator")
     assert r.ok and r.mismatches == 0
+    rows = hwgen.explore("model.onnx", device="xc7z020", png="frontier.png")
 """
 
 __version__ = "0.1.0"
@@ -16,8 +17,9 @@ from .errors import HwgenError
 # import heavy dependencies (torch, qonnx, cocotb) only when called.
 from .build import build  # noqa: E402
 from .verify import verify  # noqa: E402
+from .explore import explore  # noqa: E402
 
-__all__ = ["HwgenError", "export_brevitas", "load", "build", "verify", "__version__"]
+__all__ = ["HwgenError", "export_brevitas", "load", "build", "verify", "explore", "__version__"]
 
 
 def __getattr__(name):          # keep `import hwgen` light: torch/qonnx load on first use

@@ -14,7 +14,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from .dataflow.folding import DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, load_folding, search_folding
+from .dataflow.folding import DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, folded_layers, load_folding, search_folding
+from .devices import DEFAULT_MARGIN, make_budget
 from .dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
 from .report import make_report, render_markdown
 from .streams import tdata_bits, words_per_frame
@@ -75,7 +76,7 @@ def _load_and_lower(model_or_path, name, topk=None):
     return model, lower(model, name=name, topk=topk)
 
 
-def _fold(graph, folding, fps, clock_mhz):
+def _fold(graph, folding, fps, clock_mhz, budget=None):
     fixed = ()
     if folding is not None:
         source = "folding"
@@ -83,19 +84,22 @@ def _fold(graph, folding, fps, clock_mhz):
             source = f"folding file {folding}"
             folding = load_folding(folding)
         apply_folding(graph, folding, source)
-        fixed = tuple(folding)
+        fixed = folded_layers(folding)
     free = [l for l in graph.compute_layers if l.name not in fixed and l.folding and l.kind != "SlidingWindow"]
     if fps is None and fixed:
         # a folding file sets the pace: fold the layers it leaves out so they never become the bottleneck
         fps = clock_mhz * 1e6 / max(graph.layer(n).cycles() for n in fixed)
-    if free or fps is not None:
-        search_folding(graph, fps if fps is not None else DEFAULT_FPS, clock_mhz, fixed=fixed)
+    if free or fps is not None or budget is not None:
+        search_folding(graph, fps if fps is not None or budget is not None else DEFAULT_FPS, clock_mhz,
+                       fixed=fixed, budget=budget)
     return graph
 
 
 def _plumb(graph):
     for p in (InsertDuplicates(), InsertWidthConverters(), InsertFIFOs()):
         graph, _ = p.apply(graph)
+        if isinstance(p, InsertFIFOs):
+            graph.fifo_sizing = p.stats
     graph.validate()
     return graph
 
@@ -106,13 +110,18 @@ def _verilog(graph):
 
 
 def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_CLOCK_MHZ,
-          name=None, progress=True, save_steps=False, topk=None):
+          name=None, progress=True, save_steps=False, topk=None, device=None, max_lut=None, max_ff=None,
+          max_bram=None, max_dsp=None, margin=DEFAULT_MARGIN):
     """Compile a QONNX model (path, ``ModelProto`` or qonnx ``ModelWrapper``) into ``out_dir``.
 
     ``folding``: a dict or JSON file ``{"layer": {"pe": P, "simd": S}}``; layers it
     does not name, or all of them when it is None, get the least-resource folding
     meeting ``fps`` at ``clock_mhz`` (default target: 1,000,000 frames/s).
     ``topk``: end the accelerator in a label-select of the ``topk`` best classes.
+    ``device`` (a name in :data:`hwgen.devices.DEVICES`) and/or ``max_lut``/``max_ff``/
+    ``max_bram``/``max_dsp``: the folding must fit (``margin`` of the device); with
+    ``fps`` it must meet both (else a :class:`~hwgen.errors.FoldingError` says what fits),
+    without ``fps`` it is the fastest that fits.
     Writes ``rtl/hwgen_top.v``, ``manifest.json``, ``model.json``, ``params.npz``,
     ``report.md``, ``report.json`` and ``source.onnx``.
     """
@@ -120,6 +129,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     out_dir = os.path.abspath(os.fspath(out_dir))
     if name is None:
         name = os.path.splitext(os.path.basename(os.fspath(model_or_path)))[0] if isinstance(model_or_path, (str, os.PathLike)) else "model"
+    budget = make_budget(device, max_lut=max_lut, max_ff=max_ff, max_bram=max_bram, max_dsp=max_dsp, margin=margin)
     pr = _Progress(progress)
     model, graph = pr.step("load and lower", _load_and_lower, model_or_path, name, topk)
     steps_dir = []
@@ -129,7 +139,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
             steps_dir.append((tag, graph.to_json()))
 
     snapshot("lowered")
-    graph = pr.step("folding", _fold, graph, folding, fps, clock_mhz)
+    graph = pr.step("folding", _fold, graph, folding, fps, clock_mhz, budget)
     snapshot("folded")
     graph = pr.step("stream plumbing", _plumb, graph)
     snapshot("plumbed")
@@ -189,6 +199,13 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     seconds = time.perf_counter() - t0
+    if progress and budget is not None:
+        from .dataflow.estimate import graph_resources
+        from .devices import unit_names
+        used, u = graph_resources(graph, budget.family), unit_names(budget.family)
+        over = budget.describe_over(used)
+        print(f"[hwgen] {budget.describe()}: uses " + ", ".join(f"{used[k]:,} {u[k]}" for k in used)
+              + (f"; over after FIFO sizing: {over}" if over else ""), file=sys.stderr)
     if progress:
         print(f"[hwgen] wrote {out_dir} in {seconds:.2f} s: {cycles:,} cycles/frame, "
               f"{manifest['fps']:,.0f} frames/s at {clock_mhz:g} MHz, ~{report['resources']['LUT']:,} LUT", file=sys.stderr)

@@ -1,6 +1,8 @@
 """The ``hwgen`` command line.
 
     hwgen build MODEL.onnx -o OUT [--folding F.json] [--fps N] [--clock-mhz F] [--topk K]
+                [--device D] [--max-lut N] [--max-ff N] [--max-bram N] [--max-dsp N] [--margin M]
+    hwgen explore MODEL.onnx [--device D] [--clock-mhz F] [--points N] [--png OUT.png]
     hwgen verify OUT [--inputs X.npy] [--frames N] [--sim verilator|icarus] [--seed S]
     hwgen flows OUT [synth|synth-xilinx|synth-ecp5|synth-ice40|pnr|bitstream|vivado|all|clean] [--families F ...]
 
@@ -30,7 +32,18 @@ def _parser():
     b.add_argument("--name", help="design name (default: the model file's stem)")
     b.add_argument("--save-steps", action="store_true", help="save each pipeline step's graph under OUT/steps/")
     b.add_argument("--topk", type=int, default=None, help="end in a hardware label-select streaming the K best class indices")
+    _budget_args(b)
     b.add_argument("-q", "--quiet", action="store_true")
+
+    e = sub.add_parser("explore", help="sweep throughput targets: LUT/FF/BRAM/DSP of the folding search vs FINN-style greedy")
+    e.add_argument("model", help="QONNX (.onnx) file")
+    e.add_argument("--clock-mhz", type=float, default=100.0, help="clock target in MHz (default 100)")
+    e.add_argument("--points", type=int, default=12, help="throughput targets, log-spaced from the slowest to the fastest folding (default 12)")
+    e.add_argument("--png", help="plot LUT vs frames/s (log axes) to this PNG")
+    e.add_argument("--family", choices=["xilinx", "ecp5", "ice40"], help="resource family without --device (default xilinx)")
+    e.add_argument("--topk", type=int, default=None, help="as for build")
+    _budget_args(e)
+    e.add_argument("-q", "--quiet", action="store_true")
 
     v = sub.add_parser("verify", help="simulate a build and check every output word against the reference")
     v.add_argument("out", help="build directory")
@@ -49,12 +62,44 @@ def _parser():
     return p
 
 
+def _budget_args(p):
+    from .devices import DEFAULT_MARGIN, DEVICES
+    p.add_argument("--device", help=f"fit this device: {', '.join(DEVICES)}")
+    p.add_argument("--max-lut", type=int, help="LUT limit (the family's LUTs; overrides the device's)")
+    p.add_argument("--max-ff", type=int, help="flip-flop limit")
+    p.add_argument("--max-bram", type=int, help="block RAM limit (BRAM18 / DP16KD / EBR)")
+    p.add_argument("--max-dsp", type=int, help="DSP limit")
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                   help=f"fraction of the device a folding may use (default {DEFAULT_MARGIN})")
+
+
+def _budget_kw(a):
+    return {"device": a.device, "max_lut": a.max_lut, "max_ff": a.max_ff, "max_bram": a.max_bram,
+            "max_dsp": a.max_dsp, "margin": a.margin}
+
+
 def _cmd_build(a):
     from .build import build
     res = build(a.model, a.out, folding=a.folding, fps=a.fps, clock_mhz=a.clock_mhz, name=a.name,
-                progress=not a.quiet, save_steps=a.save_steps, topk=a.topk)
+                progress=not a.quiet, save_steps=a.save_steps, topk=a.topk, **_budget_kw(a))
     if not a.quiet:
         print(open(res.out_dir + "/report.md").read())
+    return 0
+
+
+def _cmd_explore(a):
+    from .devices import make_budget
+    from .explore import explore, format_table
+    if a.points < 2:
+        from .errors import HwgenError
+        raise HwgenError(f"--points must be at least 2, not {a.points}")
+    rows = explore(a.model, clock_mhz=a.clock_mhz, points=a.points, png=a.png, progress=not a.quiet,
+                   family=a.family, topk=a.topk, **_budget_kw(a))
+    b = make_budget(a.device, max_lut=a.max_lut, max_ff=a.max_ff, max_bram=a.max_bram, max_dsp=a.max_dsp,
+                    margin=a.margin, family=a.family)
+    print(format_table(rows, b.family if b is not None else (a.family or "xilinx")))
+    if a.png:
+        print(f"plot: {a.png}")
     return 0
 
 
@@ -82,7 +127,7 @@ def _cmd_flows(a):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        return {"build": _cmd_build, "verify": _cmd_verify, "flows": _cmd_flows}[args.cmd](args)
+        return {"build": _cmd_build, "explore": _cmd_explore, "verify": _cmd_verify, "flows": _cmd_flows}[args.cmd](args)
     except HwgenError as e:
         if args.debug:
             raise

@@ -116,7 +116,7 @@ def test_cnv_sizing_time(tmp_path):
     fi = b.report["fifos"]
     graph = DataflowGraph.load(b.out_dir)
     fifos = [l for l in graph.layers if l.kind == "FIFO"]
-    print(f"CNV-w1a1: {fi['count']} FIFOs sized in {fi['sizing_seconds']:.3f} s over {fi['frames']} frames, "
+    print(f"CNV-w1a1: {fi['count']} FIFOs sized in {b.graph.fifo_sizing['seconds']:.3f} s over {fi['frames']} frames, "
           f"{fi['bits']:,} bits: " + ", ".join(f"{f.name}={f.depth}" for f in fifos))
     assert fi["count"] == len(fifos) >= 15
     assert all(2 <= f.depth <= 4096 for f in fifos)

@@ -1,0 +1,141 @@
+"""Design-space sweep: throughput vs resources of the folding search and of FINN-style greedy folding.
+
+``explore(model)`` sweeps throughput targets from the slowest folding
+(PE = SIMD = 1) to the fastest any folding reaches, log-spaced, and for each
+target costs the least-LUT folding of :func:`hwgen.dataflow.folding.search_folding`
+and the FINN ``SetFolding``-style greedy folding
+(:func:`~hwgen.dataflow.folding.finn_greedy_folding`), plumbing included (width
+converters from the real pass, FIFOs from the search's per-edge depth model).
+With a device, the search's rows are what ``build --device`` would pick (the
+least LUT that fits, memory styles chosen too), every row says whether it
+fits, and the fastest fitting folding is added.  A folding that meets a
+tighter target also meets a looser one, so each search row is the cheapest
+found at its target or any tighter one (fitting first).  :func:`format_table` prints the rows; :func:`plot` draws LUT
+against frames/s on log axes to a PNG.
+"""
+
+import math
+import sys
+import time
+
+from .dataflow.folding import DEFAULT_CLOCK_MHZ, FoldingSearch, _greedy, _copy_graph, plumbed_resources
+from .devices import DEFAULT_MARGIN, make_budget, unit_names
+
+__all__ = ["explore", "sweep", "format_table", "plot"]
+
+METHODS = ("hwgen", "finn-greedy")
+
+
+def _row(method, target_fps, budget_cycles, res, cycles, clock_mhz, limits, source=""):
+    return {"method": method, "target_fps": target_fps, "budget_cycles": budget_cycles, "cycles": cycles,
+            "fps": clock_mhz * 1e6 / cycles, "meets_target": cycles <= budget_cycles,
+            "LUT": res["LUT"], "FF": res["FF"], "BRAM18": res["BRAM18"], "DSP": res["DSP"],
+            "fits": None if limits is None else limits.fits(res), "source": source}
+
+
+def sweep(graph, *, clock_mhz=DEFAULT_CLOCK_MHZ, points=12, limits=None, family=None, progress=False, targets=None):
+    """Rows (dicts) for ``graph`` over ``points`` log-spaced targets (or the given fps ``targets``)."""
+    family = family or (limits.family if limits is not None else "xilinx")
+    t0 = time.perf_counter()
+    # with a device, each target gets what `build --device D --fps F` picks (memory styles too)
+    s = FoldingSearch(graph, (), family, mem_styles=limits is not None)
+    if targets is None:
+        lo, hi = clock_mhz * 1e6 / s.slowest, clock_mhz * 1e6 / s.fastest
+        n = max(2, int(points))
+        targets = [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)] if hi > lo else [hi]
+    rows = []
+    best = None                      # a folding meeting a tighter budget meets every looser one
+    budgets = sorted({max(1, int(math.floor(clock_mhz * 1e6 / f + 1e-6))) for f in targets})
+    for i, b in enumerate(budgets):                        # fastest first
+        if progress:
+            tty = sys.stderr.isatty()
+            print(f"{chr(13) if tty else ''}[hwgen] explore: target {i + 1}/{len(budgets)} ({clock_mhz * 1e6 / b:,.0f} fps)",
+                  end="" if tty else "\n", file=sys.stderr, flush=True)
+        fps = clock_mhz * 1e6 / b
+        r = s.solve(b, limits) if b >= s.fastest else None
+        if r is not None:
+            if best is not None and (not best.fits, best.resources["LUT"]) <= (not r.fits, r.resources["LUT"]):
+                r = best
+            best = r
+            rows.append(_row("hwgen", fps, b, r.resources, r.cycles, clock_mhz, limits, r.source))
+        g = _copy_graph(graph)
+        _greedy(g, b)
+        res, cyc = plumbed_resources(g, family)
+        rows.append(_row("finn-greedy", fps, b, res, cyc, clock_mhz, limits))
+    if limits is not None:
+        fit = s.fastest_fitting(limits)
+        if fit is not None:
+            b = fit.cycles
+            rows.append(_row("hwgen", clock_mhz * 1e6 / b, b, fit.resources, fit.cycles, clock_mhz, limits,
+                             "fastest fitting"))
+    if progress:
+        print(f"{chr(13) if sys.stderr.isatty() else ''}[hwgen] explore: {len(budgets)} targets in {time.perf_counter() - t0:.2f} s" + " " * 20,
+              file=sys.stderr, flush=True)
+    rows.sort(key=lambda r: (r["target_fps"], METHODS.index(r["method"])))
+    return rows
+
+
+def explore(model_or_path, *, device=None, max_lut=None, max_ff=None, max_bram=None, max_dsp=None,
+            margin=DEFAULT_MARGIN, family=None, clock_mhz=DEFAULT_CLOCK_MHZ, points=12, png=None,
+            progress=True, topk=None):
+    """Sweep throughput targets for a QONNX model; returns the rows (see :func:`sweep`),
+    writes a LUT-vs-fps plot to ``png`` if given."""
+    from .build import _load_and_lower
+    limits = make_budget(device, max_lut=max_lut, max_ff=max_ff, max_bram=max_bram, max_dsp=max_dsp,
+                         margin=margin, family=family)
+    if clock_mhz is None or clock_mhz <= 0:
+        from .errors import FoldingError
+        raise FoldingError(f"--clock-mhz must be a positive number, not {clock_mhz!r}")
+    import os
+    name = os.path.splitext(os.path.basename(os.fspath(model_or_path)))[0] if isinstance(model_or_path, (str, os.PathLike)) else "model"
+    _, graph = _load_and_lower(model_or_path, name, topk)
+    rows = sweep(graph, clock_mhz=clock_mhz, points=points, limits=limits, family=family, progress=progress)
+    if png:
+        plot(rows, png, title=f"{getattr(graph, 'name', 'model')}" + (f" on {limits.name}" if limits else ""),
+             limits=limits)
+    return rows
+
+
+def format_table(rows, family="xilinx"):
+    u = unit_names(family)
+    head = ["method", "target fps", "cycles/frame", "fps", u["LUT"], u["FF"], u["BRAM18"], u["DSP"], "meets", "fits", "note"]
+    out = [head]
+    for r in rows:
+        out.append([r["method"], f"{r['target_fps']:,.0f}", f"{r['cycles']:,}", f"{r['fps']:,.0f}", f"{r['LUT']:,}",
+                    f"{r['FF']:,}", f"{r['BRAM18']:,}", f"{r['DSP']:,}", "yes" if r["meets_target"] else "no",
+                    "—" if r["fits"] is None else ("yes" if r["fits"] else "no"),
+                    r["source"] if r["source"] not in ("", "search") else ""])
+    w = [max(len(row[i]) for row in out) for i in range(len(head))]
+    lines = ["  ".join(c.rjust(w[i]) if i not in (0, 10) else c.ljust(w[i]) for i, c in enumerate(row)).rstrip()
+             for row in out]
+    lines.insert(1, "  ".join("-" * x for x in w))
+    return "\n".join(lines)
+
+
+def plot(rows, path, title="", limits=None):
+    try:
+        import matplotlib
+    except ImportError:
+        from .errors import HwgenError
+        raise HwgenError("--png needs matplotlib: pip install matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, style in (("hwgen", "o-"), ("finn-greedy", "s--")):
+        pts = sorted((r["fps"], r["LUT"]) for r in rows if r["method"] == method and r["meets_target"])
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=method + (" (search)" if method == "hwgen" else ""))
+    if limits is not None and limits.limits.get("LUT"):
+        ax.axhline(limits.limits["LUT"], color="red", lw=1, ls=":", label=f"{limits.name} LUT limit")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("frames/s")
+    ax.set_ylabel("LUT (estimate, plumbing included)")
+    ax.set_title(title or "throughput vs LUT")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
