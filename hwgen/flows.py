@@ -44,11 +44,19 @@ from pathlib import Path
 
 from .errors import HwgenError
 
-__all__ = ["write_flows", "render_flows", "run", "summarize_synth", "summarize_pnr", "summarize_bitstream",
+__all__ = ["write_flows", "render_flows", "run", "summarize_synth", "write_synth_report", "summarize_pnr", "summarize_bitstream",
            "expand_cells", "count_cells", "format_synth", "FAMILIES", "TARGETS", "CELL_MAP", "FLOWS_FORMAT"]
 
 FLOWS_FORMAT = "hwgen-flows/1"
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "rtl_templates"
+
+
+def _package_dir(package, fallback):
+    """A data folder shipped as ``package`` (wheel install), else ``fallback`` (source tree)."""
+    here = Path(__file__).resolve().parent / package.rpartition(".")[2]
+    return here if here.is_dir() else Path(__file__).resolve().parent.parent / fallback
+
+
+TEMPLATE_DIR = _package_dir("hwgen.rtl_templates", "rtl_templates")
 FAMILIES = ("xilinx", "ecp5", "ice40")
 TARGETS = ("synth",) + tuple(f"synth-{f}" for f in FAMILIES) + ("pnr", "bitstream", "vivado", "all", "clean")
 BOARD_TOP = "hwgen_board"
@@ -131,7 +139,7 @@ _MAP_DOC = {
 def _env():
     import jinja2
     if not TEMPLATE_DIR.is_dir():
-        raise HwgenError(f"flows: template directory {TEMPLATE_DIR} is missing (hwgen must run from its source tree)")
+        raise HwgenError(f"flows: template directory {TEMPLATE_DIR} is missing (a broken hwgen install?)")
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                               autoescape=False)
@@ -460,7 +468,9 @@ def run(out_dir, target="synth", progress=True, *, families=None, make_vars=None
 
     def synth(fam):
         dt = _make_step(out, f"synth-{fam}", f"synth-{fam}", env, make_vars, progress, _synth_line(fam))
-        return {**_read_json(out / f"synth/{fam}.json"), "seconds": round(dt, 2)}
+        doc = {**_read_json(out / f"synth/{fam}.json"), "seconds": round(dt, 2)}
+        write_synth_report(out)
+        return doc
 
     def other(step):
         line = _pnr_line if step == "pnr" else None
@@ -490,6 +500,27 @@ def run(out_dir, target="synth", progress=True, *, families=None, make_vars=None
     if target in ("bitstream", "all"):
         res["bitstream"] = other("bitstream")
     return res if target == "all" else res[target]
+
+
+def write_synth_report(out_dir):
+    """Regenerate ``report.md`` of build ``out_dir`` with, for every ``synth/<family>.json``
+    present, the synthesised resources next to the estimates (per layer and in total)."""
+    from .report import render_markdown
+    out = Path(os.fspath(out_dir))
+    try:
+        rep = _read_json(out / "report.json")
+    except (OSError, ValueError):
+        return None
+    docs = {}
+    for fam in FAMILIES:
+        p = out / "synth" / f"{fam}.json"
+        if p.exists():
+            try:
+                docs[fam] = _read_json(p)
+            except (OSError, ValueError):
+                pass
+    _write(out / "report.md", render_markdown(rep, synth=docs or None))
+    return out / "report.md"
 
 
 def format_synth(doc):

@@ -1,6 +1,6 @@
 """Build reports: report.json (machine-readable) and report.md (for people)."""
 
-__all__ = ["make_report", "render_markdown"]
+__all__ = ["make_report", "render_markdown", "render_synth"]
 
 
 def make_report(graph, clock_mhz, fps_target, build_seconds=None):
@@ -28,14 +28,65 @@ def make_report(graph, clock_mhz, fps_target, build_seconds=None):
         "resources": graph.resources(),
         "layers": layers,
         "build_seconds": build_seconds,
+        "fifos": _fifo_summary(graph),
     }
+
+
+def _fifo_summary(graph):
+    fifos = [l for l in graph.layers if l.kind == "FIFO"]
+    res = [l.resources() for l in fifos]
+    doc = {"count": len(fifos), "words": sum(l.depth for l in fifos),
+           "bits": sum(l.depth * l.lanes * l.dt.bits for l in fifos),
+           "LUT": sum(r["LUT"] for r in res), "BRAM18": sum(r["BRAM18"] for r in res)}
+    sizing = getattr(graph, "fifo_sizing", None) or {}
+    if sizing:
+        doc.update(frames=sizing.get("frames"))      # (its run time is in BuildResult.graph.fifo_sizing: builds stay byte-identical)
+    return doc
 
 
 def _fmt_folding(f):
     return ", ".join(f"{k.upper()}={v}" for k, v in sorted(f.items())) or "—"
 
 
-def render_markdown(rep):
+def _pct(est, syn):
+    return f"{100.0 * (est - syn) / syn:+.0f}%" if syn else "—"
+
+
+def render_synth(rep, synth):
+    """Markdown section: estimated vs synthesised resources per layer and in total, for each
+    ``{family: synth/<family>.json document}`` in ``synth`` (LUT = LUT + LUTRAM sites; the
+    estimate of a family other than xilinx is converted by :mod:`hwgen.dataflow.estimate`)."""
+    from .dataflow.estimate import FAMILIES, convert_resources
+    lines = []
+    for fam in [f for f in FAMILIES if f in synth]:
+        doc = synth[fam]
+        lines += ["", f"## synthesised ({doc.get('command', fam)}) vs estimated", "",
+                  "| layer | kind | LUT est | LUT syn | LUT err | FF est | FF syn | FF err | BRAM18 est/syn | DSP est/syn |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        tot = {"LUT": 0, "FF": 0, "BRAM18": 0, "DSP": 0}
+
+        def row(name, kind, e, s):
+            lut = s["LUT"] + s.get("LUTRAM", 0)
+            lines.append(f"| {name} | {kind} | {e['LUT']:,} | {lut:,} | {_pct(e['LUT'], lut)} | {e['FF']:,} | "
+                         f"{s['FF']:,} | {_pct(e['FF'], s['FF'])} | {e['BRAM18']:g}/{s['BRAM18']:g} | {e['DSP']}/{s['DSP']} |")
+        for l in doc.get("layers", []):
+            e = convert_resources(l.get("estimate") or {}, l.get("kind", ""), fam)
+            for k in tot:
+                tot[k] += e[k]
+            row(l["name"], l.get("kind", ""), e, l["synth"])
+        row("**total** (flattened)", "", tot, doc["total"])
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render_markdown(rep, synth=None):
+    """report.md; with ``synth`` (``{family: synth/<family>.json}``) a synthesised-vs-estimated section."""
+    if synth:
+        return _render_markdown(rep).rstrip("\n") + "\n" + render_synth(rep, synth)
+    return _render_markdown(rep)
+
+
+def _render_markdown(rep):
     lines = [f"# hwgen build report: {rep['name']}", ""]
     lines.append(f"- throughput: **{rep['fps']:,.0f} frames/s** at {rep['clock_mhz']:g} MHz "
                  f"({rep['cycles_per_frame']:,} cycles per frame, bottleneck `{rep['bottleneck']}`)")
@@ -43,6 +94,12 @@ def render_markdown(rep):
         lines.append(f"- folding target: {rep['fps_target']:,.0f} frames/s")
     r = rep["resources"]
     lines.append(f"- estimated resources: {r['LUT']:,} LUT, {r['FF']:,} FF, {r['BRAM18']} BRAM18, {r['DSP']} DSP")
+    fi = rep.get("fifos") or {}
+    if fi.get("count"):
+        how = (f", sized from the word-level schedule over {fi['frames']} frames"
+               if fi.get("frames") else "")
+        lines.append(f"- FIFOs: {fi['count']}, {fi['words']:,} words = {fi['bits']:,} bits "
+                     f"({fi['LUT']:,} LUT, {fi['BRAM18']} BRAM18 estimated){how}")
     lines += ["", "| layer | kind | source | in → out | types (in/w/acc → out) | folding | cycles | LUT | FF | BRAM18 | DSP |",
               "|---|---|---|---|---|---|---:|---:|---:|---:|---:|"]
     for l in rep["layers"]:

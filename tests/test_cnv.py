@@ -35,7 +35,9 @@ def cnv_onnx(tmp_path_factory):
 
 @pytest.mark.parametrize("variant", ["w1a1", "w2a2", "mixed"])
 def test_cnv_estimate_matches_finn(cnv_onnx, variant):
-    """Pure Python: lowering + FINN's folding give FINN's bottleneck, and no plumbing layer is slower."""
+    """Pure Python: lowering + FINN's folding give FINN's bottleneck, and no plumbing layer is slower
+    (the folding search may give a window generator fewer lanes than its consumer when that is
+    cheaper and exactly as fast: equal cycles are allowed)."""
     import cnv
 
     from hwgen.build import _fold, _plumb
@@ -48,7 +50,7 @@ def test_cnv_estimate_matches_finn(cnv_onnx, variant):
     want = FINN_BOTTLENECK["w2a2" if variant == "mixed" else variant]
     assert g.cycles() == want
     slowest_other = max(l.cycles() for l in g.layers if l.kind != "MVAU")
-    assert slowest_other < want
+    assert slowest_other <= want
 
 
 @pytest.mark.sim

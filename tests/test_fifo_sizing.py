@@ -81,7 +81,8 @@ def test_schedule_matches_amaranth(tmp_path_factory, kind, key):
     in_words = [w for f in pack(x, first.idt, first.in_lanes) for w in f]
     expected = pack(graph.execute(x), last.odt, last.out_lanes)
     res = streamsim.run(top, streamsim.axis_in(top), streamsim.axis_out(top), in_words,
-                        sum(len(f) for f in expected), gaps=0.0, backpressure=0.0, seed=0)
+                        sum(len(f) for f in expected), gaps=0.0, backpressure=0.0, seed=0,
+                        max_cycles=2 * (frames + 1) * graph.cycles() + 2000)
     streamsim.check_frames(res, expected, what="top")
     _, outs = schedule(graph, frames, source=np.zeros(len(in_words)))
     model = np.asarray(outs[last.name][0])

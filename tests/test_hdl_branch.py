@@ -211,14 +211,15 @@ def test_duplicate_errors():
 
 # -- AddStreams -----------------------------------------------------------------------------
 
-def make_add(shape, adt, bdt, ka, kb, pe, out, *, out_base=None, n_thr=None, frames=3, seed=0):
+def make_add(shape, adt, bdt, ka, kb, pe, out, *, out_base=None, n_thr=None, frames=3, seed=0, pipeline="auto"):
     """An AddStreams layer (thresholds straddling the actual sums when ``out`` is a type
     name, the raw sum in ``out_dt`` when ``out`` is ``("raw", type or None)``) and its inputs."""
     rng = np.random.default_rng(seed)
     adt, bdt = DType(adt), DType(bdt)
     a = random_values(rng, adt, (frames,) + tuple(shape))
     b = random_values(rng, bdt, (frames,) + tuple(shape))
-    layer = AddStreams("add", shape=tuple(shape), in_dt=adt, in_dt_b=bdt, ka=ka, kb=kb, out_dt=None, pe=pe)
+    layer = AddStreams("add", shape=tuple(shape), in_dt=adt, in_dt_b=bdt, ka=ka, kb=kb, out_dt=None, pe=pe,
+                       pipeline=pipeline)
     if isinstance(out, tuple):
         layer.out_dt = DType(out[1]) if out[1] else layer.acc_dt
     else:
@@ -267,27 +268,33 @@ def _add_id(c):
     return f"{adt}+{bdt}-k{ka},{kb}-pe{pe}-{o}-" + "x".join(map(str, shape))
 
 
+@pytest.mark.parametrize("pipeline", ["auto", "none"])
 @pytest.mark.parametrize("case", ADD_CASES, ids=[_add_id(c) for c in ADD_CASES])
-def test_add_words(case):
+def test_add_words(case, pipeline):
     shape, adt, bdt, ka, kb, pe, out, extra = case
-    layer, a, b = make_add(shape, adt, bdt, ka, kb, pe, out, seed=zlib.crc32(_add_id(case).encode()), **extra)
+    layer, a, b = make_add(shape, adt, bdt, ka, kb, pe, out, seed=zlib.crc32(_add_id(case).encode()),
+                           pipeline=pipeline, **extra)
     simulate_add(layer, a, b, gaps=[0.3, 0.5], backpressure=0.3)
 
 
-def test_add_words_stress():
-    layer, a, b = make_add((2, 6), "INT8", "INT8", 3, -2, 2, "UINT2", seed=11, frames=4)
+@pytest.mark.parametrize("pipeline", ["auto", "none"])
+def test_add_words_stress(pipeline):
+    layer, a, b = make_add((2, 6), "INT8", "INT8", 3, -2, 2, "UINT2", seed=11, frames=4, pipeline=pipeline)
     simulate_add(layer, a, b, gaps=[0.7, 0.1], backpressure=0.6)
     simulate_add(layer, a, b, gaps=[0.0, 0.7], backpressure=0.1)
 
 
+@pytest.mark.parametrize("pipeline", ["none", 1])
 @pytest.mark.parametrize("pe,shape,out", [(1, (6,), "UINT2"), (2, (2, 6), ("raw", None)), (6, (3, 6), "INT3")])
-def test_add_throughput(pe, shape, out):
-    layer, a, b = make_add(shape, "UINT4", "INT3", 3, -2, pe, out, frames=4, seed=5)
+def test_add_throughput(pe, shape, out, pipeline):
+    layer, a, b = make_add(shape, "UINT4", "INT3", 3, -2, pe, out, frames=4, seed=5, pipeline=pipeline)
     res = simulate_add(layer, a, b, gaps=0.0, backpressure=0.0)
     assert intervals(res.out_cycles[0], layer.out_words) == [layer.cycles()] * 3
     assert np.all(np.diff(res.out_cycles[0]) == 1)
     assert res.in_cycles[0] == res.in_cycles[1] and np.all(np.diff(res.in_cycles[0]) == 1)
-    assert res.out_cycles[0][0] - res.in_cycles[0][0] == AddStreamsComponent.LATENCY
+    assert res.out_cycles[0][0] - res.in_cycles[0][0] == AddStreamsComponent.latency_of(layer)
+    expected = 2 if pipeline == "none" else 3 + (layer.thresholds is not None)
+    assert AddStreamsComponent.latency_of(layer) == expected
 
 
 def test_add_errors():

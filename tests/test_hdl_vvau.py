@@ -20,14 +20,14 @@ from test_hdl_swg import simulate_top
 
 
 def make_vvau(c, k, idt, wdt, pe, *, odt=None, n_thr=None, out_base=None, spatial=(), frames=2,
-              seed=0, name="dw"):
+              seed=0, name="dw", pipeline="auto"):
     """A VVAU with random weights and (unless ``odt`` is None or ``raw:T``) thresholds, and
     input frames ``x`` in the depthwise window order."""
     rng = np.random.default_rng(seed)
     idt, wdt = DType(idt), DType(wdt)
     W = random_values(rng, wdt, (c, k))
     layer = VVAU(name, channels=c, kernel_elems=k, in_dt=idt, wdt=wdt, out_dt=None, weights=W,
-                 spatial=tuple(spatial), pe=pe)
+                 spatial=tuple(spatial), pe=pe, pipeline=pipeline)
     x = random_values(rng, idt, (frames,) + tuple(layer.in_shape))
     if odt is None:
         layer.out_dt = layer.acc_dt
@@ -95,7 +95,32 @@ def test_vvau_throughput(c, k, pe, spatial):
     res = simulate_layer(layer, x, VVAUComponent, gaps=0.0, backpressure=0.0)
     assert streamsim.frame_intervals(res, layer.out_words) == [layer.cycles()] * 3
     assert list(np.diff(res.in_cycles)) == [1] * (len(res.in_cycles) - 1)
-    assert res.out_cycles[0] - res.in_cycles[k - 1] == VVAUComponent.LATENCY
+    assert res.out_cycles[0] - res.in_cycles[k - 1] == res.dut.LATENCY
+
+
+# (C, K, idt, wdt, pe, odt)
+PIPE_CASES = [
+    (6, 9, "BIPOLAR", "BIPOLAR", 3, "BIPOLAR"),
+    (6, 5, "UINT2", "INT2", 2, "UINT2"),
+    (5, 9, "UINT4", "INT4", 5, "INT4"),
+    (3, 7, "INT8", "INT8", 1, None),
+    (4, 3, "INT3", "BIPOLAR", 2, "raw:INT12"),
+]
+
+
+@pytest.mark.parametrize("pipeline", ["none", 1, 2, 3])
+@pytest.mark.parametrize("case", PIPE_CASES, ids=[f"{c[3]}x{c[2]}-C{c[0]}-K{c[1]}-{c[5] or 'raw'}" for c in PIPE_CASES])
+def test_vvau_pipeline(case, pipeline):
+    """Every pipeline setting against execute() with back-pressure; throughput and latency."""
+    C, K, idt, wdt, pe, odt = case
+    layer, x = make_vvau(C, K, idt, wdt, pe, odt=odt, spatial=(2,), frames=3, pipeline=pipeline,
+                         seed=zlib.crc32(repr(case).encode()))
+    simulate_layer(layer, x, VVAUComponent, gaps=0.3, backpressure=0.5)
+    res = simulate_layer(layer, x, VVAUComponent, gaps=0.0, backpressure=0.0)
+    assert streamsim.frame_intervals(res, layer.out_words) == [layer.cycles()] * 2
+    assert res.out_cycles[0] - res.in_cycles[K - 1] == res.dut.LATENCY
+    expected = 3 if pipeline == "none" else 5 + (layer.thresholds is not None)
+    assert res.dut.LATENCY == expected
 
 
 def test_vvau_rom_layout():
@@ -141,7 +166,8 @@ def test_vvau_random_sweep(k):
     c = r.choice([2, 3, 4, 6])
     layer, x = make_vvau(c, r.choice([1, 2, 4, 9]), r.choice(I_TYPES), r.choice(W_TYPES),
                          r.choice([d for d in range(1, c + 1) if c % d == 0]), odt=r.choice(O_CHOICES),
-                         spatial=r.choice([(), (2,), (2, 2)]), frames=2, seed=300 + k)
+                         spatial=r.choice([(), (2,), (2, 2)]), frames=2, seed=300 + k,
+                         pipeline=r.choice(["auto", "none", 1, 2]))
     simulate_layer(layer, x, VVAUComponent)
 
 
@@ -186,5 +212,6 @@ def test_vvau_random_sweep_large(k):
     c = r.choice([2, 3, 4, 6, 8, 12, 16])
     layer, x = make_vvau(c, r.choice([1, 2, 3, 4, 9, 25]), r.choice(I_TYPES), r.choice(W_TYPES),
                          r.choice([d for d in range(1, c + 1) if c % d == 0]), odt=r.choice(O_CHOICES),
-                         spatial=r.choice([(), (2,), (3,), (2, 2)]), frames=3, seed=600 + k)
+                         spatial=r.choice([(), (2,), (3,), (2, 2)]), frames=3, seed=600 + k,
+                         pipeline=r.choice(["auto", "none", 1, 2, 3]))
     simulate_layer(layer, x, VVAUComponent)

@@ -23,6 +23,9 @@ __all__ = ["Layer", "register", "LAYER_KINDS", "divisors", "rom_resources"]
 
 LAYER_KINDS = {}
 
+#: Widest parameter ROM word the hardware generator builds (an Amaranth memory word stays below 2**16 bits).
+MAX_ROM_WORD_BITS = 65535
+
 
 def register(cls):
     LAYER_KINDS[cls.kind] = cls
@@ -33,21 +36,13 @@ def divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def rom_resources(width, depth, style="auto"):
-    """LUT/BRAM18 cost of a read-only or simple dual-port memory.
-
-    Small memories become distributed ROM (one LUT6 holds 64 × 1 bit); larger
-    ones block RAM (an 18 Kib BRAM is 512 × 36, 1024 × 18, 2048 × 9 …)."""
-    if width == 0 or depth == 0:
-        return {"LUT": 0, "BRAM18": 0}
-    bits = width * depth
-    if style == "auto":
-        style = "block" if (bits > 16384 and depth >= 128) else "distributed"
-    if style == "distributed":
-        return {"LUT": width * math.ceil(depth / 64), "BRAM18": 0}
-    for d, w in ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)):
-        if depth <= d or d == 16384:
-            return {"LUT": 0, "BRAM18": math.ceil(width / w) * math.ceil(depth / d)}
+def rom_resources(width, depth, style="auto", rom=True):
+    """LUT (LUT6 + LUTRAM sites) and BRAM18 of a ``width`` × ``depth`` memory with a synchronous
+    read port (``rom``: initialised, no write port) as synth_xilinx maps it for ``style``
+    (``auto``/``distributed``/``block``); see :func:`hwgen.dataflow.estimate.memory`."""
+    from .estimate import memory
+    m = memory(width, depth, style, rom=rom)
+    return {"LUT": int(math.ceil(m["LUT"] + m["LUTRAM"])), "BRAM18": int(m["BRAM18"])}
 
 
 @dataclass
@@ -104,6 +99,30 @@ class Layer:
     @property
     def in_words(self):
         return int(np.prod(self.in_shape)) // self.in_lanes
+
+    def rom_words(self):
+        """``{"weight"|"threshold": bits}``: the word width of each parameter ROM (the
+        hardware reads one word per cycle, so PE and SIMD widen it)."""
+        out = {}
+        w = getattr(self, "weights", None)
+        if w is not None and getattr(self, "wdt", None) is not None:
+            lanes = self.pe * (self.simd if self.kind == "MVAU" else 1)
+            out["weight"] = lanes * self.wdt.bits
+        t = getattr(self, "thresholds", None)
+        if t is not None and np.asarray(t).ndim == 2 and np.asarray(t).shape[1]:
+            lo, hi = getattr(self, "acc_range", None) or (self.idt.min, self.idt.max)
+            tbits = max(1, int(max(abs(lo), abs(hi + 1))).bit_length() + 1)
+            out["threshold"] = self.pe * int(np.asarray(t).shape[1]) * tbits
+        return out
+
+    def check_rom_words(self):
+        """A :class:`FoldingError` when a parameter ROM word is wider than the hardware
+        generator supports (:data:`MAX_ROM_WORD_BITS`)."""
+        for what, bits in self.rom_words().items():
+            if bits > MAX_ROM_WORD_BITS:
+                raise FoldingError(f"layer {self.name}: its {what} ROM word would be {bits:,} bits wide "
+                                   f"(PE={self.pe}{f', SIMD={self.simd}' if what == 'weight' and self.kind == 'MVAU' else ''}); "
+                                   f"at most {MAX_ROM_WORD_BITS:,}: lower PE")
 
     @property
     def out_words(self):

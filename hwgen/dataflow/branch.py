@@ -17,7 +17,8 @@ import numpy as np
 
 from ..dtypes import DType, smallest_dtype
 from ..errors import FoldingError, HwgenError
-from .base import Layer, apply_thresholds, register, rom_resources
+from .base import Layer, apply_thresholds, register
+from .estimate import calibrated
 
 __all__ = ["Duplicate", "AddStreams", "Concat"]
 
@@ -67,7 +68,8 @@ class Duplicate(Layer):
         return self.in_words
 
     def resources(self):
-        return {"LUT": 2 + 2 * self.n_out, "FF": 1 * self.n_out, "BRAM18": 0, "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)
 
 
 @register
@@ -86,6 +88,9 @@ class AddStreams(Layer):
     thresholds: np.ndarray = None    # (C, N) or None
     out_base: int = 0
     pe: int = 1
+    # register stages: "auto" (pipelined), "none"/0 (combinational stages) or k >= 1 (pipelined);
+    # see hwgen.hdl.common.pipeline_levels
+    pipeline: int | str = "auto"
 
     @property
     def idts(self):
@@ -134,6 +139,7 @@ class AddStreams(Layer):
         return 0 if self.thresholds is None else int(self.thresholds.shape[1])
 
     def validate(self):
+        self.check_rom_words()
         if not isinstance(self.pe, int) or self.pe < 1 or self.channels % self.pe:
             raise FoldingError(f"layer {self.name}: PE={self.pe} must divide C={self.channels}")
         if self.thresholds is not None:
@@ -162,11 +168,8 @@ class AddStreams(Layer):
         return self.in_words
 
     def resources(self):
-        P, acc, n = self.pe, self.acc_dt.bits, self.n_thresholds
-        mult = (self.in_dt.bits + self.in_dt_b.bits) * 2 if (self.ka != 1 or self.kb != 1) else 0
-        tmem = rom_resources(P * n * (acc + 1), self.channels // P, "auto") if n else {"LUT": 0, "BRAM18": 0}
-        lut = 20 + P * (acc + mult + n * math.ceil(acc / 2)) + tmem["LUT"]
-        return {"LUT": int(lut), "FF": 20 + P * (acc + self.odt.bits), "BRAM18": tmem["BRAM18"], "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)
 
 
 @register
@@ -227,5 +230,5 @@ class Concat(Layer):
         return self.out_words
 
     def resources(self):
-        w = self.lanes * self.dt.bits
-        return {"LUT": 10 + w * len(self.channels_in), "FF": 10, "BRAM18": 0, "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)

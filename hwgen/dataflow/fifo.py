@@ -7,7 +7,8 @@ import numpy as np
 
 from ..dtypes import DType
 from ..errors import HwgenError
-from .base import Layer, register, rom_resources
+from .base import Layer, register
+from .estimate import calibrated
 
 __all__ = ["FIFO", "WidthConverter"]
 
@@ -60,12 +61,8 @@ class FIFO(_Passthrough):
         return 0
 
     def resources(self):
-        width = self.lanes * self.dt.bits
-        if self.depth <= 2:
-            return {"LUT": 4 + width // 2, "FF": self.depth * width + 4, "BRAM18": 0, "DSP": 0}
-        mem = rom_resources(width, self.depth, "block" if width * self.depth > 16384 else "distributed")
-        ptr = math.ceil(math.log2(self.depth + 1))
-        return {"LUT": 10 + 3 * ptr + mem["LUT"], "FF": 3 * ptr + width + 4, "BRAM18": mem["BRAM18"], "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)
 
 
 @register
@@ -95,5 +92,5 @@ class WidthConverter(_Passthrough):
         return pixels * max(c // self.lanes_in, c // self.lanes_out)
 
     def resources(self):
-        buf = math.lcm(self.lanes_in, self.lanes_out) * self.dt.bits
-        return {"LUT": 10 + buf, "FF": buf + 10, "BRAM18": 0, "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)

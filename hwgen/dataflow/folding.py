@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass, field, fields
 
 from ..errors import FoldingError
-from .base import divisors
+from .base import MAX_ROM_WORD_BITS, divisors
 from .estimate import layer_resources
 
 __all__ = ["apply_folding", "load_folding", "search_folding", "cycle_budget", "tie_windows", "folded_layers",
@@ -471,6 +471,8 @@ class FoldingSearch:
             styles = ["auto", "distributed", "block"]
         for f, st in itertools.product(_candidates(l), styles):
             lp.set_folding(**f)
+            if any(b > MAX_ROM_WORD_BITS for b in lp.rom_words().values()):
+                continue                # a ROM word the hardware generator cannot build
             if st is not None:
                 lp.mem_style = st
             lc, res = lp.cycles(), _res(lp, fam)

@@ -14,6 +14,7 @@ import numpy as np
 from ..dtypes import DType, smallest_dtype
 from ..errors import FoldingError, HwgenError
 from .base import Layer, register
+from .estimate import calibrated
 
 __all__ = ["LabelSelect"]
 
@@ -67,5 +68,5 @@ class LabelSelect(Layer):
         return max(self.channels // self.pe, self.k)
 
     def resources(self):
-        b, ib = self.idt.bits, self.odt.bits
-        return {"LUT": 30 + self.k * (b + ib) * 2 + self.pe * b * 2, "FF": 20 + self.k * (b + ib), "BRAM18": 0, "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)

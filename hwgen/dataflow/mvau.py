@@ -17,7 +17,8 @@ import numpy as np
 
 from ..dtypes import DType, smallest_dtype
 from ..errors import FoldingError, HwgenError
-from .base import Layer, apply_thresholds, register, rom_resources
+from .base import Layer, apply_thresholds, register
+from .estimate import calibrated
 
 __all__ = ["MVAU", "accumulator_range"]
 
@@ -48,6 +49,9 @@ class MVAU(Layer):
     pe: int = 1
     simd: int = 1
     mem_style: str = "auto"
+    # register stages of the datapath: "auto" (the default of hwgen.hdl.common.DEFAULT_PIPELINE),
+    # "none"/0 (combinational stages) or k >= 1 (adder levels per stage); see hwgen.hdl.common.pipeline_levels
+    pipeline: int | str = "auto"
 
     # ---------------------------------------------------------------
     @property
@@ -89,6 +93,7 @@ class MVAU(Layer):
 
     # ---------------------------------------------------------------
     def validate(self):
+        self.check_rom_words()
         W = self.weights
         if W is None or W.shape != (self.mh, self.mw):
             raise HwgenError(f"layer {self.name}: weights must have shape ({self.mh}, {self.mw}), not {None if W is None else W.shape}")
@@ -123,23 +128,5 @@ class MVAU(Layer):
         return (self.mh // self.pe) * (self.mw // self.simd) * self.pixels
 
     def resources(self):
-        P, Q = self.pe, self.simd
-        W, A = self.wdt.bits, self.idt.bits
-        acc = self.acc_dt.bits
-        if W == 1 and A == 1 and self.wdt.name == "BIPOLAR" and self.idt.name == "BIPOLAR":
-            mult, adder = Q, 2 * Q          # XNOR + popcount
-        elif W == 1 or A == 1:
-            mult, adder = Q * max(W, A), (W + A) * (2 * Q - 1)
-        else:
-            mult = Q * (2 * math.ceil((W + A) / 6) - 1) * (W + A)
-            adder = (W + A) * (2 * Q - 1)
-        n = self.n_thresholds
-        thr_cmp = n * math.ceil(acc / 2)
-        depth = (self.mh // P) * (self.mw // Q)
-        wmem = rom_resources(P * Q * W, depth, self.mem_style)
-        tmem = rom_resources(P * n * (acc + 1), self.mh // P, self.mem_style) if n else {"LUT": 0, "BRAM18": 0}
-        ibuf = rom_resources(Q * A, self.mw // Q, "distributed")
-        lut = 40 + P * (mult + adder + acc + thr_cmp) + wmem["LUT"] + tmem["LUT"] + ibuf["LUT"]
-        out_bits = P * self.odt.bits
-        ff = 30 + P * acc + Q * A + P * Q * W + out_bits + 2 * math.ceil(math.log2(depth + 1))
-        return {"LUT": int(lut), "FF": int(ff), "BRAM18": wmem["BRAM18"] + tmem["BRAM18"], "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..dtypes import DType, smallest_dtype
 from ..errors import FoldingError, HwgenError
-from .base import Layer, register, rom_resources
+from .base import Layer, register
+from .estimate import calibrated
 
 __all__ = ["Pool", "GlobalPool", "pool_dtype"]
 
@@ -91,8 +92,8 @@ class Pool(Layer):
         return self.pixels * (self.channels // self.pe) * self.kernel_elems
 
     def resources(self):
-        b = self.odt.bits
-        return {"LUT": 20 + self.pe * (2 * b), "FF": 20 + self.pe * 2 * b, "BRAM18": 0, "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)
 
 
 @register
@@ -142,6 +143,5 @@ class GlobalPool(Layer):
         return self._n * self.channels // self.pe
 
     def resources(self):
-        b = self.odt.bits
-        mem = rom_resources(self.pe * b, self.channels // self.pe, "distributed")
-        return {"LUT": 30 + self.pe * 2 * b + mem["LUT"], "FF": 30 + self.pe * 2 * b, "BRAM18": mem["BRAM18"], "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)

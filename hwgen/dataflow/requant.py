@@ -15,7 +15,8 @@ import numpy as np
 
 from ..dtypes import DType
 from ..errors import FoldingError, HwgenError
-from .base import Layer, register, rom_resources
+from .base import Layer, register
+from .estimate import calibrated
 
 __all__ = ["Requant", "requant_reference"]
 
@@ -43,6 +44,9 @@ class Requant(Layer):
     hi: int = 0
     spatial: tuple = ()
     pe: int = 1
+    # register stages: "auto" (pipelined), "none"/0 (combinational stages) or k >= 1 (pipelined);
+    # see hwgen.hdl.common.pipeline_levels
+    pipeline: int | str = "auto"
 
     @property
     def in_shape(self):
@@ -103,12 +107,5 @@ class Requant(Layer):
         return self.pixels * self.channels // self.pe
 
     def resources(self):
-        P = self.pe
-        mb = int(max(abs(int(m)) for m in self.mult)).bit_length() + 1
-        xb = self.idt.bits
-        lo, hi = self.product_range
-        pb = max(abs(lo), abs(hi)).bit_length() + 1
-        dsp = P * math.ceil(xb / 25) * math.ceil(mb / 18) if xb > 10 and mb > 10 else 0
-        lut = 20 + P * (pb + 2 * self.odt.bits + (0 if dsp else xb * mb // 2))
-        mem = rom_resources(P * (mb + pb), self.channels // P, "distributed")
-        return {"LUT": int(lut + mem["LUT"]), "FF": 20 + P * (pb + self.odt.bits), "BRAM18": 0, "DSP": int(dsp)}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)

@@ -198,10 +198,21 @@ def _swg_geometry(layer):
     return ih, iw * cf, oh, sh, pt, need
 
 
+def _swg_release(layer):
+    """Cycles after an output row's last read issue from which the writer may reuse the rows it
+    released: 1, or 2 when the read address is registered (pipelined SlidingWindow)."""
+    try:
+        from ..hdl.common import pipeline_levels
+        return 2 if pipeline_levels(layer) else 1
+    except Exception:            # pragma: no cover - conservative without the hardware package
+        return 2
+
+
 def _sliding_window(layer, arrivals, frames):
     from .swg import buffer_rows
     ih, iwcf, oh, sh, pt, need = _swg_geometry(layer)
     R = buffer_rows(layer)
+    release = _swg_release(layer)
     a = arrivals[0]
     in_per_frame, t_r = ih * iwcf, need.shape[1]
     writes = np.full(frames * in_per_frame, INF)
@@ -225,7 +236,7 @@ def _sliding_window(layer, arrivals, frames):
                 state["o_rel"] = o
                 if o >= len(row_end):
                     return            # released by an output row not scheduled yet
-                start = row_end[o] + 1
+                start = row_end[o] + release
             seg = a[g * iwcf:(g + 1) * iwcf].copy()
             seg[0] = max(seg[0], start, state["last_w"] + 1)
             w = asap(seg)

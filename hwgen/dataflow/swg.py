@@ -20,7 +20,8 @@ import numpy as np
 
 from ..dtypes import DType
 from ..errors import FoldingError, HwgenError
-from .base import Layer, register, rom_resources
+from .base import Layer, register
+from .estimate import calibrated
 
 __all__ = ["SlidingWindow", "im2col", "buffer_rows"]
 
@@ -150,6 +151,9 @@ class SlidingWindow(Layer):
     simd: int = 1
     depthwise: bool = False
     mem_style: str = "auto"
+    # register stages: "auto" (read address registered), "none"/0 (address adder into the memory
+    # read), or k >= 1 (as "auto"); see hwgen.hdl.common.pipeline_levels
+    pipeline: int | str = "auto"
 
     @property
     def idt(self):
@@ -208,8 +212,5 @@ class SlidingWindow(Layer):
         return max(out_words, in_words)
 
     def resources(self):
-        w = self.simd * self.dt.bits
-        depth = buffer_rows(self) * self.ifm[1] * (self.channels // self.simd)     # padding is not stored
-        mem = rom_resources(w, depth, self.mem_style)
-        ctr = 6 * 12
-        return {"LUT": 60 + ctr + mem["LUT"] + 2 * w, "FF": 80 + 2 * w, "BRAM18": mem["BRAM18"], "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..dtypes import DType
 from ..errors import FoldingError, HwgenError
-from .base import Layer, apply_thresholds, register, rom_resources
+from .base import Layer, apply_thresholds, register
+from .estimate import calibrated
 
 __all__ = ["Thresholding"]
 
@@ -30,6 +31,9 @@ class Thresholding(Layer):
     spatial: tuple = ()
     pe: int = 1
     mem_style: str = "auto"
+    # register stages: "auto" (pipelined), "none"/0 (combinational stages) or k >= 1 (pipelined);
+    # see hwgen.hdl.common.pipeline_levels
+    pipeline: int | str = "auto"
 
     @property
     def in_shape(self):
@@ -56,6 +60,7 @@ class Thresholding(Layer):
         return int(self.thresholds.shape[1])
 
     def validate(self):
+        self.check_rom_words()
         T = self.thresholds
         if T is None or T.ndim != 2 or T.shape[0] != self.channels:
             raise HwgenError(f"layer {self.name}: thresholds must have shape ({self.channels}, N)")
@@ -75,8 +80,5 @@ class Thresholding(Layer):
         return self.pixels * self.channels // self.pe
 
     def resources(self):
-        P, n, b = self.pe, self.n_thresholds, self.idt.bits + 1
-        tmem = rom_resources(P * n * b, self.channels // P, self.mem_style)
-        lut = 20 + P * n * math.ceil(b / 2) + tmem["LUT"]
-        ff = 20 + P * (self.idt.bits + self.odt.bits)
-        return {"LUT": int(lut), "FF": int(ff), "BRAM18": tmem["BRAM18"], "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..dtypes import DType, smallest_dtype
 from ..errors import FoldingError, HwgenError
-from .base import Layer, apply_thresholds, register, rom_resources
+from .base import Layer, apply_thresholds, register
+from .estimate import calibrated
 
 __all__ = ["VVAU"]
 
@@ -36,6 +37,9 @@ class VVAU(Layer):
     spatial: tuple = ()
     pe: int = 1
     mem_style: str = "auto"
+    # register stages of the datapath: "auto" (the default of hwgen.hdl.common.DEFAULT_PIPELINE),
+    # "none"/0 (combinational stages) or k >= 1 (adder levels per stage); see hwgen.hdl.common.pipeline_levels
+    pipeline: int | str = "auto"
 
     @property
     def in_shape(self):
@@ -80,6 +84,7 @@ class VVAU(Layer):
         return 0 if self.thresholds is None else int(self.thresholds.shape[1])
 
     def validate(self):
+        self.check_rom_words()
         if self.weights is None or self.weights.shape != (self.channels, self.kernel_elems):
             raise HwgenError(f"layer {self.name}: weights must have shape ({self.channels}, {self.kernel_elems})")
         if not self.wdt.allowed(self.weights):
@@ -109,12 +114,5 @@ class VVAU(Layer):
         return self.pixels * (self.channels // self.pe) * self.kernel_elems
 
     def resources(self):
-        P, W, A, acc = self.pe, self.wdt.bits, self.idt.bits, self.acc_dt.bits
-        mult = (2 * math.ceil((W + A) / 6) - 1) * (W + A) if W > 1 and A > 1 else max(W, A)
-        n = self.n_thresholds
-        wmem = rom_resources(P * W, (self.channels // P) * self.kernel_elems, self.mem_style)
-        tmem = rom_resources(P * n * (acc + 1), self.channels // P, self.mem_style) if n else {"LUT": 0, "BRAM18": 0}
-        accmem = rom_resources(P * acc, self.channels // P, "distributed") if self.channels > P else {"LUT": 0, "BRAM18": 0}
-        lut = 40 + P * (mult + acc + n * math.ceil(acc / 2)) + wmem["LUT"] + tmem["LUT"] + accmem["LUT"]
-        ff = 30 + P * (acc + A + W + self.odt.bits)
-        return {"LUT": int(lut), "FF": int(ff), "BRAM18": wmem["BRAM18"] + tmem["BRAM18"], "DSP": 0}
+        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)

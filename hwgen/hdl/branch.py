@@ -23,7 +23,14 @@
   S1 takes a word pair whenever it is empty, even while the output is
   stalled, so both stages hold data during a stall (no bubble reaches a
   consumer that then reads a burst, e.g. an MVAU starting a pixel). One word
-  per cycle; the output word is valid 2 cycles after its input handshake.
+  per cycle; the output word is valid 2 cycles after its input handshake
+  with ``pipeline="none"``. Pipelined (``pipeline`` ≥ 1, the default
+  "auto"), S1 only adds; the sums and the threshold ROM word are registered
+  (A), the comparison bits are registered (C, with thresholds only), and the
+  output register takes the code of each lane's count straight from the
+  thermometer code (no adder): ``LATENCY`` 3 raw, 4 thresholded. Every stage
+  moves on when it is empty or the next one does, so bubbles collapse while
+  the output is stalled, as S1's do unpipelined.
 
 * :class:`ConcatComponent` reads, per pixel, ``channels_in[0]/lanes`` words
   from ``i0``, then ``channels_in[1]/lanes`` from ``i1``, … and emits them in
@@ -37,8 +44,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.branch import AddStreams, Concat, Duplicate
-from .common import (ThresholdParams, check_layer, decode_lane, encode_value, lane, scaled, select,
-                     stream_signature, threshold_count, value_shape)
+from .common import (ThresholdParams, check_layer, decode_lane, encode_value, lane, pipeline_levels, scaled,
+                     select, stream_signature, thermometer_encode, threshold_count, value_shape)
 
 __all__ = ["DuplicateComponent", "AddStreamsComponent", "ConcatComponent"]
 
@@ -109,17 +116,28 @@ class AddStreamsComponent(ThresholdParams, wiring.Component):
     o : ``Out(stream.Signature(unsigned(PE · out_dt.bits)))``
     """
 
-    #: Cycles from an input handshake to the corresponding output word being valid.
+    #: Cycles from an input handshake to the corresponding output word being valid,
+    #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
     LATENCY = 2
 
     def __init__(self, layer):
         check_layer(self, layer, AddStreams, "an AddStreams")
         self.layer = layer
+        #: Latency of this instance (:meth:`latency_of` its layer).
+        self.LATENCY = self.latency_of(layer)
         super().__init__({
             "i0": In(stream_signature(layer.pe, layer.in_dt)),
             "i1": In(stream_signature(layer.pe, layer.in_dt_b)),
             "o": Out(stream_signature(layer.pe, layer.out_dt)),
         })
+
+    @classmethod
+    def latency_of(cls, layer):
+        """Latency of ``layer``'s hardware: 2; pipelined + 1 (sum register), + 1 more with
+        thresholds (comparison register)."""
+        if not pipeline_levels(layer):
+            return cls.LATENCY
+        return cls.LATENCY + 1 + (layer.thresholds is not None)
 
     @property
     def inputs(self):
@@ -138,9 +156,19 @@ class AddStreamsComponent(ThresholdParams, wiring.Component):
         # or moves on), so a bubble in S1 is filled while the output is stalled
         en, en1, take = Signal(), Signal(), Signal()
         v1 = Signal()
+        thresholded = L.thresholds is not None
+        pipelined = bool(pipeline_levels(L))
+        if pipelined:
+            # stages A (sums) and C (comparisons, with thresholds only) after S1: each moves
+            # on when it is empty or the next one does, so bubbles collapse during a stall too
+            vA, enA, vC, enC = Signal(), Signal(), Signal(), Signal()
+            if thresholded:
+                m.d.comb += [enC.eq(~vC | en), enA.eq(~vA | enC)]
+            else:
+                m.d.comb += enA.eq(~vA | en)
         m.d.comb += [
             en.eq(~o.valid | o.ready),
-            en1.eq(~v1 | en),
+            en1.eq(~v1 | (enA if pipelined else en)),
             i0.ready.eq(en1 & i1.valid),
             i1.ready.eq(en1 & i0.valid),
             take.eq(en1 & i0.valid & i1.valid),
@@ -151,7 +179,6 @@ class AddStreamsComponent(ThresholdParams, wiring.Component):
         with m.If(take):
             m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
 
-        thresholded = L.thresholds is not None
         N = L.n_thresholds
         if thresholded and N:
             tdt = self.threshold_type()
@@ -167,6 +194,41 @@ class AddStreamsComponent(ThresholdParams, wiring.Component):
             m.d.sync += v1.eq(take)
         with m.If(take):
             m.d.sync += [s1_a.eq(i0.payload), s1_b.eq(i1.payload)]
+
+        if pipelined:
+            # S1 -> A: sums (and the threshold ROM word) registered; C: comparison bits;
+            # then the output code straight from the thermometer code
+            accs = [Signal(acc_shape, name=f"acc{p}") for p in range(PE)]
+            with m.If(enA):
+                m.d.sync += vA.eq(v1)
+                for p, acc in enumerate(accs):
+                    m.d.sync += acc.eq(scaled(decode_lane(lane(s1_a, p, adt.bits), adt), L.ka) +
+                                       scaled(decode_lane(lane(s1_b, p, bdt.bits), bdt), L.kb))
+            v_out = vA
+            if thresholded:
+                if N:
+                    tword = Signal(PE * N * tdt.bits, name="thr_word")
+                    with m.If(enA):
+                        m.d.sync += tword.eq(tport.data)
+                codes = []
+                for p, acc in enumerate(accs):
+                    bits = Signal(N, name=f"ge{p}")
+                    if N:
+                        with m.If(enC):
+                            m.d.sync += bits.eq(Cat(*[acc >= decode_lane(lane(tword, p * N + k, tdt.bits), tdt)
+                                                      for k in range(N)]))
+                    codes.append(thermometer_encode(bits, [L.out_base + L.out_step * c for c in range(N + 1)],
+                                                    odt))
+                with m.If(enC):
+                    m.d.sync += vC.eq(vA)
+                v_out = vC
+            else:
+                codes = [encode_value(m, acc, odt, name=f"y{p}") for p, acc in enumerate(accs)]
+            with m.If(en):
+                m.d.sync += o.valid.eq(v_out)
+            with m.If(en & v_out):
+                m.d.sync += o.payload.eq(Cat(*codes))
+            return m
 
         codes = []
         for p in range(PE):

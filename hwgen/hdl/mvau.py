@@ -8,15 +8,31 @@ buffer. After the last synapse fold of neuron fold ``nf`` the ``PE``
 accumulators hold channels ``nf·PE … nf·PE+PE−1`` of the pixel; the output
 word carries them (thresholded, or the raw accumulator).
 
-Pipeline (every stage advances together when ``en = ~o.valid | o.ready``)::
+Pipeline (every stage advances together when ``en = ~o.valid | o.ready``), with
+``pipeline="none"`` (0)::
 
     S0  step counters (nf, sf), weight ROM address; takes an input word when nf == 0
     S1  weight ROM word, input word (fresh or buffered)   -> products, adder tree
     S2  PE accumulators                                   (+ threshold ROM word)
     S3  output register: threshold counts or accumulators, encoded in the output type
 
-The first output word is valid 3 cycles after the input handshake of the
-``SF``-th input word (``SF + 2`` cycles after the first input handshake).
+Pipelined with ``pipeline = k`` ≥ 1 (the default "auto" is
+:data:`hwgen.hdl.common.DEFAULT_PIPELINE`)::
+
+    S0  as above
+    S1  weight ROM word, input word (fresh or buffered)
+    R   operand registers (weight word, input word)       -> products
+    P   product registers (XNOR bits for BIPOLAR × BIPOLAR)
+    T…  adder tree, a register every k levels (:meth:`MVAUComponent.tree_splits`)
+    S2  PE accumulators — the accumulator's adder is the last level of the
+        last tree stage                  (+ threshold ROM word, read one stage
+                                          earlier and registered)
+    S3  threshold comparisons (registered bits)          — only with thresholds
+    S4  output register: the thermometer code of the comparisons mapped to the
+        output code directly (no adder), or the raw accumulator
+
+The first output word is valid ``LATENCY`` cycles after the input handshake
+of the ``SF``-th input word (3 unpipelined; :meth:`MVAUComponent.latency_of`).
 Steady state: exactly ``NF·SF`` cycles per pixel, with no bubble between
 pixels or frames while the input has data and the output is ready.
 """
@@ -28,8 +44,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.mvau import MVAU
-from .common import (ThresholdParams, accumulate_and_output, check_layer, lane, memory_attrs, pack_rows,
-                     product, stream_signature, tree_sum)
+from .common import (Pipe, ThresholdParams, accumulate_and_output, check_layer, lane, memory_attrs, pack_rows,
+                     pipeline_levels, pipelined_tree_sums, product, stream_signature, tree_split_points, tree_sum)
 
 __all__ = ["MVAUComponent"]
 
@@ -50,16 +66,38 @@ class MVAUComponent(ThresholdParams, wiring.Component):
         Output channels, ``PE`` lanes per word.
     """
 
-    #: Cycles from the handshake of the SF-th input word to the first valid output.
+    #: Cycles from the handshake of the SF-th input word to the first valid output,
+    #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
     LATENCY = 3
 
     def __init__(self, layer):
         check_layer(self, layer, MVAU, "an MVAU")
         self.layer = layer
+        #: Latency of this instance (:meth:`latency_of` its layer).
+        self.LATENCY = self.latency_of(layer)
         super().__init__({
             "i": In(stream_signature(layer.in_lanes, layer.idt)),
             "o": Out(stream_signature(layer.out_lanes, layer.odt)),
         })
+
+    @staticmethod
+    def tree_splits_of(layer):
+        """Adder-tree levels after which the dot products of ``layer`` are registered (pipelined)."""
+        xnor = layer.wdt.name == "BIPOLAR" and layer.idt.name == "BIPOLAR"
+        return tree_split_points(layer.simd, pipeline_levels(layer), extra=2 if xnor else 1)
+
+    @classmethod
+    def latency_of(cls, layer):
+        """Cycles from the handshake of the SF-th input word to the first valid output of ``layer``'s
+        hardware: 3, plus when pipelined the operand and product registers, the tree cuts and
+        the threshold comparison stage."""
+        if not pipeline_levels(layer):
+            return cls.LATENCY
+        return cls.LATENCY + 2 + len(cls.tree_splits_of(layer)) + (layer.thresholds is not None)
+
+    def tree_splits(self):
+        """Adder-tree levels after which the dot products are registered (pipelined only)."""
+        return self.tree_splits_of(self.layer)
 
     # -- parameters as ROM contents (numpy, fast for large layers) --------------
     def weight_rom(self):
@@ -144,22 +182,50 @@ class MVAUComponent(ThresholdParams, wiring.Component):
             x_word = s1_in
 
         w_word = wport.data
-        dots = []
-        for p in range(PE):
-            if wdt.name == "BIPOLAR" and idt.name == "BIPOLAR":
-                # XNOR-popcount: Σ ±1 = 2·#agree − SIMD
-                agree = ~(w_word[p * SIMD:(p + 1) * SIMD] ^ x_word)
-                dot = (tree_sum(list(agree)) << 1) - SIMD
+        k = pipeline_levels(L)
+        xnor = wdt.name == "BIPOLAR" and idt.name == "BIPOLAR"
+        if k == 0:
+            dots = []
+            for p in range(PE):
+                if xnor:
+                    # XNOR-popcount: Σ ±1 = 2·#agree − SIMD
+                    agree = ~(w_word[p * SIMD:(p + 1) * SIMD] ^ x_word)
+                    dot = (tree_sum(list(agree)) << 1) - SIMD
+                else:
+                    dot = tree_sum([
+                        product(lane(w_word, p * SIMD + s, wdt.bits), wdt, lane(x_word, s, idt.bits), idt)
+                        for s in range(SIMD)])
+                d = Signal(dot.shape(), name=f"dot{p}")
+                m.d.comb += d.eq(dot)
+                dots.append(d)
+            ctrl = {"valid": v1, "first": s1_first, "last": s1_last, "nf": s1_nf}
+            early = None
+        else:
+            # products registered, then the adder tree cut every k levels (the accumulator's
+            # adder, and for XNOR-popcount the final 2·#agree − SIMD, count as levels)
+            pipe = Pipe(m, en, valid=v1, first=s1_first, last=s1_last, nf=s1_nf)
+            # operands registered first: a block RAM's clock-to-output takes most of a cycle
+            w_word, x_word = pipe.register([w_word, x_word], name="opnd")
+            if xnor:
+                prods = [list(~(w_word[p * SIMD:(p + 1) * SIMD] ^ x_word)) for p in range(PE)]
             else:
-                dot = tree_sum([
-                    product(lane(w_word, p * SIMD + s, wdt.bits), wdt, lane(x_word, s, idt.bits), idt)
-                    for s in range(SIMD)])
-            d = Signal(dot.shape(), name=f"dot{p}")
-            m.d.comb += d.eq(dot)
-            dots.append(d)
+                prods = [[product(lane(w_word, p * SIMD + s, wdt.bits), wdt, lane(x_word, s, idt.bits), idt)
+                          for s in range(SIMD)] for p in range(PE)]
+            flat = pipe.register([v for vec in prods for v in vec], name="prod")
+            prods = [flat[p * SIMD:(p + 1) * SIMD] for p in range(PE)]
+            sums = pipelined_tree_sums(pipe, prods, self.tree_splits(), name="sum")
+            if xnor:
+                sums = [(t << 1) - SIMD for t in sums]
+            dots = []
+            for p, t in enumerate(sums):
+                d = Signal(t.shape(), name=f"dot{p}")
+                m.d.comb += d.eq(t)
+                dots.append(d)
+            ctrl, e = pipe.ctrl, pipe.history[-2]
+            early = (e["valid"], e["last"], e["nf"])
 
-        # -- S2: accumulators, S3: thresholds / output register ----------------------------
-        accumulate_and_output(m, self, en=en, valid=v1, first=s1_first, last=s1_last, addr=s1_nf, depth=NF,
-                              terms=dots, acc_shape=acc_shape)
+        # -- accumulators, thresholds / output register ----------------------------------------
+        accumulate_and_output(m, self, en=en, valid=ctrl["valid"], first=ctrl["first"], last=ctrl["last"],
+                              addr=ctrl["nf"], depth=NF, terms=dots, acc_shape=acc_shape, early=early)
 
         return m

@@ -14,15 +14,20 @@ A lane whose ``M`` (or ``B``) is the same in every channel group uses a
 constant; the others are read from a ROM word per channel group (no ROM when
 every lane is constant, e.g. ``C == PE``).
 
-Pipeline (advancing together when ``en = ~o.valid | o.ready``)::
+Pipeline (advancing together when ``en = ~o.valid | o.ready``), with
+``pipeline="none"`` (0)::
 
     S0  input handshake, ROM address = channel group
     S1  input word + ROM word (M, B)         -> products x·M
     S2  products + biases                    -> add, arithmetic shift by S, clip, encode
     S3  output register
 
-One word per cycle; the first output word is valid 3 cycles (``LATENCY``)
-after the first input handshake.
+Pipelined (``pipeline`` ≥ 1, the default "auto"), the input and ROM words are
+registered after S1 (R) before the products, and the sums after S2 (S) before
+the shift, clip and encoding.
+
+One word per cycle; the first output word is valid ``LATENCY`` cycles after
+the first input handshake: 3 unpipelined, 5 pipelined.
 """
 
 import numpy as np
@@ -33,8 +38,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..dataflow.requant import Requant
 from ..dtypes import smallest_dtype
-from .common import (check_layer, decode_lane, encode_value, lane, memory_attrs, stream_signature,
-                     value_shape)
+from .common import (Pipe, check_layer, decode_lane, encode_value, lane, memory_attrs, pipeline_levels,
+                     stream_signature, value_shape)
 
 __all__ = ["RequantComponent"]
 
@@ -58,16 +63,24 @@ class RequantComponent(wiring.Component):
     o : ``Out(stream.Signature(unsigned(PE · odt.bits)))``
     """
 
-    #: Cycles from an input handshake to the corresponding output word being valid.
+    #: Cycles from an input handshake to the corresponding output word being valid,
+    #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
     LATENCY = 3
 
     def __init__(self, layer):
         check_layer(self, layer, Requant, "a Requant")
         self.layer = layer
+        #: Latency of this instance (:meth:`latency_of` its layer).
+        self.LATENCY = self.latency_of(layer)
         super().__init__({
             "i": In(stream_signature(layer.in_lanes, layer.idt)),
             "o": Out(stream_signature(layer.out_lanes, layer.odt)),
         })
+
+    @classmethod
+    def latency_of(cls, layer):
+        """Latency of ``layer``'s hardware: 3, or 5 pipelined (operand and sum registers)."""
+        return cls.LATENCY + 2 if pipeline_levels(layer) else cls.LATENCY
 
     # -- per-lane parameters and exact widths (plain Python ints) ----------------
     def lane_params(self):
@@ -166,10 +179,24 @@ class RequantComponent(wiring.Component):
         with m.If(take):
             m.d.sync += s1_in.eq(self.i.payload)
 
+        k = pipeline_levels(L)
+        if k:
+            # R: the input word and the ROM word registered (a block RAM's clock-to-output)
+            pipe = Pipe(m, en, valid=v1)
+            regs = pipe.register([s1_in] + ([rom_data] if rom_data is not None else []), name="opnd")
+            s1_in, v1 = regs[0], pipe["valid"]
+            if rom_data is not None:
+                rom_data = regs[1]
+
         # -- S2: products and ROM biases ------------------------------------------------
         v2 = Signal()
         with m.If(en):
             m.d.sync += v2.eq(v1)
+        if k:
+            # S: the sums registered
+            v_s = Signal()
+            with m.If(en):
+                m.d.sync += v_s.eq(v2)
         codes = []
         for p in range(PE):
             lp = lanes[p]
@@ -186,7 +213,11 @@ class RequantComponent(wiring.Component):
 
             # add (exact in sdt), floor shift, clip (only the ends that can be reached)
             acc = Signal(value_shape(lp["sdt"]), name=f"acc{p}")
-            m.d.comb += acc.eq(prod + bias)
+            if k:
+                with m.If(en & v2):
+                    m.d.sync += acc.eq(prod + bias)
+            else:
+                m.d.comb += acc.eq(prod + bias)
             q = acc.shift_right(S) if S else acc
             qlo, qhi = lp["q"]
             y = q
@@ -197,9 +228,10 @@ class RequantComponent(wiring.Component):
             codes.append(encode_value(m, y, odt, name=f"y{p}"))
 
         # -- S3: output register --------------------------------------------------------
+        v_out = v_s if k else v2
         with m.If(en):
-            m.d.sync += self.o.valid.eq(v2)
-        with m.If(en & v2):
+            m.d.sync += self.o.valid.eq(v_out)
+        with m.If(en & v_out):
             m.d.sync += self.o.payload.eq(Cat(*codes))
 
         return m

@@ -29,15 +29,27 @@ reader never waits for a whole row or frame: it emits windows of a row as
 soon as their words have arrived, while the writer already fills the rows of
 the next output row, or of the next frame.
 
-Pipeline (output side advances when ``en = ~o.valid | o.ready``)::
+Pipeline (output side advances when ``en = ~o.valid | o.ready``), with
+``pipeline="none"`` (0)::
 
     S0  reader counters, address, availability        -> memory read (none for a pad)
     S1  o.valid register; o.payload = the memory's read register, or the pad word
 
+Pipelined (``pipeline`` ≥ 1, the default "auto"), the read address (row
+address + column index, an adder) is registered first::
+
+    S0  reader counters, availability                 -> read address
+    SA  read address register                         -> memory read (none for a pad)
+    S1  o.valid register; o.payload = the memory's read register, or the pad word
+
+and the writer then runs while ``Dw < R``, ``Dw`` being ``D`` except that a
+completed output row's rows are released only when its last read has been
+done (one ``en`` step after its issue), so no pending read loses its word.
+
 The writer takes an input word in the cycle ``i.valid & (D < R)`` and the
 reader may issue a read of it in the next cycle: a window word is valid on
-the output 2 cycles after the handshake of the last input word it needs
-(pad words need none). Steady state: ``max(out_words, in_words)`` cycles per
+the output 2 cycles (3 pipelined: ``LATENCY``) after the handshake of the
+last input word it needs (pad words need none). Steady state: ``max(out_words, in_words)`` cycles per
 frame, with no bubble between frames, given ``R`` from :func:`buffer_rows`.
 
 Memory: ``R·IW·C/SIMD`` words of ``SIMD·bits``; ``R`` is usually ``KH + 1`` to
@@ -52,7 +64,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.swg import SlidingWindow, _geometry, buffer_rows  # noqa: F401  (re-exported)
-from .common import check_layer, memory_attrs, stream_signature
+from .common import check_layer, memory_attrs, pipeline_levels, stream_signature
 
 __all__ = ["SlidingWindowComponent", "buffer_rows"]
 
@@ -81,12 +93,15 @@ class SlidingWindowComponent(wiring.Component):
     """
 
     #: Cycles from the handshake of the last input word a window word needs to that word
-    #: being valid on the output.
+    #: being valid on the output, unpipelined (``pipeline="none"``); an instance's
+    #: ``LATENCY`` is that of its layer (:meth:`latency_of`).
     LATENCY = 2
 
     def __init__(self, layer):
         check_layer(self, layer, SlidingWindow, "a SlidingWindow")
         self.layer = layer
+        #: Latency of this instance, from the input handshake (2, or 3 pipelined).
+        self.LATENCY = self.LATENCY + (1 if pipeline_levels(layer) else 0)
         self.rows = buffer_rows(layer)
         ih, iw, cf, *_ = _geometry(layer)
         self.depth = self.rows * iw * cf
@@ -94,6 +109,15 @@ class SlidingWindowComponent(wiring.Component):
             "i": In(stream_signature(layer.in_lanes, layer.idt)),
             "o": Out(stream_signature(layer.out_lanes, layer.odt)),
         })
+
+    @classmethod
+    def latency_of(cls, layer):
+        """Cycles from a word's read issue (reader step) to it being valid on the output: 1, or 2
+        pipelined (the convention of :func:`hwgen.dataflow.schedule.latency`; one less than
+        ``LATENCY``, which counts from the input handshake). Pipelined, the writer also sees
+        the rows an output row releases one cycle later (2 cycles after that row's last
+        issue instead of 1)."""
+        return 2 if pipeline_levels(layer) else 1
 
     def pad_word(self):
         """The output word of a pad position: every lane the code of ``pad_value``."""
@@ -132,8 +156,6 @@ class SlidingWindowComponent(wiring.Component):
         write = Signal()
         row_written = Signal()
         m.d.comb += [
-            self.i.ready.eq(D < R),
-            write.eq(self.i.valid & (D < R)),
             row_written.eq(write & (widx == IWCF - 1)),
             wport.addr.eq(waddr),
             wport.data.eq(self.i.payload),
@@ -230,15 +252,39 @@ class SlidingWindowComponent(wiring.Component):
             ]
         m.d.sync += D.eq(D + row_written - Mux(step & row_end, d_rows, 0))
 
-        m.d.comb += [
-            rport.addr.eq(rowaddr + colidx),
-            rport.en.eq(en & ~pad),
-        ]
+        if pipeline_levels(L):
+            # SA: the read address registered (no adder before the memory), the read one cycle
+            # later. The writer's view of the free rows, Dw, releases a completed output row's
+            # rows only when its last read is done (the reader's D at the issue), so no slot is
+            # overwritten while a read of it is pending.
+            Dw = Signal.like(D, name="Dw")
+            sa_valid, sa_pad, sa_rowend = Signal(), Signal(), Signal()
+            sa_addr = Signal(range(2 * DEPTH))
+            sa_drows = Signal.like(d_rows)
+            with m.If(en):
+                m.d.sync += [sa_valid.eq(step), sa_pad.eq(pad), sa_rowend.eq(step & row_end),
+                             sa_addr.eq(rowaddr + colidx), sa_drows.eq(d_rows)]
+            m.d.sync += Dw.eq(Dw + row_written - Mux(en & sa_rowend, sa_drows, 0))
+            m.d.comb += [
+                self.i.ready.eq(Dw < R),
+                write.eq(self.i.valid & (Dw < R)),
+                rport.addr.eq(sa_addr),
+                rport.en.eq(en & ~sa_pad),
+            ]
+            issued, issued_pad = sa_valid, sa_pad
+        else:
+            m.d.comb += [
+                self.i.ready.eq(D < R),
+                write.eq(self.i.valid & (D < R)),
+                rport.addr.eq(rowaddr + colidx),
+                rport.en.eq(en & ~pad),
+            ]
+            issued, issued_pad = step, pad
 
-        # -- S1: output register ---------------------------------------------------------------
+        # -- output register ---------------------------------------------------------------
         s1_pad = Signal()
         with m.If(en):
-            m.d.sync += [self.o.valid.eq(step), s1_pad.eq(pad)]
+            m.d.sync += [self.o.valid.eq(issued), s1_pad.eq(issued_pad)]
         if padded:
             m.d.comb += self.o.payload.eq(Mux(s1_pad, self.pad_word(), rport.data))
         else:

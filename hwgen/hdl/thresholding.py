@@ -5,24 +5,34 @@ through ``C/PE`` groups per pixel and addresses the threshold ROM (one word per
 group, ``PE·N`` thresholds). Output lane ``p`` is
 ``out_base + out_step · Σ_i [x_p ≥ T[g·PE + p, i]]`` in the output type.
 
-Pipeline (advancing together when ``en = ~o.valid | o.ready``)::
+Pipeline (advancing together when ``en = ~o.valid | o.ready``), with
+``pipeline="none"`` (0)::
 
     S0  input handshake, threshold ROM address = channel group
     S1  input word + threshold ROM word            -> comparators, counts
     S2  output register
 
-One word per cycle; the first output word is valid 2 cycles after the first
-input handshake.
+Pipelined (``pipeline`` ≥ 1, the default "auto")::
+
+    S0  input handshake, threshold ROM address = channel group
+    S1  input word, threshold ROM word
+    R   both registered (a block RAM's clock-to-output)  -> comparators
+    C   comparison bits (a thermometer code per lane)
+    S2  output register: the code of each lane's count, from the thermometer code
+        directly (no adder)
+
+One word per cycle; the first output word is valid ``LATENCY`` cycles after
+the first input handshake: 2 unpipelined, 4 pipelined.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.thresholding import Thresholding
-from .common import (ThresholdParams, check_layer, decode_lane, encode_value, lane, memory_attrs,
-                     stream_signature, threshold_count)
+from .common import (Pipe, ThresholdParams, check_layer, decode_lane, encode_value, lane, memory_attrs,
+                     pipeline_levels, stream_signature, thermometer_encode, threshold_count)
 
 __all__ = ["ThresholdingComponent"]
 
@@ -41,16 +51,24 @@ class ThresholdingComponent(ThresholdParams, wiring.Component):
     o : ``Out(stream.Signature(unsigned(PE · odt.bits)))``
     """
 
-    #: Cycles from an input handshake to the corresponding output word being valid.
+    #: Cycles from an input handshake to the corresponding output word being valid,
+    #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
     LATENCY = 2
 
     def __init__(self, layer):
         check_layer(self, layer, Thresholding, "a Thresholding")
         self.layer = layer
+        #: Latency of this instance (:meth:`latency_of` its layer).
+        self.LATENCY = self.latency_of(layer)
         super().__init__({
             "i": In(stream_signature(layer.in_lanes, layer.idt)),
             "o": Out(stream_signature(layer.out_lanes, layer.odt)),
         })
+
+    @classmethod
+    def latency_of(cls, layer):
+        """Latency of ``layer``'s hardware: 2, or 4 pipelined (operand and comparison registers)."""
+        return cls.LATENCY + 2 if pipeline_levels(layer) else cls.LATENCY
 
     def threshold_range(self):
         """The compared value is the input itself."""
@@ -91,6 +109,20 @@ class ThresholdingComponent(ThresholdParams, wiring.Component):
             m.d.sync += v1.eq(self.i.valid)
         with m.If(take):
             m.d.sync += s1_in.eq(self.i.payload)
+
+        if pipeline_levels(L):
+            pipe = Pipe(m, en, valid=v1)
+            x_word, t_word = pipe.register([s1_in, tport.data if N else Const(0, 1)], name="opnd")
+            bits = pipe.register([
+                Cat(*[decode_lane(lane(x_word, p, idt.bits), idt) >=
+                      decode_lane(lane(t_word, p * N + k, tdt.bits), tdt) for k in range(N)])
+                for p in range(PE)], name="ge")
+            codes = [thermometer_encode(b, [L.out_base + L.out_step * c for c in range(N + 1)], odt) for b in bits]
+            with m.If(en):
+                m.d.sync += self.o.valid.eq(pipe["valid"])
+            with m.If(en & pipe["valid"]):
+                m.d.sync += self.o.payload.eq(Cat(*codes))
+            return m
 
         codes = []
         for p in range(PE):

@@ -8,16 +8,30 @@ into accumulator ``p``; after the ``K``-th word of a group the ``PE``
 accumulators are channels ``g·PE … g·PE+PE−1`` of the pixel, and one output
 word carries them (thresholded as in the MVAU, or the raw accumulator).
 
-Pipeline (every stage advances together when ``en = ~o.valid | o.ready``)::
+Pipeline (every stage advances together when ``en = ~o.valid | o.ready``), with
+``pipeline="none"`` (0)::
 
     S0  step counters (g, k), weight ROM address g·K + k; takes an input word
     S1  weight ROM word, input word      -> PE products
     S2  PE accumulators                  (+ threshold ROM word of group g)
     S3  output register: threshold counts or accumulators, encoded in the output type
 
+Pipelined (``pipeline`` ≥ 1, the default "auto")::
+
+    S0  step counters, weight ROM address; takes an input word
+    S1  weight ROM word, input word
+    R   operand registers                -> PE products
+    P   product registers
+    S2  PE accumulators                  (+ threshold ROM word of group g, read
+                                          one stage earlier and registered)
+    S3  threshold comparisons (registered bits)          — only with thresholds
+    S4  output register: the thermometer code of the comparisons (or the
+        accumulator) encoded in the output type
+
 One input word per cycle, no bubble between groups, pixels or frames:
-``pixels·G·K`` cycles per frame. The output word of a group is valid 3 cycles
-after the handshake of its ``K``-th input word.
+``pixels·G·K`` cycles per frame. The output word of a group is valid
+``LATENCY`` cycles after the handshake of its ``K``-th input word: 3
+unpipelined, 5 pipelined without thresholds, 6 with.
 """
 
 import numpy as np
@@ -27,8 +41,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.vvau import VVAU
-from .common import (ThresholdParams, accumulate_and_output, check_layer, lane, memory_attrs, pack_rows, product,
-                     stream_signature)
+from .common import (Pipe, ThresholdParams, accumulate_and_output, check_layer, lane, memory_attrs, pack_rows,
+                     pipeline_levels, product, stream_signature)
 
 __all__ = ["VVAUComponent"]
 
@@ -49,16 +63,27 @@ class VVAUComponent(ThresholdParams, wiring.Component):
         Output channels, ``PE`` lanes per word.
     """
 
-    #: Cycles from the handshake of a group's K-th input word to its output word being valid.
+    #: Cycles from the handshake of a group's K-th input word to its output word being valid,
+    #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
     LATENCY = 3
 
     def __init__(self, layer):
         check_layer(self, layer, VVAU, "a VVAU")
         self.layer = layer
+        #: Latency of this instance (:meth:`latency_of` its layer).
+        self.LATENCY = self.latency_of(layer)
         super().__init__({
             "i": In(stream_signature(layer.in_lanes, layer.idt)),
             "o": Out(stream_signature(layer.out_lanes, layer.odt)),
         })
+
+    @classmethod
+    def latency_of(cls, layer):
+        """Latency of ``layer``'s hardware: 3, + 2 pipelined (operand and product registers),
+        + 1 more with thresholds (the comparison stage)."""
+        if not pipeline_levels(layer):
+            return cls.LATENCY
+        return cls.LATENCY + 2 + (layer.thresholds is not None)
 
     # -- parameters as ROM contents ---------------------------------------------------------
     def weight_rom(self):
@@ -114,14 +139,25 @@ class VVAUComponent(ThresholdParams, wiring.Component):
         with m.If(take):
             m.d.sync += s1_in.eq(self.i.payload)
 
-        prods = []
-        for p in range(PE):
-            pr = product(lane(wport.data, p, wdt.bits), wdt, lane(s1_in, p, idt.bits), idt)
-            s = Signal(pr.shape(), name=f"prod{p}")
+        ctrl = {"valid": v1, "first": s1_first, "last": s1_last, "g": s1_g}
+        w_word, x_word, early = wport.data, s1_in, None
+        k = pipeline_levels(L)
+        if k:
+            # operands registered (a block RAM's clock-to-output), then the products
+            pipe = Pipe(m, en, **ctrl)
+            w_word, x_word = pipe.register([w_word, x_word], name="opnd")
+        prods = [product(lane(w_word, p, wdt.bits), wdt, lane(x_word, p, idt.bits), idt) for p in range(PE)]
+        if k:
+            prods = pipe.register(prods, name="prod")
+            ctrl, e = pipe.ctrl, pipe.history[-2]
+            early = (e["valid"], e["last"], e["g"])
+        terms = []
+        for p, pr in enumerate(prods):
+            s = Signal(pr.shape(), name=f"{'term' if k else 'prod'}{p}")
             m.d.comb += s.eq(pr)
-            prods.append(s)
+            terms.append(s)
 
-        # -- S2: accumulators, S3: thresholds / output register ----------------------------
-        accumulate_and_output(m, self, en=en, valid=v1, first=s1_first, last=s1_last, addr=s1_g, depth=G,
-                              terms=prods, acc_shape=acc_shape)
+        # -- accumulators, thresholds / output register ----------------------------------------
+        accumulate_and_output(m, self, en=en, valid=ctrl["valid"], first=ctrl["first"], last=ctrl["last"],
+                              addr=ctrl["g"], depth=G, terms=terms, acc_shape=acc_shape, early=early)
         return m
