@@ -519,7 +519,21 @@ def write_synth_report(out_dir):
                 docs[fam] = _read_json(p)
             except (OSError, ValueError):
                 pass
-    _write(out / "report.md", render_markdown(rep, synth=docs or None))
+    text = render_markdown(rep, synth=docs or None)
+    try:
+        pnr = _read_json(out / "pnr" / "ecp5.json")
+    except (OSError, ValueError):
+        pnr = None
+    if pnr and "fmax_mhz" in pnr:
+        u = pnr.get("utilization", {})
+        used = ", ".join(f"{u[k]['used']:,} {k}" for k in ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D") if k in u)
+        line = (f"- ECP5 place and route (nextpnr-ecp5 {pnr.get('device')} {pnr.get('package')} speed {pnr.get('speed')}): "
+                f"**Fmax {pnr['fmax_mhz']:.1f} MHz** (constraint {pnr.get('clock_mhz', 0):g} MHz, "
+                f"{'met' if pnr.get('timing_met') else 'not met'}){'; ' + used if used else ''}")
+        lines = text.split("\n")
+        at = next((i + 1 for i, l in enumerate(lines) if l.startswith("- estimated resources")), 1)
+        text = "\n".join(lines[:at] + [line] + lines[at:])
+    _write(out / "report.md", text)
     return out / "report.md"
 
 
@@ -575,6 +589,9 @@ def _main(argv=None):
         print(f"hwgen: error: {e}", file=sys.stderr)
         return 2
     _dump(doc, a.o)
+    if a.cmd in ("summarize-synth", "summarize-pnr"):
+        # report.md of the build (cwd of the rendered Makefile) shows what synthesis/P&R measured
+        write_synth_report(os.path.dirname(os.path.dirname(os.path.abspath(a.o))))
     return 0
 
 
