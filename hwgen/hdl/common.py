@@ -16,13 +16,14 @@ import re
 import numpy as np
 from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
 from amaranth.lib.memory import Memory
-from amaranth.lib import stream
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from ..dtypes import dtype as _dtype, smallest_dtype
 from ..errors import HwgenError
 
 __all__ = [
-    "accumulate_and_output", "ThresholdParams",
+    "accumulate_and_output", "ThresholdParams", "LayerComponent",
     "stream_signature", "lane", "value_shape", "decode_lane", "encode_value",
     "tree_sum", "product", "threshold_count", "threshold_dtype", "pack_rows",
     "memory_attrs", "sanitize", "check_layer", "select", "scaled",
@@ -301,6 +302,28 @@ def accumulate_and_output(m, comp, *, en, valid, first, last, addr, depth, terms
         m.d.sync += comp.o.valid.eq(v2)
     with m.If(en & v2):
         m.d.sync += comp.o.payload.eq(Cat(*codes))
+
+
+class LayerComponent(wiring.Component):
+    """Base of the components built from one IR layer with one input stream ``i`` (``in_lanes``
+    lanes of ``idt``) and one output stream ``o`` (``out_lanes`` lanes of ``odt``).
+
+    Subclasses set ``LAYER`` (the IR class), ``WHAT`` (its name in the "layer must be …"
+    error), the unpipelined ``LATENCY`` and ``latency_of(layer)``; an instance's ``LATENCY``
+    is that of its layer."""
+
+    LAYER = None
+    WHAT = ""
+
+    def __init__(self, layer):
+        check_layer(self, layer, self.LAYER, self.WHAT)
+        self.layer = layer
+        #: Latency of this instance (:meth:`latency_of` its layer).
+        self.LATENCY = self.latency_of(layer)
+        super().__init__({
+            "i": In(stream_signature(layer.in_lanes, layer.idt)),
+            "o": Out(stream_signature(layer.out_lanes, layer.odt)),
+        })
 
 
 class ThresholdParams:

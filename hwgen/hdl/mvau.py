@@ -39,18 +39,16 @@ pixels or frames while the input has data and the output is ready.
 
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from ..dataflow.mvau import MVAU
-from .common import (Pipe, ThresholdParams, accumulate_and_output, check_layer, lane, memory_attrs, pack_rows,
-                     pipeline_levels, pipelined_tree_sums, product, stream_signature, tree_split_points, tree_sum)
+from .common import (LayerComponent, Pipe, ThresholdParams, accumulate_and_output, lane, memory_attrs, pack_rows,
+                     pipeline_levels, pipelined_tree_sums, product, tree_split_points, tree_sum)
 
 __all__ = ["MVAUComponent"]
 
 
-class MVAUComponent(ThresholdParams, wiring.Component):
+class MVAUComponent(ThresholdParams, LayerComponent):
     """Streaming matrix–vector–activation unit built from an IR :class:`~hwgen.dataflow.MVAU`.
 
     Parameters
@@ -70,15 +68,8 @@ class MVAUComponent(ThresholdParams, wiring.Component):
     #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
     LATENCY = 3
 
-    def __init__(self, layer):
-        check_layer(self, layer, MVAU, "an MVAU")
-        self.layer = layer
-        #: Latency of this instance (:meth:`latency_of` its layer).
-        self.LATENCY = self.latency_of(layer)
-        super().__init__({
-            "i": In(stream_signature(layer.in_lanes, layer.idt)),
-            "o": Out(stream_signature(layer.out_lanes, layer.odt)),
-        })
+    LAYER = MVAU
+    WHAT = "an MVAU"
 
     @staticmethod
     def tree_splits_of(layer):

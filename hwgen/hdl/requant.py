@@ -32,14 +32,12 @@ the first input handshake: 3 unpipelined, 5 pipelined.
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from ..dataflow.requant import Requant
 from ..dtypes import smallest_dtype
-from .common import (Pipe, check_layer, decode_lane, encode_value, lane, memory_attrs, pipeline_levels,
-                     stream_signature, value_shape)
+from .common import (LayerComponent, Pipe, decode_lane, encode_value, lane, memory_attrs, pipeline_levels,
+                     value_shape)
 
 __all__ = ["RequantComponent"]
 
@@ -49,7 +47,7 @@ def _range(values):
     return min(values), max(values)
 
 
-class RequantComponent(wiring.Component):
+class RequantComponent(LayerComponent):
     """Streaming fixed-point requantiser built from an IR :class:`~hwgen.dataflow.Requant`.
 
     Parameters
@@ -67,15 +65,8 @@ class RequantComponent(wiring.Component):
     #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
     LATENCY = 3
 
-    def __init__(self, layer):
-        check_layer(self, layer, Requant, "a Requant")
-        self.layer = layer
-        #: Latency of this instance (:meth:`latency_of` its layer).
-        self.LATENCY = self.latency_of(layer)
-        super().__init__({
-            "i": In(stream_signature(layer.in_lanes, layer.idt)),
-            "o": Out(stream_signature(layer.out_lanes, layer.odt)),
-        })
+    LAYER = Requant
+    WHAT = "a Requant"
 
     @classmethod
     def latency_of(cls, layer):

@@ -26,18 +26,16 @@ the first input handshake: 2 unpipelined, 4 pipelined.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from ..dataflow.thresholding import Thresholding
-from .common import (Pipe, ThresholdParams, check_layer, decode_lane, encode_value, lane, memory_attrs,
-                     pipeline_levels, stream_signature, thermometer_encode, threshold_count)
+from .common import (LayerComponent, Pipe, ThresholdParams, decode_lane, encode_value, lane, memory_attrs,
+                     pipeline_levels, thermometer_encode, threshold_count)
 
 __all__ = ["ThresholdingComponent"]
 
 
-class ThresholdingComponent(ThresholdParams, wiring.Component):
+class ThresholdingComponent(ThresholdParams, LayerComponent):
     """Streaming multi-threshold unit built from an IR :class:`~hwgen.dataflow.Thresholding`.
 
     Parameters
@@ -55,15 +53,8 @@ class ThresholdingComponent(ThresholdParams, wiring.Component):
     #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
     LATENCY = 2
 
-    def __init__(self, layer):
-        check_layer(self, layer, Thresholding, "a Thresholding")
-        self.layer = layer
-        #: Latency of this instance (:meth:`latency_of` its layer).
-        self.LATENCY = self.latency_of(layer)
-        super().__init__({
-            "i": In(stream_signature(layer.in_lanes, layer.idt)),
-            "o": Out(stream_signature(layer.out_lanes, layer.odt)),
-        })
+    LAYER = Thresholding
+    WHAT = "a Thresholding"
 
     @classmethod
     def latency_of(cls, layer):

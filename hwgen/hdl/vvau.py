@@ -36,18 +36,16 @@ unpipelined, 5 pipelined without thresholds, 6 with.
 
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from ..dataflow.vvau import VVAU
-from .common import (Pipe, ThresholdParams, accumulate_and_output, check_layer, lane, memory_attrs, pack_rows,
-                     pipeline_levels, product, stream_signature)
+from .common import (LayerComponent, Pipe, ThresholdParams, accumulate_and_output, lane, memory_attrs, pack_rows,
+                     pipeline_levels, product)
 
 __all__ = ["VVAUComponent"]
 
 
-class VVAUComponent(ThresholdParams, wiring.Component):
+class VVAUComponent(ThresholdParams, LayerComponent):
     """Streaming depthwise vector–vector–activation unit built from an IR :class:`~hwgen.dataflow.VVAU`.
 
     Parameters
@@ -67,15 +65,8 @@ class VVAUComponent(ThresholdParams, wiring.Component):
     #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
     LATENCY = 3
 
-    def __init__(self, layer):
-        check_layer(self, layer, VVAU, "a VVAU")
-        self.layer = layer
-        #: Latency of this instance (:meth:`latency_of` its layer).
-        self.LATENCY = self.latency_of(layer)
-        super().__init__({
-            "i": In(stream_signature(layer.in_lanes, layer.idt)),
-            "o": Out(stream_signature(layer.out_lanes, layer.odt)),
-        })
+    LAYER = VVAU
+    WHAT = "a VVAU"
 
     @classmethod
     def latency_of(cls, layer):
