@@ -49,8 +49,7 @@ def latency(layer):
             return int(f(layer))
         v = getattr(cls, "LATENCY", None)
         if isinstance(v, int):
-            # the SlidingWindow documents 2 cycles from the input handshake, 1 from the read issue
-            return v - 1 if layer.kind == "SlidingWindow" else v
+            return v
     except Exception:            # pragma: no cover - a component without a usable latency
         pass
     return _DEFAULT_LATENCY.get(layer.kind, 3)
