@@ -19,6 +19,12 @@ the ECP5/iCE40 factors as ratio of sums, and everything is written to
 ``hwgen/dataflow/calibration.json``. Prints a table per design (estimated vs
 synthesised LUT/FF/BRAM18/DSP and the error) and error statistics per kind.
 
+The fit also takes every layer of the whole networks kept in ``bench/calibration/networks/``
+(graph + the hierarchy-keeping synth_xilinx result per layer; weighted ``NET_WEIGHT``): the shapes
+the folding search picks and trained contents. Refresh them from ``bench/synth.py --out DIR``
+builds with ``--save-networks DIR``; the fit then prints each network's estimated total against
+its flattened synthesis.
+
     .venv/bin/python bench/calibrate.py --fit            # synthesise what is missing, fit, write
     .venv/bin/python bench/calibrate.py --fit --no-synth # refit from the cache only
     .venv/bin/python bench/calibrate.py                  # table of the current estimate vs the cache
@@ -46,7 +52,7 @@ COMMANDS = {
     "ecp5": "synth_ecp5 -top hwgen_top -nodsp",
     "ice40": "synth_ice40 -top hwgen_top",
 }
-ORDER = ["Duplicate", "FIFO", "WidthConverter", "Concat", "AddStreams", "Thresholding", "Requant", "MVAU", "VVAU",
+ORDER = ["Duplicate", "FIFO", "WidthConverter", "Concat", "Thresholding", "AddStreams", "Requant", "MVAU", "VVAU",
          "SlidingWindow", "Pool", "GlobalPool", "LabelSelect"]
 
 
@@ -98,6 +104,16 @@ def grid():
     g.append((_mvau("INT3", "UINT4", "UINT3", 72, 16, 16, 2), X))
     g.append((_mvau("INT4", "UINT3", None, 64, 10, 1, 1, thr=False), X))
     g.append((_mvau("INT2", "UINT2", "UINT2", 64, 64, 1, 16), X))
+    # the shapes the folding search picks at high rates: one or two PEs with wide SIMD, many thresholds
+    # on few channels (residual MLP), mixed 3/4-bit layers
+    g.append((_mvau("INT4", "UINT4", "UINT4", 64, 64, 1, 32), X))
+    g.append((_mvau("INT4", "UINT4", "UINT4", 64, 64, 1, 64), X))
+    g.append((_mvau("INT3", "UINT4", "UINT3", 64, 32, 2, 8), X))
+    g.append((_mvau("INT3", "UINT4", "UINT3", 64, 32, 2, 16), X))
+    g.append((_mvau("INT2", "UINT2", "UINT2", 128, 64, 1, 64), X))
+    g.append((_mvau("INT3", "UINT4", "INT5", 12, 12, 1, 2), X))
+    g.append((_mvau("INT4", "INT4", "UINT4", 8, 12, 1, 1), X))
+    g.append((_mvau("BIPOLAR", "BIPOLAR", "BIPOLAR", 256, 128, 1, 128), X))
     # one neuron fold: constant thresholds (comparators against constants)
     g.append((_mvau("INT4", "UINT4", "UINT4", 64, 16, 16, 4), X))
     g.append((_mvau("INT2", "UINT2", "UINT2", 64, 32, 32, 2), X))
@@ -151,6 +167,11 @@ def grid():
                                   ("UINT2", "UINT1", 1, 1, None, 16), ("INT4", "UINT2", 2, 1, "UINT2", 8),
                                   ("UINT8", "UINT1", 1, 3, None, 32)]:
         g.append(({"kind": "AddStreams", "a": a, "b": b, "ka": ka, "kb": kb, "o": o, "c": 32, "pe": pe}, X))
+    # a residual join as lowered from Brevitas: scale constants of 24 bits, thresholds on a wide sum
+    for (a, b, ka, kb, o, pe, c) in [("UINT4", "INT5", 8947849, 8388608, "UINT4", 2, 12),
+                                     ("UINT4", "UINT4", 12582912, 8388608, "UINT4", 4, 16),
+                                     ("UINT3", "INT4", 1, 1, "UINT3", 1, 12)]:
+        g.append(({"kind": "AddStreams", "a": a, "b": b, "ka": ka, "kb": kb, "o": o, "c": c, "pe": pe}, X))
     for (lanes, dt) in [(4, "UINT4"), (16, "UINT2")]:
         g.append(({"kind": "Concat", "lanes": lanes, "dt": dt, "c": 32}, X))
     # LabelSelect
@@ -429,6 +450,79 @@ def collect(entries, families, synth=True, progress=True):
     return out, total_t
 
 
+# ----------------------------------------------------------------------------- whole networks
+NETWORKS = os.path.join(CACHE, "networks")
+
+
+def _builds(dirs):
+    """The synthesised builds in ``dirs`` (a build directory, or a directory of them)."""
+    out = []
+    for d in dirs:
+        if os.path.exists(os.path.join(d, "synth", "xilinx.json")):
+            out.append(d)
+        elif os.path.isdir(d):
+            out += sorted(os.path.join(d, e) for e in os.listdir(d)
+                          if os.path.exists(os.path.join(d, e, "synth", "xilinx.json")))
+    return out
+
+
+def save_networks(dirs):
+    """Copy the graph and the hierarchy-keeping synth_xilinx result of every synthesised build in
+    ``dirs`` into ``bench/calibration/networks/<name>/`` (what a later fit reads)."""
+    import shutil
+    for b in _builds(dirs):
+        dst = os.path.join(NETWORKS, os.path.basename(os.path.normpath(b)))
+        os.makedirs(dst, exist_ok=True)
+        for src, name in (("model.json", "model.json"), ("params.npz", "params.npz"),
+                          (os.path.join("synth", "xilinx.json"), "xilinx.json")):
+            shutil.copyfile(os.path.join(b, src), os.path.join(dst, name))
+        print(f"saved {os.path.relpath(dst, ROOT)}", file=sys.stderr)
+
+
+def network_records():
+    """Per-layer records of the synthesised networks in ``bench/calibration/networks/``: one
+    record per layer — the layer as built (its real weights, thresholds and folding) and what the
+    hierarchy-keeping synth_xilinx pass mapped for its module. Networks hold the shapes the
+    folding search picks (PE = 1 with wide SIMD, XNOR popcounts over 128 inputs, per-tensor
+    thresholds, residual joins with 24-bit scale constants), which the grid alone under-samples.
+    Also returns ``[(name, graph, flattened total)]`` for :func:`network_table`."""
+    from hwgen.dataflow.graph import DataflowGraph
+    recs, nets = [], []
+    names = sorted(os.listdir(NETWORKS)) if os.path.isdir(NETWORKS) else []
+    for name in names:
+        d = os.path.join(NETWORKS, name)
+        with open(os.path.join(d, "xilinx.json")) as f:
+            doc = json.load(f)
+        g = DataflowGraph.load(d)
+        for l in doc["layers"]:
+            layer = g.layer(l["name"])
+            recs.append({"design": {"kind": layer.kind, "net": name, "layer": layer.name}, "family": "xilinx",
+                         "layers": [layer], "target": 0, "synth": l["synth"], "path": d})
+        nets.append((name, g, doc["total"]))
+    return recs, nets
+
+
+def network_table(nets):
+    """Whole networks: the estimate's total against the flattened synth_xilinx total."""
+    print("\n### xilinx: networks, estimated total vs flattened synth_xilinx\n")
+    print("| network | LUT est | LUT syn | err | FF est | FF syn | err |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    errs = []
+    for name, g, tot in nets:
+        e = {"LUT": 0, "FF": 0}
+        for l in g.layers:
+            r = estimate.layer_resources(l, "xilinx")
+            e["LUT"] += r["LUT"]
+            e["FF"] += r["FF"]
+        sl = _lut(tot)
+        errs.append((e["LUT"] - sl) / sl)
+        print(f"| {name} | {e['LUT']:,} | {sl:,} | {_err(e['LUT'], sl)} | {e['FF']:,} | {tot['FF']:,} | "
+              f"{_err(e['FF'], tot['FF'])} |")
+    if errs:
+        print(f"\nnetworks: mean |LUT error| {100 * np.mean(np.abs(errs)):.1f} %, max {100 * np.max(np.abs(errs)):.1f} %")
+    return errs
+
+
 # ----------------------------------------------------------------------------- fitting
 def _lut(s):
     return s["LUT"] + s["LUTRAM"]
@@ -444,17 +538,23 @@ def _others(rec):
     return lut, ff
 
 
-ALPHA = 0.75
+ALPHA = 0.5
+#: kinds whose "mem" term (a threshold ROM read by a comparator) is fitted, not fixed at 1: yosys
+#: merges the shallow ROM into the comparison logic
+FREE_MEM = ("AddStreams",)
+NET_WEIGHT = 3.0      # weight of a network's layer against a grid design in the fit
 
 
-def nnls_fit(rows, y, alpha=None):
-    """Non-negative least squares, ``argmin Σ ((a·x − y) / max(y, 20)^α)²`` with x ≥ 0
+def nnls_fit(rows, y, alpha=None, weights=None):
+    """Non-negative least squares, ``argmin Σ (w_i (a·x − y) / max(y, 20)^α)²`` with x ≥ 0
     (α = 1: relative error; α < 1 leans towards the large designs that dominate a network)."""
     from scipy.optimize import nnls
     alpha = ALPHA if alpha is None else alpha
     A = np.array(rows, dtype=float)
     y = np.array(y, dtype=float)
-    w = 1.0 / np.maximum(np.abs(y) + np.abs(A).sum(axis=1) * 0, 20.0) ** alpha
+    w = 1.0 / np.maximum(np.abs(y), 20.0) ** alpha
+    if weights is not None:
+        w = w * np.asarray(weights, dtype=float)
     scale = np.maximum(np.abs(A).max(axis=0), 1e-9)       # column scaling for conditioning
     x, _ = nnls(A * w[:, None] / scale, y * w)
     return x / scale
@@ -474,18 +574,20 @@ def fit_xilinx(recs):
             continue
         fitted = {}
         for res in ("LUT", "FF"):
-            names = sorted({t for r in rs for t in estimate.terms(r["layers"][r["target"]])[res]} - set(estimate.FIXED))
-            rows, y = [], []
+            fixed_c = {} if kind in FREE_MEM else estimate.FIXED
+            names = sorted({t for r in rs for t in estimate.terms(r["layers"][r["target"]])[res]} - set(fixed_c))
+            rows, y, wts = [], [], []
             for r in rs:
+                wts.append(NET_WEIGHT if "net" in r["design"] else 1.0)
                 t = estimate.terms(r["layers"][r["target"]])[res]
                 rows.append([float(t.get(n, 0.0)) for n in names])
                 other = _others(r)[0 if res == "LUT" else 1]
-                fixed = sum(c * t.get(n, 0.0) for n, c in estimate.FIXED.items())
+                fixed = sum(c * t.get(n, 0.0) for n, c in fixed_c.items())
                 y.append((_lut(r["synth"]) if res == "LUT" else r["synth"]["FF"]) - other - fixed)
-            x = nnls_fit(rows, y)
+            x = nnls_fit(rows, y, weights=wts)
             fitted[res] = {n: round(float(v), 4) for n, v in zip(names, x) if any(row[i] for row in rows
                                                                                    for i in [names.index(n)])}
-            fitted[res].update({n: c for n, c in estimate.FIXED.items()
+            fitted[res].update({n: c for n, c in fixed_c.items()
                                 if any(estimate.terms(r["layers"][r["target"]])[res].get(n) for r in rs)})
         coefs[kind] = fitted
         estimate.calibration().setdefault("xilinx", {})[kind] = fitted     # later kinds subtract it
@@ -539,7 +641,11 @@ def dsp_rule(recs):
         d = r["design"]
         if r["family"] != "xilinx" or d["kind"] not in ("MVAU", "VVAU"):
             continue
-        a, b = dtype(d["w"]), dtype(d["a"])
+        if "w" in d:
+            a, b = dtype(d["w"]), dtype(d["a"])
+        else:                           # a network's layer
+            l = r["layers"][r["target"]]
+            a, b = l.wdt, l.idt
         if a.bits < 2 or b.bits < 2:
             continue
         y = a.bits + b.bits
@@ -607,6 +713,9 @@ def main(argv=None):
     ap.add_argument("--families", nargs="+", default=list(COMMANDS), choices=list(COMMANDS))
     ap.add_argument("--kinds", nargs="+", default=None, help="only these layer kinds")
     ap.add_argument("--out", default=estimate.CALIBRATION_PATH)
+    ap.add_argument("--save-networks", nargs="+", default=[], metavar="DIR",
+                    help="first copy these synthesised builds (or directories of them, e.g. bench/synth.py "
+                         "--out DIR) into bench/calibration/networks/, whose per-layer results join the fit")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -619,6 +728,9 @@ def main(argv=None):
         r, t = collect(entries, (fam,), synth=not args.no_synth)
         recs += r
         t_syn += t
+    save_networks(args.save_networks)
+    net_recs, nets = network_records()
+    recs += [r for r in net_recs if not args.kinds or r["design"]["kind"] in args.kinds]
     if args.fit:
         if args.kinds:
             estimate._CAL = dict(estimate.load_calibration(args.out))
@@ -646,6 +758,8 @@ def main(argv=None):
         for fam in ("ecp5", "ice40"):
             if any(r["family"] == fam for r in recs):
                 doc["stats"][fam] = table(recs, fam)
+        if nets:
+            doc["stats"]["networks"] = {n: round(float(e), 3) for (n, _, _), e in zip(nets, network_table(nets))}
         with open(args.out, "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
             f.write("\n")
@@ -653,6 +767,7 @@ def main(argv=None):
               f"both ≥ 2; largest W + A kept in LUTs: {hi})")
     else:
         table(recs)
+        network_table(nets)
         for fam in ("ecp5", "ice40"):
             if any(r["family"] == fam for r in recs):
                 table(recs, fam)

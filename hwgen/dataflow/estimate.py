@@ -55,6 +55,8 @@ in BRAM18 equivalents).
 
 import json
 import math
+
+import numpy as np
 import os
 
 __all__ = ["FAMILIES", "layer_resources", "graph_resources", "convert_resources", "calibrated", "terms", "memory",
@@ -100,10 +102,12 @@ def _lutram(width, depth):
     return cells, 4 * cells, width * (banks - 1) / 2
 
 
-def memory(width, depth, style="auto", rom=True):
+def memory(width, depth, style="auto", rom=True, cols=None):
     """What synth_xilinx makes of a ``width`` × ``depth`` memory with a synchronous read port:
     ``{"LUT": soft-logic LUTs, "LUTRAM": LUT sites, "FF": read register bits, "BRAM18": n,
-    "style": "logic"|"lutram"|"block"}``. ``rom``: no write port (initialised ROM)."""
+    "style": "logic"|"lutram"|"block"}``. ``rom``: no write port (initialised ROM). ``cols``: a
+    ROM's distinct non-constant bit columns when its contents are known (:func:`rom_columns`);
+    in soft logic only those cost a LUT and a read register."""
     out = {"LUT": 0.0, "LUTRAM": 0.0, "FF": 0.0, "BRAM18": 0, "style": "none"}
     if width <= 0 or depth <= 0:
         return out
@@ -129,16 +133,48 @@ def memory(width, depth, style="auto", rom=True):
     elif kind == "logic":
         # a shallow ROM has few distinct columns: with d words a column is one of 2^d functions
         # of the address (2 of them constant); identical columns share their LUT and read FF
-        cols = float(width)
-        if depth <= 16:
+        if cols is not None:
+            cols = float(cols)
+        elif depth <= 16:
             f = 2.0 ** depth
             cols = f * (1.0 - (1.0 - 1.0 / f) ** width) * (1.0 - 2.0 / f)
+        else:
+            cols = float(width)
         out["LUT"] = _rom_logic_luts(cols, depth) if depth > 2 else 0.25 * cols
         out["FF"] = cols if depth > 1 else 0.0
     else:
         _, sites, mux = _lutram(width, depth)
         out["LUTRAM"], out["LUT"], out["FF"] = float(sites), mux, float(width)
     return out
+
+
+def rom_columns(codes, bits):
+    """``(distinct, varying)``: of the ``bits``-bit columns of a ROM whose word ``r`` holds the
+    unsigned lane codes ``codes[r]`` (``(depth, lanes)``), how many distinct columns vary with
+    the address, and the fraction of all columns that vary. Synthesis keeps one LUT function (and one read
+    register) per distinct varying column and folds constant columns into the logic they feed —
+    trained weights and per-tensor thresholds leave many of both."""
+    c = np.asarray(codes, dtype=np.int64)
+    c = c.reshape(c.shape[0], -1)
+    if c.shape[0] <= 1 or not c.size:
+        return 0, 0.0
+    b = ((c[:, :, None] >> np.arange(bits)) & 1).astype(np.uint8).reshape(c.shape[0], -1)
+    const = np.all(b == b[:1], axis=0)
+    var = b[:, ~const]
+    n = 0
+    if var.size:
+        n = np.unique(np.packbits(var.T, axis=1), axis=0).shape[0]
+    return int(n), float(1.0 - const.mean())
+
+
+def threshold_columns(layer, pe):
+    """:func:`rom_columns` of ``layer``'s threshold ROM as the hardware stores it (clipped to the
+    compared value's range, word ``g`` holding channels ``g·pe … g·pe + pe − 1``)."""
+    lo, hi = getattr(layer, "acc_range", None) or (layer.idt.min, layer.idt.max)
+    T = np.clip(np.asarray(layer.thresholds, dtype=np.int64), lo, hi + 1)
+    tb = max(1, int(max(abs(lo), abs(hi + 1))).bit_length() + 1)
+    codes = T & ((1 << tb) - 1)
+    return rom_columns(codes.reshape(T.shape[0] // pe, -1), tb)
 
 
 def _signed(dt):
@@ -292,30 +328,37 @@ def _mac_terms(layer, Q, in_lanes, P, depth_w, w_rom_width, ibuf=None):
     style = getattr(layer, "mem_style", "auto")
     groups = layer.mh // P if layer.kind == "MVAU" else layer.channels // P
     wmem = memory(w_rom_width, depth_w, style)
-    tmem = memory(P * n * tb, groups, style) if n else memory(0, 0)
+    # distinct varying ROM columns; share of the comparators against a varying threshold
+    tvar, tfrac = threshold_columns(layer, P) if n else (0, 0.0)
+    tmem = memory(P * n * tb, groups, style, cols=tvar) if n else memory(0, 0)
     mem = _mem_sum(*([ibuf] if ibuf else [memory(0, 0)]))
     k = _pipeline_levels(layer)
     one_bit = (W.bits == 1) != (A.bits == 1)
     const_w = depth_w == 1            # one weight word: the weights are constants
-    const_t = groups == 1             # one threshold word: constant thresholds
     mul = 0 if (dsp or W.bits == 1 or A.bits == 1) else P * Q * W.bits * A.bits
     ctrl = _log2(depth_w) + _log2(groups) + _log2(max(1, depth_w // groups))    # step counters, ROM address
     lut = {
         "const": 1,
         "ctrl": ctrl,
-        "mul": 0 if const_w else mul,
+        # products in LUTs: the cost per operand-bit pair grows with the operand widths (a 2×2
+        # product fits one LUT6 per output bit, a 4×4 one needs partial-product adders)
+        "mul": 0 if const_w or W.bits * A.bits > 9 else mul,
+        "mul_wide": 0 if const_w or W.bits * A.bits <= 9 else mul,
         "cmul": mul if const_w else 0,
         "sel": P * Q * pb if one_bit else 0,
         "xnor": P * Q if xnor else 0,
         "add": 0 if xnor else P * _tree_bits(Q, pb),
         "popcount": P * _tree_bits(Q, 1) if xnor else 0,
         "acc": P * acc,
-        "thr": 0 if const_t else P * n * tb,
-        "cthr": P * n * tb if const_t else 0,
+        "thr": P * n * tb * tfrac,
+        "cthr": P * n * tb * (1 - tfrac),
         "tmem": tmem["LUT"] + tmem["LUTRAM"],
         "wmem": 0 if xnor else wmem["LUT"],
         "wmem_xnor": wmem["LUT"] if xnor else 0,
         "mem": mem["LUT"],
+        # the operand lanes (input word into every PE's products and adder tree): measured to grow
+        # with SIMD × input bits beyond what the product and adder terms explain (PE = 1, wide SIMD)
+        "inbits": in_lanes * A.bits,
     }
     # FFs: operand/accumulator/output registers and the weight ROM's read register; the threshold
     # words (ROM read register and, pipelined, their copy: yosys keeps one or both); products and
@@ -355,11 +398,11 @@ def terms(layer):
         return {"LUT": {"const": 1, "core": core["LUT"]}, "FF": {"const": 1, "core": core["FF"]}, "BRAM18": bram, "DSP": dsp}
     if kind == "Thresholding":
         P, n, tb = layer.pe, layer.n_thresholds, layer.idt.bits + 1
-        tmem = memory(P * n * tb, layer.channels // P, getattr(layer, "mem_style", "auto"))
+        tvar, tfrac = threshold_columns(layer, P)
+        tmem = memory(P * n * tb, layer.channels // P, getattr(layer, "mem_style", "auto"), cols=tvar)
         k = _pipeline_levels(layer)
         thr_ff = tmem["FF"] * (2 if k else 1) if tmem["style"] == "logic" else (P * n * tb if k else 0)
-        const_t = layer.channels == P
-        return {"LUT": {"const": 1, "thr": 0 if const_t else P * n * tb, "cthr": P * n * tb if const_t else 0,
+        return {"LUT": {"const": 1, "thr": P * n * tb * tfrac, "cthr": P * n * tb * (1 - tfrac),
                         "mem": tmem["LUT"] + tmem["LUTRAM"]},
                 "FF": {"const": 1, "io": P * (layer.idt.bits * (2 if k else 1) + layer.odt.bits) + (P * n if k else 0),
                        "thr": thr_ff},
@@ -419,17 +462,19 @@ def terms(layer):
             kk = abs(int(kk))
             if kk in (0, 1) or kk & (kk - 1) == 0:        # 0, ±1, powers of two: no multiplier
                 continue
+            kk >>= (kk & -kk).bit_length() - 1            # trailing zeros are a shift (yosys strips them)
             kb = kk.bit_length() + 1                      # the constant as a signed operand
             if dt.bits >= 2 and dt.bits + kb >= _rules().get("dsp_y_min", 9):
                 dsp += P
             else:
                 mul += P * dt.bits * kb
         G = layer.channels // P
-        tmem = memory(P * n * tb, G, "auto") if n else memory(0, 0)
+        tvar, tfrac = threshold_columns(layer, P) if n else (0, 0.0)
+        tmem = memory(P * n * tb, G, "auto", cols=tvar) if n else memory(0, 0)
         k = _pipeline_levels(layer)
         thr_ff = tmem["FF"] * (2 if k else 1) if tmem["style"] == "logic" else (P * n * tb if (n and k) else 0)
-        return {"LUT": {"const": 1, "add": P * acc, "mul": mul, "thr": P * n * tb,
-                        "mem": tmem["LUT"] + tmem["LUTRAM"]},
+        return {"LUT": {"const": 1, "add": P * acc, "mul": mul, "thr": P * n * tb * tfrac,
+                        "cthr": P * n * tb * (1 - tfrac), "mem": tmem["LUT"] + tmem["LUTRAM"]},
                 "FF": {"const": 1, "io": P * (layer.in_dt.bits + layer.in_dt_b.bits + layer.odt.bits),
                        "acc": P * acc, "thr": thr_ff + (P * n if k else 0)},
                 "BRAM18": tmem["BRAM18"], "DSP": int(dsp)}

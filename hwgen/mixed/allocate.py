@@ -1,0 +1,146 @@
+"""Bit-width allocation as an integer linear programme (``scipy.optimize.milp``).
+
+One binary variable per layer and bit-width triple ``(a_prev, w, a)`` of the
+:class:`~hwgen.mixed.cost.CostTable` (the triple, not the pair, because a layer's hardware
+depends on the bits of the activation it reads):
+
+* every layer takes exactly one triple;
+* neighbours agree: for every bit width ``b``, layer ``l`` reads ``b`` bits exactly when
+  layer ``l − 1`` writes ``b`` bits;
+* the budget: ``Σ LUT ≤ max_lut`` (minimising the predicted loss ``Σ Ω``), or
+  ``Σ Ω ≤ max_loss`` (minimising LUTs).
+
+Ω is the sensitivity of :mod:`hwgen.mixed.sensitivity` (weight and activation parts add up);
+the LUTs are hwgen's calibrated estimate at the folding that meets the throughput target.
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import HwgenError
+
+__all__ = ["Allocation", "allocate", "frontier"]
+
+
+@dataclass
+class Allocation:
+    """``assignment``: ``{layer: (w, a)}`` (the format of :func:`hwgen.mixed.quantize.quantize`)."""
+
+    assignment: dict
+    predicted_loss: float
+    predicted_lut: int
+    seconds: float
+
+    def describe(self):
+        """``"fc0 W4A3 · fc1 W2A2 · fc2 W4"``."""
+        return " · ".join(f"{n} W{w}" + (f"A{a}" if a is not None else "") for n, (w, a) in self.assignment.items())
+
+
+class _Problem:
+    """Variables, consistency equations and the two linear objectives of one allocation problem."""
+
+    def __init__(self, sens, costs):
+        table = sens.table if hasattr(sens, "table") else sens
+        missing = [n for n in costs.layers if n not in table]
+        if missing:
+            raise HwgenError(f"layer {missing[0]}: no sensitivity; the sensitivity table has "
+                             f"{', '.join(sorted(table)) or 'no layers'}")
+        self.costs = costs
+        self.vars = []                      # (layer index, triple)
+        for i, n in enumerate(costs.layers):
+            for t, lut in sorted(costs.lut[n].items(), key=lambda kv: str(kv[0])):
+                if (t[1], t[2]) in table[n]:
+                    self.vars.append((i, t))
+            if not any(v[0] == i for v in self.vars):
+                raise HwgenError(f"layer {n}: no bit-width pair has both a cost and a sensitivity")
+        self.loss = np.array([float(table[costs.layers[i]][(t[1], t[2])]) for i, t in self.vars])
+        self.lut = np.array([float(costs.lut[costs.layers[i]][t]) for i, t in self.vars])
+
+    def equalities(self):
+        """(A, b) of "one triple per layer" and "neighbours agree on the bits between them"."""
+        L, nv = len(self.costs.layers), len(self.vars)
+        rows, rhs = [], []
+        for i in range(L):
+            rows.append([1.0 if v[0] == i else 0.0 for v in self.vars])
+            rhs.append(1.0)
+        for i in range(1, L):
+            for b in self.costs.bits:
+                row = np.zeros(nv)
+                for j, (li, t) in enumerate(self.vars):
+                    if li == i and t[0] == b:
+                        row[j] += 1.0
+                    if li == i - 1 and t[2] == b:
+                        row[j] -= 1.0
+                if row.any():
+                    rows.append(row)
+                    rhs.append(0.0)
+        return np.array(rows), np.array(rhs)
+
+    def solve(self, objective, bound_row=None, bound=None):
+        from scipy.optimize import Bounds, LinearConstraint, milp
+        A, b = self.equalities()
+        cons = [LinearConstraint(A, b, b)]
+        if bound_row is not None:
+            cons.append(LinearConstraint(bound_row[None, :], -np.inf, bound))
+        res = milp(objective, integrality=np.ones(len(self.vars)), bounds=Bounds(0, 1), constraints=cons)
+        if res.status != 0 or res.x is None:
+            return None
+        chosen = {self.costs.layers[i]: t for (i, t), x in zip(self.vars, res.x) if x > 0.5}
+        return {n: (t[1], t[2]) for n, t in chosen.items()}
+
+
+def _tie(main, other):
+    """``main`` with ``other`` as a tie-break too small to change the optimum of ``main``."""
+    scale = np.abs(main).max() if main.size else 1.0
+    return main + other / max(np.abs(other).sum(), 1e-12) * 1e-6 * max(scale, 1e-12)
+
+
+def allocate(sens, costs, max_lut=None, max_loss=None):
+    """The :class:`Allocation` of least predicted loss within ``max_lut`` LUTs, or of fewest LUTs
+    within ``max_loss`` predicted loss (exactly one of the two)."""
+    if (max_lut is None) == (max_loss is None):
+        raise HwgenError("allocation: exactly one of max_lut and max_loss must be given, not "
+                         f"{'both' if max_lut is not None else 'neither'}")
+    t0 = time.perf_counter()
+    p = _Problem(sens, costs)
+    if max_lut is not None:
+        a = p.solve(_tie(p.loss, p.lut), p.lut, float(max_lut))
+        what = f"{max_lut:,} LUT"
+    else:
+        a = p.solve(_tie(p.lut, p.loss), p.loss, float(max_loss))
+        what = f"a predicted loss of {max_loss:g}"
+    if a is None:
+        cheapest = p.solve(p.lut)
+        raise HwgenError(f"allocation: no bit-width assignment fits {what}; the cheapest takes "
+                         f"{costs.total(cheapest):,} LUT")
+    return Allocation(a, _loss(sens, a), costs.total(a), time.perf_counter() - t0)
+
+
+def _loss(sens, assignment):
+    table = sens.table if hasattr(sens, "table") else sens
+    return float(sum(table[n][wa] for n, wa in assignment.items()))
+
+
+def frontier(sens, costs, n=8):
+    """Up to ``n`` distinct allocations on the predicted-loss-vs-LUT frontier, cheapest first:
+    least loss within LUT budgets spaced geometrically from the cheapest assignment's LUTs to
+    those of the least-loss one."""
+    t0 = time.perf_counter()
+    p = _Problem(sens, costs)
+    lo = costs.total(p.solve(_tie(p.lut, p.loss)))
+    hi = costs.total(p.solve(_tie(p.loss, p.lut)))
+    out, seen = [], set()
+    for budget in np.geomspace(lo, max(hi, lo), max(1, n)):
+        t = time.perf_counter()
+        a = p.solve(_tie(p.loss, p.lut), p.lut, float(budget))
+        key = tuple(sorted(a.items(), key=lambda kv: kv[0]))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Allocation(a, _loss(sens, a), costs.total(a), time.perf_counter() - t))
+    out.sort(key=lambda al: (al.predicted_lut, al.predicted_loss))
+    for al in out:
+        al.seconds = time.perf_counter() - t0
+    return out

@@ -1,0 +1,225 @@
+"""What each bit-width choice costs in hardware: per layer, per ``(a_prev, w, a)``, the LUTs
+of the layer at the cheapest folding that meets the throughput target.
+
+A layer's hardware depends on its weight bits ``w``, its output activation bits ``a``
+(thresholds, output width) *and* the bits of the activation it reads, ``a_prev`` (products,
+accumulator, window buffer) — so the cost is a function of the triple, and the allocation
+(:mod:`hwgen.mixed.allocate`) keeps neighbouring choices consistent.
+
+For every triple the layer is built as the dataflow IR layers hwgen's lowering makes of it —
+an :class:`~hwgen.dataflow.mvau.MVAU` (fed by a :class:`~hwgen.dataflow.swg.SlidingWindow`
+for a convolution) with the float model's weights quantised as the Brevitas model will
+quantise them, ``2^a − 1`` thresholds per channel (one for bipolar) spaced like BatchNorm +
+a uniform quantiser space them — and priced by the same calibrated model that ``hwgen build``
+reports (:func:`hwgen.dataflow.estimate.layer_resources`), over every PE/SIMD folding whose
+cycles per frame fit ``clock / fps``. Plumbing (FIFOs, width converters) and pooling are left
+out: they are a few percent of a build and barely depend on the choice.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import HwgenError
+from .quantize import check_bits, segments
+
+__all__ = ["CostTable", "cost_table", "layer_shapes"]
+
+DEFAULT_BITS = (1, 2, 3, 4, 5, 6, 8)
+
+
+@dataclass
+class CostTable:
+    """``lut[layer][(a_prev, w, a)]``: estimated LUTs (``a`` is None for the last layer);
+    ``folding[layer][(a_prev, w, a)]``: the ``{"pe", "simd"}`` that gives it."""
+
+    layers: list
+    in_bits: int
+    bits: tuple
+    fps: float
+    clock_mhz: float
+    family: str
+    lut: dict = field(default_factory=dict)
+    folding: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def triple(self, assignment, i):
+        """``(a_prev, w, a)`` of layer ``i`` under ``assignment`` (``{layer: (w, a)}``)."""
+        name = self.layers[i]
+        a_prev = self.in_bits if i == 0 else assignment[self.layers[i - 1]][1]
+        w, a = assignment[name]
+        return a_prev, w, a
+
+    def total(self, assignment):
+        """Estimated LUTs of ``assignment``: the sum over its layers."""
+        return int(sum(self.lut[n][self.triple(assignment, i)] for i, n in enumerate(self.layers)))
+
+
+def layer_shapes(float_model, example_input):
+    """``{layer: (in_shape, out_shape)}`` of every Linear/Conv2d (one sample, batch removed)."""
+    import torch
+    _, segs = segments(float_model)
+    shapes, hooks = {}, []
+    for s in segs:
+        hooks.append(s.layer.register_forward_hook(
+            lambda m, i, o, name=s.name: shapes.__setitem__(name, (tuple(i[0].shape[1:]), tuple(o.shape[1:])))))
+    was = float_model.training
+    try:
+        float_model.eval()
+        with torch.no_grad():
+            float_model(torch.as_tensor(example_input[:1]))
+    finally:
+        float_model.train(was)
+        for h in hooks:
+            h.remove()
+    return shapes
+
+
+def _weight_ints(w, bits):
+    """Integer weights as the Brevitas quantiser of :mod:`hwgen.mixed.quantize` gives them."""
+    w = np.asarray(w, dtype=np.float64)
+    if bits == 1:
+        return np.where(w >= 0, 1, -1).astype(np.int64)
+    top = 2 ** (bits - 1) - 1
+    scale = max(np.abs(w).max(), 1e-12) / top
+    return np.clip(np.round(w / scale), -top, top).astype(np.int64)
+
+
+def _act_dtype(bits, signed):
+    from ..dtypes import dtype
+    if bits == 1:
+        return dtype("BIPOLAR")
+    return dtype(f"{'INT' if signed else 'UINT'}{bits}")
+
+
+def _thresholds(lo, hi, rows, n, rng):
+    """Per channel an arithmetic progression inside ``[lo, hi + 1]``: one spacing for the layer
+    (a per-tensor activation scale), a start per channel (BatchNorm's shift)."""
+    span = max(1, hi + 1 - lo)
+    step = rng.uniform(0.2, 0.8) * span / (n + 1)
+    start = lo + rng.uniform(0.0, 1.0, size=(rows, 1)) * (span - step * (n - 1))
+    T = np.round(start + step * np.arange(n)[None, :])
+    return np.clip(np.sort(T, axis=1), lo, hi + 1).astype(np.int64)
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+class _LayerModel:
+    """The IR layers of one float layer, rebuilt for each bit-width triple."""
+
+    def __init__(self, seg, shapes, signed_out, last):
+        import torch.nn as nn
+        self.seg, self.last, self.signed_out = seg, last, signed_out
+        m = seg.layer
+        self.conv = isinstance(m, nn.Conv2d)
+        w = m.weight.detach().cpu().numpy()
+        if self.conv:
+            if m.groups != 1:
+                raise HwgenError(f"layer {seg.name}: the cost model takes convolutions with groups=1, "
+                                 f"not groups={m.groups}")
+            cin, h, wd = shapes[0]
+            self.ifm, self.cin = (h, wd), cin
+            self.kernel, self.stride = tuple(m.kernel_size), tuple(m.stride)
+            p = m.padding if isinstance(m.padding, tuple) else (m.padding, m.padding)
+            self.pad = (p[0], p[1], p[0], p[1])
+            self.ofm = tuple(shapes[1][1:])
+            w = w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)        # (cout, kh·kw·cin)
+        self.w = w
+        self.mh, self.mw = w.shape
+
+    def layers(self, a_prev, wb, a, in_signed, rng):
+        """``[SlidingWindow?, MVAU]`` at folding PE = SIMD = 1 (refolded by the caller)."""
+        from ..dataflow.mvau import MVAU
+        from ..dataflow.swg import SlidingWindow
+        idt = _act_dtype(a_prev, in_signed)
+        wdt = _act_dtype(wb, True)
+        out = []
+        if self.conv:
+            out.append(SlidingWindow(f"{self.seg.name}_swg", ifm=self.ifm, channels=self.cin, kernel=self.kernel,
+                                     stride=self.stride, pad=self.pad, dt=idt))
+        L = MVAU(self.seg.name, mw=self.mw, mh=self.mh, in_dt=idt, wdt=wdt, out_dt=idt,
+                 weights=_weight_ints(self.w, wb), spatial=self.ofm if self.conv else ())
+        lo, hi = L.acc_range
+        if a is None:
+            from ..dtypes import smallest_dtype
+            L.out_dt = smallest_dtype(lo, hi)
+        else:
+            odt = _act_dtype(a, self.signed_out)
+            n = 1 if a == 1 else 2 ** a - 1
+            L.thresholds = _thresholds(lo, hi, self.mh, n, rng)
+            L.out_dt, L.out_base = odt, (-1 if a == 1 else odt.min)
+        out.append(L)
+        return out
+
+
+def _cheapest(layers, budget, family):
+    """(LUT, folding) of the cheapest PE/SIMD meeting ``budget`` cycles, or None."""
+    from ..dataflow.estimate import layer_resources
+    from ..dataflow.folding import _tie
+    *pre, L = layers
+    best = None
+    pixels = math.prod(L.spatial) if L.spatial else 1
+    for pe in _divisors(L.mh):
+        # per PE the two smallest SIMDs that meet the budget (a wider SIMD only adds hardware)
+        fit = [q for q in _divisors(L.mw) if pixels * (L.mh // pe) * (L.mw // q) <= budget][:2]
+        for simd in fit:
+            L.pe, L.simd = pe, simd
+            if L.cycles() > budget:
+                continue
+            for s in pre:
+                _tie(s, L)
+            try:
+                for x in layers:
+                    x.validate()
+            except HwgenError:
+                continue
+            if any(s.cycles() > budget for s in pre):
+                continue
+            lut = sum(layer_resources(x, family)["LUT"] for x in layers)
+            if best is None or lut < best[0]:
+                best = (int(lut), {"pe": pe, "simd": simd})
+    return best
+
+
+def cost_table(float_model, example_input, in_bits, fps, clock_mhz=100.0, bits=DEFAULT_BITS, family="xilinx",
+               seed=0, progress=None):
+    """The :class:`CostTable` of ``float_model`` (input ``in_bits`` unsigned, like
+    :func:`hwgen.mixed.quantize.quantize`) at ``fps`` frames/s and ``clock_mhz``."""
+    from ..dataflow.folding import cycle_budget
+    t0 = time.perf_counter()
+    check_bits("input", in_bits, "input")
+    bad = [b for b in bits if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 8]
+    if bad or not bits:
+        raise HwgenError(f"cost: candidate bit widths must be 1..8, not {bad[0] if bad else 'none'!r}")
+    bits = tuple(sorted(set(bits)))
+    budget = cycle_budget(fps, clock_mhz)
+    _, segs = segments(float_model)
+    shapes = layer_shapes(float_model, example_input)
+    table = CostTable([s.name for s in segs], in_bits, bits, fps, clock_mhz, family)
+    for i, seg in enumerate(segs):
+        last = i == len(segs) - 1
+        signed_out = seg.act_kind == "hardtanh"
+        in_signed = i > 0 and segs[i - 1].act_kind == "hardtanh"
+        model = _LayerModel(seg, shapes[seg.name], signed_out, last)
+        rng = np.random.default_rng(seed + i)
+        table.lut[seg.name], table.folding[seg.name] = {}, {}
+        for a_prev in ((in_bits,) if i == 0 else bits):
+            for wb in bits:
+                for a in ((None,) if last else bits):
+                    # None: too slow at every folding, or hardware hwgen cannot build (a bipolar
+                    # input to a zero-padded convolution): the allocation never picks the triple
+                    best = _cheapest(model.layers(a_prev, wb, a, in_signed, rng), budget, family)
+                    if best is not None:
+                        table.lut[seg.name][(a_prev, wb, a)], table.folding[seg.name][(a_prev, wb, a)] = best
+        if not table.lut[seg.name]:
+            raise HwgenError(f"layer {seg.name}: no folding reaches {fps:g} frames/s at "
+                             f"{clock_mhz:g} MHz (needs at most {budget} cycles per frame)")
+        if progress:
+            progress(f"cost: {seg.name} ({len(table.lut[seg.name])} bit-width choices) "
+                     f"{time.perf_counter() - t0:.1f} s")
+    table.seconds = time.perf_counter() - t0
+    return table
