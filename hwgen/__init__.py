@@ -7,6 +7,7 @@ Python API::
     r = hwgen.verify("out/", inputs=x, sim="verilator")
     assert r.ok and r.mismatches == 0
     rows = hwgen.explore("model.onnx", device="xc7z020", png="frontier.png")
+    res = hwgen.search(float_model, (x_train, y_train, x_test, y_test), out="search/")
 """
 
 __version__ = "0.1.0"
@@ -19,7 +20,13 @@ from .build import build  # noqa: E402
 from .verify import verify  # noqa: E402
 from .explore import explore  # noqa: E402
 
-__all__ = ["HwgenError", "export_brevitas", "load", "build", "verify", "explore", "__version__"]
+__all__ = ["HwgenError", "export_brevitas", "load", "build", "verify", "explore", "search", "__version__"]
+
+
+def search(float_model, data, **options):
+    """Mixed-precision bit allocation, proven in RTL: see :func:`hwgen.mixed.search.search`."""
+    from .mixed.search import search as run
+    return run(float_model, data, **options)
 
 
 def __getattr__(name):          # keep `import hwgen` light: torch/qonnx load on first use

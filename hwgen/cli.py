@@ -5,6 +5,8 @@
     hwgen explore MODEL.onnx [--device D] [--clock-mhz F] [--points N] [--png OUT.png]
     hwgen verify OUT [--inputs X.npy] [--frames N] [--sim verilator|icarus] [--seed S]
     hwgen flows OUT [synth|synth-xilinx|synth-ecp5|synth-ice40|pnr|bitstream|vivado|all|clean] [--families F ...]
+    hwgen search --example digits-mlp|digits-cnn -o OUT [--fps N] [--clock-mhz F] [--points N] [--epochs N]
+                 [--sim verilator|icarus] [--no-synth] [--seed S]
 
 A user error prints one line ``hwgen: error: …`` and exits 2 (``--debug``
 shows the traceback); ``verify`` exits 1 when any word mismatches.
@@ -59,6 +61,19 @@ def _parser():
                    "pnr, bitstream, vivado, all or clean")
     f.add_argument("--families", nargs="+", help="families of `synth`/`all` (default: xilinx ecp5 ice40)")
     f.add_argument("-q", "--quiet", action="store_true")
+
+    s = sub.add_parser("search", help="mixed-precision bit allocation: train, search, build, verify and synthesise "
+                       "the accuracy-LUT frontier and uniform baselines")
+    s.add_argument("--example", required=True, help="float model and data: digits-mlp or digits-cnn")
+    s.add_argument("-o", "--out", required=True, help="output directory (search.md, search.json, frontier.png, builds)")
+    s.add_argument("--fps", type=float, help="throughput target in frames/s (default: the example's, 1e6 / 1.5e5)")
+    s.add_argument("--clock-mhz", type=float, default=100.0, help="clock target in MHz (default 100)")
+    s.add_argument("--points", type=int, default=6, help="frontier configurations to sweep (default 6)")
+    s.add_argument("--epochs", type=int, default=40, help="epochs of float training and of each QAT (default 40)")
+    s.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
+    s.add_argument("--no-synth", action="store_true", help="skip yosys synthesis (plot estimated LUTs)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-q", "--quiet", action="store_true")
     return p
 
 
@@ -124,10 +139,30 @@ def _cmd_flows(a):
     return 0
 
 
+def _cmd_search(a):
+    from .mixed.models import EXAMPLES
+    from .mixed.search import search
+    from .mixed.train import load_digits_split, seed_everything
+    if a.example not in EXAMPLES:
+        raise HwgenError(f"--example must be one of {', '.join(EXAMPLES)}, not {a.example!r}")
+    if a.points < 1:
+        raise HwgenError(f"--points must be at least 1, not {a.points}")
+    ex = EXAMPLES[a.example]
+    seed_everything(a.seed)         # the float model's initial weights
+    res = search(ex["model"](), load_digits_split(a.seed, input_shape=ex["input_shape"]), out=a.out,
+                 fps=a.fps or ex["fps"], clock_mhz=a.clock_mhz, n_points=a.points, epochs_float=a.epochs,
+                 epochs_qat=a.epochs, seed=a.seed, sim=a.sim, synth=not a.no_synth,
+                 progress=None if a.quiet else print)
+    print("\n".join([res.table(), ""] + res.summary() + ["", res.timing_table()]))
+    print(f"written: {', '.join(res.files.values())}")
+    return 0 if all(r.mismatches == 0 for r in res.rows) else 1
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        return {"build": _cmd_build, "explore": _cmd_explore, "verify": _cmd_verify, "flows": _cmd_flows}[args.cmd](args)
+        return {"build": _cmd_build, "explore": _cmd_explore, "verify": _cmd_verify, "flows": _cmd_flows,
+                "search": _cmd_search}[args.cmd](args)
     except HwgenError as e:
         if args.debug:
             raise

@@ -347,7 +347,9 @@ def _mac_terms(layer, Q, in_lanes, P, depth_w, w_rom_width, ibuf=None):
         "cmul": mul if const_w else 0,
         "sel": P * Q * pb if one_bit else 0,
         "xnor": P * Q if xnor else 0,
-        "add": 0 if xnor else P * _tree_bits(Q, pb),
+        "add": 0 if xnor or dsp else P * _tree_bits(Q, pb),
+        # products in DSP48s: the adder tree is still soft logic (the "mul" terms price it otherwise)
+        "dsp_add": P * _tree_bits(Q, pb) if dsp else 0,
         "popcount": P * _tree_bits(Q, 1) if xnor else 0,
         "acc": P * acc,
         "thr": P * n * tb * tfrac,

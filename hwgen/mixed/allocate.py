@@ -123,14 +123,16 @@ def _loss(sens, assignment):
     return float(sum(table[n][wa] for n, wa in assignment.items()))
 
 
-def frontier(sens, costs, n=8):
+def frontier(sens, costs, n=8, max_lut=None):
     """Up to ``n`` distinct allocations on the predicted-loss-vs-LUT frontier, cheapest first:
     least loss within LUT budgets spaced geometrically from the cheapest assignment's LUTs to
-    those of the least-loss one."""
+    those of the least-loss one (or to ``max_lut``, when smaller)."""
     t0 = time.perf_counter()
     p = _Problem(sens, costs)
     lo = costs.total(p.solve(_tie(p.lut, p.loss)))
     hi = costs.total(p.solve(_tie(p.loss, p.lut)))
+    if max_lut is not None:
+        hi = max(lo, min(hi, int(max_lut)))
     out, seen = [], set()
     for budget in np.geomspace(lo, max(hi, lo), max(1, n)):
         t = time.perf_counter()

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import HwgenError
 from .quantize import check_bits, segments
 
-__all__ = ["CostTable", "cost_table", "layer_shapes"]
+__all__ = ["CostTable", "cost_table", "layer_stats"]
 
 DEFAULT_BITS = (1, 2, 3, 4, 5, 6, 8)
 
@@ -57,24 +57,38 @@ class CostTable:
         return int(sum(self.lut[n][self.triple(assignment, i)] for i, n in enumerate(self.layers)))
 
 
-def layer_shapes(float_model, example_input):
-    """``{layer: (in_shape, out_shape)}`` of every Linear/Conv2d (one sample, batch removed)."""
+def layer_stats(float_model, x):
+    """``{layer: (in_shape, out_shape, spread)}`` of every Linear/Conv2d over the batch ``x``
+    (shapes without the batch): ``spread[c]`` is the share of output channel ``c``'s worst-case
+    pre-activation range (``Σ|W_c| ×`` the input's range) that the data actually covers — what
+    places the thresholds of a trained layer inside its accumulator range."""
     import torch
     _, segs = segments(float_model)
-    shapes, hooks = {}, []
+    seen, hooks = {}, []
+
+    def hook(m, i, o, name):
+        seen[name] = (i[0].detach(), o.detach())
     for s in segs:
-        hooks.append(s.layer.register_forward_hook(
-            lambda m, i, o, name=s.name: shapes.__setitem__(name, (tuple(i[0].shape[1:]), tuple(o.shape[1:])))))
+        hooks.append(s.layer.register_forward_hook(lambda m, i, o, name=s.name: hook(m, i, o, name)))
     was = float_model.training
     try:
         float_model.eval()
         with torch.no_grad():
-            float_model(torch.as_tensor(example_input[:1]))
+            float_model(torch.as_tensor(np.asarray(x), dtype=torch.float32))
     finally:
         float_model.train(was)
         for h in hooks:
             h.remove()
-    return shapes
+    out = {}
+    for s in segs:
+        i, o = seen[s.name]
+        w = s.layer.weight.detach().abs().reshape(s.layer.weight.shape[0], -1).sum(dim=1)
+        per_c = o.transpose(0, 1).reshape(o.shape[1], -1)                 # (channels, samples · pixels)
+        covered = (per_c.max(dim=1).values - per_c.min(dim=1).values)
+        worst = w * float(i.max() - min(float(i.min()), 0.0))
+        spread = (covered / worst.clamp_min(1e-12)).clamp(0.01, 1.0).numpy()
+        out[s.name] = (tuple(i.shape[1:]), tuple(o.shape[1:]), spread)
+    return out
 
 
 def _weight_ints(w, bits):
@@ -94,14 +108,15 @@ def _act_dtype(bits, signed):
     return dtype(f"{'INT' if signed else 'UINT'}{bits}")
 
 
-def _thresholds(lo, hi, rows, n, rng):
-    """Per channel an arithmetic progression inside ``[lo, hi + 1]``: one spacing for the layer
-    (a per-tensor activation scale), a start per channel (BatchNorm's shift)."""
+def _thresholds(lo, hi, spread, n, rng):
+    """Per channel ``n`` evenly spaced thresholds over the share ``spread[c]`` of ``[lo, hi + 1]``
+    the layer's data covers (per-channel spacing: BatchNorm's scale; a random start: its shift)."""
     span = max(1, hi + 1 - lo)
-    step = rng.uniform(0.2, 0.8) * span / (n + 1)
-    start = lo + rng.uniform(0.0, 1.0, size=(rows, 1)) * (span - step * (n - 1))
+    width = np.maximum(1.0, np.asarray(spread, dtype=np.float64) * span)[:, None]
+    step = width / (n + 1)
+    start = lo + rng.uniform(0.0, 1.0, size=(len(width), 1)) * (span - width) + step
     T = np.round(start + step * np.arange(n)[None, :])
-    return np.clip(np.sort(T, axis=1), lo, hi + 1).astype(np.int64)
+    return np.clip(T, lo, hi + 1).astype(np.int64)
 
 
 def _divisors(n):
@@ -111,9 +126,10 @@ def _divisors(n):
 class _LayerModel:
     """The IR layers of one float layer, rebuilt for each bit-width triple."""
 
-    def __init__(self, seg, shapes, signed_out, last):
+    def __init__(self, seg, stats, signed_out, last):
         import torch.nn as nn
         self.seg, self.last, self.signed_out = seg, last, signed_out
+        shapes, self.spread = stats[:2], stats[2]
         m = seg.layer
         self.conv = isinstance(m, nn.Conv2d)
         w = m.weight.detach().cpu().numpy()
@@ -150,7 +166,7 @@ class _LayerModel:
         else:
             odt = _act_dtype(a, self.signed_out)
             n = 1 if a == 1 else 2 ** a - 1
-            L.thresholds = _thresholds(lo, hi, self.mh, n, rng)
+            L.thresholds = _thresholds(lo, hi, self.spread, n, rng)
             L.out_dt, L.out_base = odt, (-1 if a == 1 else odt.min)
         out.append(L)
         return out
@@ -185,10 +201,11 @@ def _cheapest(layers, budget, family):
     return best
 
 
-def cost_table(float_model, example_input, in_bits, fps, clock_mhz=100.0, bits=DEFAULT_BITS, family="xilinx",
+def cost_table(float_model, x, in_bits, fps, clock_mhz=100.0, bits=DEFAULT_BITS, family="xilinx",
                seed=0, progress=None):
     """The :class:`CostTable` of ``float_model`` (input ``in_bits`` unsigned, like
-    :func:`hwgen.mixed.quantize.quantize`) at ``fps`` frames/s and ``clock_mhz``."""
+    :func:`hwgen.mixed.quantize.quantize`) at ``fps`` frames/s and ``clock_mhz``; ``x``: a batch
+    of training inputs (a few hundred: the spread of every layer's pre-activations)."""
     from ..dataflow.folding import cycle_budget
     t0 = time.perf_counter()
     check_bits("input", in_bits, "input")
@@ -198,13 +215,13 @@ def cost_table(float_model, example_input, in_bits, fps, clock_mhz=100.0, bits=D
     bits = tuple(sorted(set(bits)))
     budget = cycle_budget(fps, clock_mhz)
     _, segs = segments(float_model)
-    shapes = layer_shapes(float_model, example_input)
+    stats = layer_stats(float_model, x)
     table = CostTable([s.name for s in segs], in_bits, bits, fps, clock_mhz, family)
     for i, seg in enumerate(segs):
         last = i == len(segs) - 1
         signed_out = seg.act_kind == "hardtanh"
         in_signed = i > 0 and segs[i - 1].act_kind == "hardtanh"
-        model = _LayerModel(seg, shapes[seg.name], signed_out, last)
+        model = _LayerModel(seg, stats[seg.name], signed_out, last)
         rng = np.random.default_rng(seed + i)
         table.lut[seg.name], table.folding[seg.name] = {}, {}
         for a_prev in ((in_bits,) if i == 0 else bits):
