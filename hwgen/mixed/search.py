@@ -48,6 +48,7 @@ class Row:
     seconds: dict                    # qat, export, build, verify, synth
     build: str                       # OUT/<build>/, OUT/<build>.pt, OUT/<build>.onnx (shared by equal assignments)
     dominated_by: str = None         # a cheaper baseline at least as accurate (mixed rows only)
+    measured_drop: float = None      # Σ over layers of the one-layer-at-a-time post-training accuracy drop
 
     @property
     def lut(self):
@@ -75,12 +76,13 @@ class SearchResult:
     def table(self):
         """The results as a markdown table."""
         lut = "synth LUT" if self.synth else "synth LUT (not run)"
-        lines = [f"| config | assignment | predicted loss | cost-table LUT | estimated LUT | {lut} | Brevitas acc. "
-                 "| hardware acc. | mismatches | cycles/frame | dominated by |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines = [f"| config | assignment | predicted loss Σ Ω | one-layer drops | cost-table LUT | estimated LUT | {lut} "
+                 "| Brevitas acc. | hardware acc. | mismatches | cycles/frame | dominated by |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
             synth = "-" if r.synth_lut is None else f"{r.synth_lut:,}"
-            lines.append(f"| {r.name} | {r.label} | {r.predicted_loss:.4g} | {r.predicted_lut:,} | {r.estimated_lut:,} "
+            drop = "-" if r.measured_drop is None else f"{r.measured_drop:.2%}"
+            lines.append(f"| {r.name} | {r.label} | {r.predicted_loss:.4g} | {drop} | {r.predicted_lut:,} | {r.estimated_lut:,} "
                          f"| {synth} | {r.brevitas_accuracy:.2%} | {r.hardware_accuracy:.2%} | {r.mismatches} "
                          f"| {r.cycles_per_frame:g} | {r.dominated_by or '-'} |")
         return "\n".join(lines)
@@ -98,7 +100,20 @@ class SearchResult:
             lines.append(f"cheapest mixed configuration within {tolerance:.1%} of {reference}'s hardware accuracy: "
                          f"{best.name}, {best.hardware_accuracy:.2%} vs {ref.hardware_accuracy:.2%}, {best.lut:,} vs "
                          f"{ref.lut:,} LUT ({best.lut / ref.lut - 1:+.1%})")
+        lines.append(self.predictiveness())
         return lines
+
+    def predictiveness(self):
+        """How well the Hessian sensitivity (Σ Ω) and the one-layer-at-a-time measured drop rank the
+        configurations' accuracy after QAT (Spearman's ρ with the hardware accuracy loss)."""
+        from scipy.stats import spearmanr
+        rows = {tuple(sorted(r.assignment.items())): r for r in self.rows}.values()      # equal assignments once
+        loss = [self.float_accuracy - r.hardware_accuracy for r in rows]
+        if len(loss) < 3 or len(set(loss)) < 2:
+            return "predictiveness of the sensitivities: too few distinct configurations to rank"
+        rho = [spearmanr([getattr(r, k) for r in rows], loss).statistic for k in ("predicted_loss", "measured_drop")]
+        return (f"predictiveness, Spearman ρ with the accuracy lost after QAT over {len(loss)} configurations: "
+                f"Hessian sensitivity Σ Ω {rho[0]:+.2f}, one-layer-at-a-time measured drop {rho[1]:+.2f}")
 
     def timing_table(self):
         """The step times as a markdown table."""
@@ -143,6 +158,12 @@ def _epoch_printer(progress, tag):
         if ep == n or ep % 10 == 0:
             progress(f"  {tag}: epoch {ep}/{n} loss {loss:.3f}")
     return p
+
+
+def _measured_drop(model, x, y, assignment):
+    """Σ over the layers of the accuracy lost by quantising that layer alone (post-training)."""
+    from .sensitivity import measured_drop
+    return float(sum(measured_drop(model, x, y, n, w, a) for n, (w, a) in assignment.items()))
 
 
 def _frontier(sens, costs, budgets, n_points, cap):
@@ -349,8 +370,8 @@ def _search(float_model, data, ctx):
     configs += [(f"w{w}a{a}", "uniform", uniform(model, w, a)) for w, a in ctx["baselines"]]
     t = time.perf_counter()
     done = _prove_all(configs, {**ctx, "model": model, "data": data}, costs.total)
-    rows = [Row(name, kind, dict(a), _predicted_loss(sens, a), costs.total(a), **done[tuple(a.items())])
-            for name, kind, a in configs]
+    rows = [Row(name, kind, dict(a), _predicted_loss(sens, a), costs.total(a), **done[tuple(a.items())],
+                measured_drop=_measured_drop(model, xte, yte, a)) for name, kind, a in configs]
     timings["configs"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     _mark_dominated(rows)
