@@ -110,10 +110,14 @@ class Layer:
             out["weight"] = lanes * self.wdt.bits
         t = getattr(self, "thresholds", None)
         if t is not None and np.asarray(t).ndim == 2 and np.asarray(t).shape[1]:
-            lo, hi = getattr(self, "acc_range", None) or (self.idt.min, self.idt.max)
-            tbits = max(1, int(max(abs(lo), abs(hi + 1))).bit_length() + 1)
-            out["threshold"] = self.pe * int(np.asarray(t).shape[1]) * tbits
+            out["threshold"] = self.pe * int(np.asarray(t).shape[1]) * self.threshold_storage()[2]
         return out
+
+    def threshold_storage(self):
+        """``(lo, hi, bits)``: thresholds are clipped to ``[lo, hi + 1]`` (the compared value's
+        range) and stored as ``bits``-bit two's complement words."""
+        lo, hi = getattr(self, "acc_range", None) or (self.idt.min, self.idt.max)
+        return lo, hi, max(1, int(max(abs(lo), abs(hi + 1))).bit_length() + 1)
 
     def check_rom_words(self):
         """A :class:`FoldingError` when a parameter ROM word is wider than the hardware

@@ -170,9 +170,8 @@ def rom_columns(codes, bits):
 def threshold_columns(layer, pe):
     """:func:`rom_columns` of ``layer``'s threshold ROM as the hardware stores it (clipped to the
     compared value's range, word ``g`` holding channels ``g·pe … g·pe + pe − 1``)."""
-    lo, hi = getattr(layer, "acc_range", None) or (layer.idt.min, layer.idt.max)
+    lo, hi, tb = layer.threshold_storage()
     T = np.clip(np.asarray(layer.thresholds, dtype=np.int64), lo, hi + 1)
-    tb = max(1, int(max(abs(lo), abs(hi + 1))).bit_length() + 1)
     codes = T & ((1 << tb) - 1)
     return rom_columns(codes.reshape(T.shape[0] // pe, -1), tb)
 

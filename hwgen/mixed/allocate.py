@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import HwgenError
 
-__all__ = ["Allocation", "allocate", "frontier"]
+__all__ = ["Allocation", "allocate", "frontier", "predicted_loss"]
 
 
 @dataclass
@@ -50,7 +50,7 @@ class _Problem:
         self.costs = costs
         self.vars = []                      # (layer index, triple)
         for i, n in enumerate(costs.layers):
-            for t, lut in sorted(costs.lut[n].items(), key=lambda kv: str(kv[0])):
+            for t in sorted(costs.lut[n], key=str):
                 if (t[1], t[2]) in table[n]:
                     self.vars.append((i, t))
             if not any(v[0] == i for v in self.vars):
@@ -115,33 +115,34 @@ def allocate(sens, costs, max_lut=None, max_loss=None):
         cheapest = p.solve(p.lut)
         raise HwgenError(f"allocation: no bit-width assignment fits {what}; the cheapest takes "
                          f"{costs.total(cheapest):,} LUT")
-    return Allocation(a, _loss(sens, a), costs.total(a), time.perf_counter() - t0)
+    return Allocation(a, predicted_loss(sens, a), costs.total(a), time.perf_counter() - t0)
 
 
-def _loss(sens, assignment):
+def predicted_loss(sens, assignment):
+    """Σ over the layers of the sensitivity of their ``(w, a)``."""
     table = sens.table if hasattr(sens, "table") else sens
     return float(sum(table[n][wa] for n, wa in assignment.items()))
 
 
-def frontier(sens, costs, n=8, max_lut=None):
-    """Up to ``n`` distinct allocations on the predicted-loss-vs-LUT frontier, cheapest first:
-    least loss within LUT budgets spaced geometrically from the cheapest assignment's LUTs to
+def frontier(sens, costs, n=8, max_lut=None, budgets=None):
+    """The distinct allocations of least predicted loss within each LUT budget, cheapest first.
+    ``budgets`` default: ``n`` budgets spaced geometrically from the cheapest assignment's LUTs to
     those of the least-loss one (or to ``max_lut``, when smaller)."""
     t0 = time.perf_counter()
-    p = _Problem(sens, costs)
-    lo = costs.total(p.solve(_tie(p.lut, p.loss)))
-    hi = costs.total(p.solve(_tie(p.loss, p.lut)))
-    if max_lut is not None:
-        hi = max(lo, min(hi, int(max_lut)))
+    if budgets is None:
+        p = _Problem(sens, costs)
+        lo = costs.total(p.solve(_tie(p.lut, p.loss)))
+        hi = costs.total(p.solve(_tie(p.loss, p.lut)))
+        if max_lut is not None:
+            hi = max(lo, min(hi, int(max_lut)))
+        budgets = [int(b) for b in np.geomspace(lo, max(hi, lo), max(1, n))]
     out, seen = [], set()
-    for budget in np.geomspace(lo, max(hi, lo), max(1, n)):
-        t = time.perf_counter()
-        a = p.solve(_tie(p.loss, p.lut), p.lut, float(budget))
-        key = tuple(sorted(a.items(), key=lambda kv: kv[0]))
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(Allocation(a, _loss(sens, a), costs.total(a), time.perf_counter() - t))
+    for budget in sorted(budgets):
+        a = allocate(sens, costs, max_lut=budget)
+        key = tuple(sorted(a.assignment.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(a)
     out.sort(key=lambda al: (al.predicted_lut, al.predicted_loss))
     for al in out:
         al.seconds = time.perf_counter() - t0

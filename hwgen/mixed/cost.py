@@ -119,16 +119,12 @@ def _thresholds(lo, hi, spread, n, rng):
     return np.clip(T, lo, hi + 1).astype(np.int64)
 
 
-def _divisors(n):
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 class _LayerModel:
     """The IR layers of one float layer, rebuilt for each bit-width triple."""
 
-    def __init__(self, seg, stats, signed_out, last):
+    def __init__(self, seg, stats, signed_out):
         import torch.nn as nn
-        self.seg, self.last, self.signed_out = seg, last, signed_out
+        self.seg, self.signed_out = seg, signed_out
         shapes, self.spread = stats[:2], stats[2]
         m = seg.layer
         self.conv = isinstance(m, nn.Conv2d)
@@ -174,14 +170,15 @@ class _LayerModel:
 
 def _cheapest(layers, budget, family):
     """(LUT, folding) of the cheapest PE/SIMD meeting ``budget`` cycles, or None."""
+    from ..dataflow.base import divisors
     from ..dataflow.estimate import layer_resources
     from ..dataflow.folding import _tie
     *pre, L = layers
     best = None
     pixels = math.prod(L.spatial) if L.spatial else 1
-    for pe in _divisors(L.mh):
+    for pe in divisors(L.mh):
         # per PE the two smallest SIMDs that meet the budget (a wider SIMD only adds hardware)
-        fit = [q for q in _divisors(L.mw) if pixels * (L.mh // pe) * (L.mw // q) <= budget][:2]
+        fit = [q for q in divisors(L.mw) if pixels * (L.mh // pe) * (L.mw // q) <= budget][:2]
         for simd in fit:
             L.pe, L.simd = pe, simd
             if L.cycles() > budget:
@@ -221,7 +218,7 @@ def cost_table(float_model, x, in_bits, fps, clock_mhz=100.0, bits=DEFAULT_BITS,
         last = i == len(segs) - 1
         signed_out = seg.act_kind == "hardtanh"
         in_signed = i > 0 and segs[i - 1].act_kind == "hardtanh"
-        model = _LayerModel(seg, stats[seg.name], signed_out, last)
+        model = _LayerModel(seg, stats[seg.name], signed_out)
         rng = np.random.default_rng(seed + i)
         table.lut[seg.name], table.folding[seg.name] = {}, {}
         for a_prev in ((in_bits,) if i == 0 else bits):

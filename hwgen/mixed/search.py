@@ -166,25 +166,6 @@ def _measured_drop(model, x, y, assignment):
     return float(sum(measured_drop(model, x, y, n, w, a) for n, (w, a) in assignment.items()))
 
 
-def _frontier(sens, costs, budgets, n_points, cap):
-    """The distinct allocations, cheapest first: at each budget, or a sweep of ``n_points`` up to ``cap`` LUTs."""
-    from .allocate import allocate, frontier
-    if budgets is None:
-        return frontier(sens, costs, n=n_points, max_lut=cap)
-    seen, out = set(), []
-    for b in sorted(budgets):
-        a = allocate(sens, costs, max_lut=b)
-        key = tuple(a.assignment.items())
-        if key not in seen:
-            seen.add(key)
-            out.append(a)
-    return out
-
-
-def _predicted_loss(sens, assignment):
-    return float(sum(sens.table[n][tuple(p)] for n, p in assignment.items()))
-
-
 def _synthesise(m, build_dir, manifest, progress):
     """Record LUT + LUTRAM of yosys synth_xilinx of ``build_dir`` and its run time into measurements ``m``."""
     from .. import flows
@@ -339,6 +320,7 @@ def _search(float_model, data, ctx):
     """The steps of :func:`search`; ``ctx`` holds its options."""
     import torch
 
+    from .allocate import frontier, predicted_loss
     from .cost import cost_table
     from .quantize import uniform
     from .sensitivity import sensitivity
@@ -361,7 +343,8 @@ def _search(float_model, data, ctx):
     # question is what a mixed assignment saves at its accuracy, not how to spend more
     ref = [wa for wa in ctx["baselines"] if tuple(wa) == REFERENCE] or []
     cap = costs.total(uniform(model, *REFERENCE)) if ref else None
-    allocs = _timed(timings, "allocation", progress, _frontier, sens, costs, ctx["budgets"], ctx["n_points"], cap)
+    allocs = _timed(timings, "allocation", progress, frontier, sens, costs, n=ctx["n_points"], max_lut=cap,
+                    budgets=ctx["budgets"])
     timings["search"] = timings["sensitivity"] + timings["cost"] + timings["allocation"]
     progress(f"search time (sensitivity + cost + allocation): {timings['search']:.1f} s, "
              f"{len(allocs)} frontier configurations")
@@ -370,7 +353,7 @@ def _search(float_model, data, ctx):
     configs += [(f"w{w}a{a}", "uniform", uniform(model, w, a)) for w, a in ctx["baselines"]]
     t = time.perf_counter()
     done = _prove_all(configs, {**ctx, "model": model, "data": data}, costs.total)
-    rows = [Row(name, kind, dict(a), _predicted_loss(sens, a), costs.total(a), **done[tuple(a.items())],
+    rows = [Row(name, kind, dict(a), predicted_loss(sens, a), costs.total(a), **done[tuple(a.items())],
                 measured_drop=_measured_drop(model, xte, yte, a)) for name, kind, a in configs]
     timings["configs"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
