@@ -8,7 +8,7 @@ on Verilator over the whole held-out set and yosys synthesis.  Writes OUT/search
 OUT/search.json, OUT/frontier.png, and per configuration a Brevitas checkpoint, a QONNX
 file and a build.
 
-    python examples/search.py [--out build/search] [--points 4] [--epochs 40] [--sim verilator|icarus] [--no-synth]
+    python examples/search.py [--out build/search] [--points 3] [--epochs 40] [--sim verilator|icarus] [--no-synth]
 """
 
 import argparse
@@ -18,8 +18,10 @@ import sys
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/search")
-    ap.add_argument("--points", type=int, default=4, help="frontier configurations (default 4)")
+    ap.add_argument("--points", type=int, default=3, help="frontier loss levels (default 3; + one calibrated point)")
     ap.add_argument("--epochs", type=int, default=40, help="epochs of float training and of each QAT (default 40)")
+    ap.add_argument("--restarts", type=int, default=3, help="QAT runs per configuration, best on validation kept (default 3)")
+    ap.add_argument("--test-fraction", type=float, default=0.5, help="share of the digits held out for testing (default 0.5)")
     ap.add_argument("--fps", type=float, default=1e6)
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     ap.add_argument("--no-synth", action="store_true", help="skip yosys (plot estimated LUTs)")
@@ -31,8 +33,9 @@ def main(argv=None):
     from hwgen.mixed.train import load_digits_split, seed_everything
 
     seed_everything(args.seed)      # the float model's initial weights
-    res = hwgen.search(float_mlp(), load_digits_split(args.seed), out=args.out, fps=args.fps, n_points=args.points,
-                       epochs_float=args.epochs, epochs_qat=args.epochs, seed=args.seed, sim=args.sim,
+    data = load_digits_split(args.seed, test_fraction=args.test_fraction)
+    res = hwgen.search(float_mlp(), data, out=args.out, fps=args.fps, n_points=args.points, epochs_float=args.epochs,
+                       epochs_qat=args.epochs, qat_restarts=args.restarts, seed=args.seed, sim=args.sim,
                        synth=not args.no_synth)
     print()
     print("\n".join([res.table(), ""] + res.summary() + ["", res.timing_table()]))

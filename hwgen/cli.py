@@ -5,14 +5,16 @@
     hwgen explore MODEL.onnx [--device D] [--clock-mhz F] [--points N] [--png OUT.png]
     hwgen verify OUT [--inputs X.npy] [--frames N] [--sim verilator|icarus] [--seed S]
     hwgen flows OUT [synth|synth-xilinx|synth-ecp5|synth-ice40|pnr|bitstream|vivado|all|clean] [--families F ...]
-    hwgen search --example digits-mlp|digits-cnn -o OUT [--fps N] [--clock-mhz F] [--points N] [--epochs N]
-                 [--sim verilator|icarus] [--no-synth] [--seed S]
+    hwgen search --example digits-mlp|digits-cnn|digits-res-mlp -o OUT [--start BREVITAS.pt] [--fps N]
+                 [--clock-mhz F] [--points N] [--epochs N] [--restarts N] [--test-fraction F]
+                 [--max-lut N | --device D | --min-accuracy P] [--sim verilator|icarus] [--no-synth] [--seed S]
 
 A user error prints one line ``hwgen: error: …`` and exits 2 (``--debug``
 shows the traceback); ``verify`` exits 1 when any word mismatches.
 """
 
 import argparse
+import os
 import sys
 
 from .errors import HwgenError
@@ -21,6 +23,7 @@ __all__ = ["main"]
 
 
 def _parser():
+    from .devices import DEVICES
     p = argparse.ArgumentParser(prog="hwgen", description="Quantised neural networks to bit-exact FPGA dataflow accelerators.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -64,12 +67,25 @@ def _parser():
 
     s = sub.add_parser("search", help="mixed-precision bit allocation: train, search, build, verify and synthesise "
                        "the accuracy-LUT frontier and uniform baselines")
-    s.add_argument("--example", required=True, help="float model and data: digits-mlp or digits-cnn")
+    s.add_argument("--example", required=True, help="float model and data: digits-mlp, digits-cnn or digits-res-mlp (a residual block)")
     s.add_argument("-o", "--out", required=True, help="output directory (search.md, search.json, frontier.png, builds)")
     s.add_argument("--fps", type=float, help="throughput target in frames/s (default: the example's, 1e6 / 1.5e5)")
     s.add_argument("--clock-mhz", type=float, default=100.0, help="clock target in MHz (default 100)")
-    s.add_argument("--points", type=int, default=6, help="frontier configurations to sweep (default 6)")
+    s.add_argument("--points", type=int, default=6, help="levels of the frontier sweep (predicted loss, or LUT budgets under "
+                   "--max-lut/--device; default 6)")
     s.add_argument("--epochs", type=int, default=40, help="epochs of float training and of each QAT (default 40)")
+    s.add_argument("--start", metavar="MODEL.pt", help="start from this trained Brevitas nn.Sequential (saved whole "
+                   "with torch.save) instead of the example's float model; the example gives the data and target")
+    s.add_argument("--max-lut", type=int, help="LUT6 budget: the frontier sweeps up to it and the summary names the "
+                   "most accurate design within it (default: sweep up to uniform W4A4's cost)")
+    s.add_argument("--device", help="a Xilinx part whose LUTs × 0.9 are the budget: " +
+                   ", ".join(d for d, v in DEVICES.items() if v[0] == "xilinx"))
+    s.add_argument("--min-accuracy", type=float, help="accuracy floor in percent: the summary names the cheapest "
+                   "design reaching it")
+    s.add_argument("--restarts", type=int, default=3, help="QAT runs (seeds) per configuration; the validation set "
+                   "keeps the best (default 3)")
+    s.add_argument("--test-fraction", type=float, default=0.5, help="share of the digits held out as the test set "
+                   "(default 0.5); a fifth of the rest is the validation set")
     s.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     s.add_argument("--no-synth", action="store_true", help="skip yosys synthesis (plot estimated LUTs)")
     s.add_argument("--seed", type=int, default=0)
@@ -139,6 +155,20 @@ def _cmd_flows(a):
     return 0
 
 
+def _load_start(path):
+    """The Brevitas model pickled whole at ``path``."""
+    import torch
+    if not os.path.isfile(path):
+        raise HwgenError(f"--start must be a file saved with torch.save(model), not {path!r} (no such file)")
+    try:
+        model = torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as e:
+        raise HwgenError(f"--start {path}: cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(model, torch.nn.Module):
+        raise HwgenError(f"--start {path}: must hold a torch nn.Module, not {type(model).__name__}")
+    return model
+
+
 def _cmd_search(a):
     from .mixed.models import EXAMPLES
     from .mixed.search import search
@@ -147,11 +177,16 @@ def _cmd_search(a):
         raise HwgenError(f"--example must be one of {', '.join(EXAMPLES)}, not {a.example!r}")
     if a.points < 1:
         raise HwgenError(f"--points must be at least 1, not {a.points}")
+    if not 0 < a.test_fraction < 1:
+        raise HwgenError(f"--test-fraction must be between 0 and 1, not {a.test_fraction:g}")
     ex = EXAMPLES[a.example]
     seed_everything(a.seed)         # the float model's initial weights
-    res = search(ex["model"](), load_digits_split(a.seed, input_shape=ex["input_shape"]), out=a.out,
-                 fps=a.fps or ex["fps"], clock_mhz=a.clock_mhz, n_points=a.points, epochs_float=a.epochs,
-                 epochs_qat=a.epochs, seed=a.seed, sim=a.sim, synth=not a.no_synth,
+    data = load_digits_split(a.seed, test_fraction=a.test_fraction, input_shape=ex["input_shape"])
+    model = ex["model"]() if a.start is None else _load_start(a.start)
+    res = search(model, data, out=a.out, fps=a.fps or ex["fps"], clock_mhz=a.clock_mhz, n_points=a.points,
+                 epochs_float=a.epochs, epochs_qat=a.epochs, qat_restarts=a.restarts, seed=a.seed, sim=a.sim,
+                 synth=not a.no_synth, max_lut=a.max_lut, device=a.device,
+                 min_accuracy=None if a.min_accuracy is None else a.min_accuracy / 100,
                  progress=None if a.quiet else print)
     print("\n".join([res.table(), ""] + res.summary() + ["", res.timing_table()]))
     print(f"written: {', '.join(res.files.values())}")

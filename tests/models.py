@@ -346,3 +346,22 @@ def export_branchy(kind, path, seed=0):
     model, shape = make_branchy(kind, seed)
     hwgen.export_brevitas(model, torch.randn(1, *shape), path)
     return model, shape
+
+
+def randomise_norms(make, seed):
+    """``make()`` built under a seeded torch, its BatchNorm state randomised (seeded: signs mixed,
+    offsets and variances far from the identity), in eval mode."""
+    import torch
+    import torch.nn as nn
+    torch.manual_seed(seed)
+    model = make()
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            n = m.num_features
+            with torch.no_grad():
+                m.weight.copy_((torch.rand(n, generator=g) + 0.3) * torch.where(torch.rand(n, generator=g) < 0.3, -1.0, 1.0))
+                m.bias.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.2)
+    return model.eval()

@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from digits import load_digits_split, seed_everything, train  # noqa: E402
 from digits_cnn import float_cnn  # noqa: E402
 from digits_mlp import float_mlp  # noqa: E402
+from models import randomise_norms  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -47,20 +48,7 @@ CASES = {
 
 def randomised(kind, seed):
     """The float model with seeded random weights and BatchNorm state (so BatchNorm is no identity)."""
-    import torch
-    import torch.nn as nn
-    torch.manual_seed(seed)
-    model = MODELS[kind][0]()
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            n = m.num_features
-            with torch.no_grad():
-                m.weight.copy_((torch.rand(n, generator=g) + 0.3) * torch.where(torch.rand(n, generator=g) < 0.3, -1.0, 1.0))
-                m.bias.copy_(torch.randn(n, generator=g) * 0.5)
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.2)
-    return model.eval()
+    return randomise_norms(MODELS[kind][0], seed)
 
 
 @pytest.fixture(scope="module")

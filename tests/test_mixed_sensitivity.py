@@ -208,3 +208,32 @@ def test_cnn_sensitivity():
     assert s.act_trace["conv0"] > 0 and s.weight_trace["conv1"] > 0
     assert all(s.act[n][2] > s.act[n][4] > s.act[n][8] > 0 for n in s.act)
     assert -1 <= measured_drop(model, x, y, "conv1", 2, 2) <= 1
+
+
+def test_one_bit_activation_is_measured():
+    """Ω_a(l, 1) ≥ twice the loss increase of binarising activation l alone, computed here by hand:
+    the hidden ReLU output A replaced by c·[A > 0], c its mean positive value."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from hwgen.mixed.sensitivity import sensitivity
+    torch.manual_seed(5)
+    print("seed 5")
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.rand(64, 6)
+    y = (x[:, :3] * torch.tensor([1.0, 2.0, 3.0])).argmax(dim=1)         # a task it learns
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        a = torch.relu(model[0](x))
+        c = a[a > 0].mean()
+        rise = float(F.cross_entropy(model[2]((a > 0).float() * c), y) - F.cross_entropy(model(x), y))
+    s = sensitivity(model, x.numpy(), y.numpy(), bits=(1, 2), n_samples=8, seed=0)
+    assert rise > 0
+    assert s.act["fc0"][1] >= 2 * rise * (1 - 1e-5)
+    assert s.table["fc0"][(2, 1)] == s.weight["fc0"][2] + s.act["fc0"][1]

@@ -250,7 +250,13 @@ class SlidingWindowComponent(wiring.Component):
                 rowaddr.eq(Mux(kh_n == 0, need_base_n,
                                Mux(inc_kh & (iy >= 0), wrap(rowaddr + IWCF), rowaddr))),
             ]
-        m.d.sync += D.eq(D + row_written - Mux(step & row_end, d_rows, 0))
+        # D's three possible changes are summed from registers beside the availability test and
+        # only selected by it: the compare → issue → subtract → D loop had two carry chains
+        D_up, D_down, D_both = Signal.like(D), Signal.like(D), Signal.like(D)
+        m.d.comb += [D_up.eq(D + 1), D_down.eq(D - d_rows), D_both.eq(D + 1 - d_rows)]
+        row_done = Signal()
+        m.d.comb += row_done.eq(step & row_end)
+        m.d.sync += D.eq(Mux(row_written, Mux(row_done, D_both, D_up), Mux(row_done, D_down, D)))
 
         if pipeline_levels(L):
             # SA: the read address registered (no adder before the memory), the read one cycle
@@ -264,7 +270,11 @@ class SlidingWindowComponent(wiring.Component):
             with m.If(en):
                 m.d.sync += [sa_valid.eq(step), sa_pad.eq(pad), sa_rowend.eq(step & row_end),
                              sa_addr.eq(rowaddr + colidx), sa_drows.eq(d_rows)]
-            m.d.sync += Dw.eq(Dw + row_written - Mux(en & sa_rowend, sa_drows, 0))
+            Dw_up, Dw_down, Dw_both = Signal.like(Dw), Signal.like(Dw), Signal.like(Dw)
+            m.d.comb += [Dw_up.eq(Dw + 1), Dw_down.eq(Dw - sa_drows), Dw_both.eq(Dw + 1 - sa_drows)]
+            freed = Signal()
+            m.d.comb += freed.eq(en & sa_rowend)
+            m.d.sync += Dw.eq(Mux(row_written, Mux(freed, Dw_both, Dw_up), Mux(freed, Dw_down, Dw)))
             m.d.comb += [
                 self.i.ready.eq(Dw < R),
                 write.eq(self.i.valid & (Dw < R)),

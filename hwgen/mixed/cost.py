@@ -14,6 +14,14 @@ a uniform quantiser space them — and priced by the same calibrated model that 
 reports (:func:`hwgen.dataflow.estimate.layer_resources`), over every PE/SIMD folding whose
 cycles per frame fit ``clock / fps``. Plumbing (FIFOs, width converters) and pooling are left
 out: they are a few percent of a build and barely depend on the choice.
+
+A residual add (``add0, …``, see :mod:`hwgen.mixed.quantize`) is priced per
+``(a_skip, a_body, a)``: the bits of its two inputs (the block input and the body's last layer)
+and of its output quantiser.  It is the :class:`~hwgen.dataflow.branch.AddStreams` hwgen builds:
+both inputs' power-of-two scales (estimated from the float data as the quantised model
+initialises them) give its shift multipliers, and ``2^a − 1`` per-tensor thresholds (the same in
+every channel, one for bipolar) on the sum, at the cheapest PE meeting the budget.  The fork of
+the block input and the skip path's FIFO are plumbing too and left out.
 """
 
 import math
@@ -23,9 +31,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import HwgenError
-from .quantize import check_bits, segments
+from .quantize import Join, check_bits, segments
 
-__all__ = ["CostTable", "cost_table", "layer_stats"]
+__all__ = ["CostTable", "cost_table", "layer_stats", "join_stats"]
 
 DEFAULT_BITS = (1, 2, 3, 4, 5, 6, 8)
 
@@ -33,7 +41,10 @@ DEFAULT_BITS = (1, 2, 3, 4, 5, 6, 8)
 @dataclass
 class CostTable:
     """``lut[layer][(a_prev, w, a)]``: estimated LUTs (``a`` is None for the last layer);
-    ``folding[layer][(a_prev, w, a)]``: the ``{"pe", "simd"}`` that gives it."""
+    ``folding[layer][(a_prev, w, a)]``: the ``{"pe", "simd"}`` that gives it.  A residual add's
+    keys are ``(a_skip, a_body, a)`` (folding ``{"pe"}``).  ``sources[layer]``: the layers whose
+    outputs it reads (``None``: the input; two for an add: the skip's producer, then the body's
+    last layer); a layer it does not name reads the layer before it (the first: the input)."""
 
     layers: list
     in_bits: int
@@ -44,32 +55,41 @@ class CostTable:
     lut: dict = field(default_factory=dict)
     folding: dict = field(default_factory=dict)
     seconds: float = 0.0
+    sources: dict = field(default_factory=dict)
+
+    def inputs(self, i):
+        """The producers of layer ``i``'s inputs (``None``: the model input)."""
+        name = self.layers[i]
+        if name in self.sources:
+            return tuple(self.sources[name])
+        return (None,) if i == 0 else (self.layers[i - 1],)
+
+    def is_join(self, name):
+        """Whether ``name`` is a residual add (two inputs, no weights)."""
+        return len(self.sources.get(name, ())) == 2
+
+    def pair(self, name, key):
+        """The ``(w, a)`` of the assignment that cost key ``key`` of layer ``name`` stands for."""
+        return (None, key[-1]) if self.is_join(name) else (key[1], key[2])
 
     def triple(self, assignment, i):
-        """``(a_prev, w, a)`` of layer ``i`` under ``assignment`` (``{layer: (w, a)}``)."""
+        """``(a_prev, w, a)`` of layer ``i`` under ``assignment`` (``{layer: (w, a)}``);
+        ``(a_skip, a_body, a)`` of a residual add."""
         name = self.layers[i]
-        a_prev = self.in_bits if i == 0 else assignment[self.layers[i - 1]][1]
+        ins = tuple(self.in_bits if s is None else assignment[s][1] for s in self.inputs(i))
         w, a = assignment[name]
-        return a_prev, w, a
+        return ins + (a,) if self.is_join(name) else ins + (w, a)
 
     def total(self, assignment):
         """Estimated LUTs of ``assignment``: the sum over its layers."""
         return int(sum(self.lut[n][self.triple(assignment, i)] for i, n in enumerate(self.layers)))
 
 
-def layer_stats(float_model, x):
-    """``{layer: (in_shape, out_shape, spread)}`` of every Linear/Conv2d over the batch ``x``
-    (shapes without the batch): ``spread[c]`` is the share of output channel ``c``'s worst-case
-    pre-activation range (``Σ|W_c| ×`` the input's range) that the data actually covers — what
-    places the thresholds of a trained layer inside its accumulator range."""
+def _observe(float_model, x, hooks):
+    """Run ``float_model`` (in eval mode, no gradients; its mode restored) on the batch ``x`` with the
+    forward hooks ``[(module, fn(module, inputs, output))]`` attached for that one pass."""
     import torch
-    _, segs = segments(float_model)
-    seen, hooks = {}, []
-
-    def hook(m, i, o, name):
-        seen[name] = (i[0].detach(), o.detach())
-    for s in segs:
-        hooks.append(s.layer.register_forward_hook(lambda m, i, o, name=s.name: hook(m, i, o, name)))
+    handles = [m.register_forward_hook(fn) for m, fn in hooks]
     was = float_model.training
     try:
         float_model.eval()
@@ -77,8 +97,20 @@ def layer_stats(float_model, x):
             float_model(torch.as_tensor(np.asarray(x), dtype=torch.float32))
     finally:
         float_model.train(was)
-        for h in hooks:
+        for h in handles:
             h.remove()
+
+
+def layer_stats(float_model, x):
+    """``{layer: (in_shape, out_shape, spread)}`` of every Linear/Conv2d over the batch ``x``
+    (shapes without the batch): ``spread[c]`` is the share of output channel ``c``'s worst-case
+    pre-activation range (``Σ|W_c| ×`` the input's range) that the data actually covers — what
+    places the thresholds of a trained layer inside its accumulator range."""
+    _, segs = segments(float_model)
+    segs = [s for s in segs if not isinstance(s, Join)]
+    seen = {}
+    _observe(float_model, x, [(s.layer, lambda m, i, o, name=s.name: seen.__setitem__(name, (i[0].detach(), o.detach())))
+                              for s in segs])
     out = {}
     for s in segs:
         i, o = seen[s.name]
@@ -88,6 +120,32 @@ def layer_stats(float_model, x):
         worst = w * float(i.max() - min(float(i.min()), 0.0))
         spread = (covered / worst.clamp_min(1e-12)).clamp(0.01, 1.0).numpy()
         out[s.name] = (tuple(i.shape[1:]), tuple(o.shape[1:]), spread)
+    return out
+
+
+def join_stats(float_model, x, percentile=None):
+    """``{add: (shape, (skip, body, out) clipping values, spread)}`` of every residual add over the batch
+    ``x``: its input shape (without the batch), the high percentile of |A| of the block input, the body's
+    output and the add's output (what each quantiser's scale starts from; the model input's is at most 1),
+    and per channel the share of the sum's worst-case range the data covers."""
+    from .sensitivity import ACT_PERCENTILE
+    percentile = ACT_PERCENTILE if percentile is None else percentile
+    _, segs = segments(float_model)
+    joins = [s for s in segs if isinstance(s, Join)]
+    seen = {}
+    hooks = []
+    for j in joins:
+        hooks.append((j.module, lambda m, i, o, name=j.name:
+                      seen.setdefault(name, {}).update(skip=i[0].detach(), out=o.detach())))
+        hooks.append((j.module.body, lambda m, i, o, name=j.name: seen.setdefault(name, {}).update(body=o.detach())))
+    _observe(float_model, x, hooks)
+    out = {}
+    for j in joins:
+        t = seen[j.name]
+        refs = [float(np.percentile(t[k].abs().numpy(), percentile)) for k in ("skip", "body", "out")]
+        if j.skip is None:
+            refs[0] = min(refs[0], 1.0)
+        out[j.name] = (tuple(t["skip"].shape[1:]), tuple(refs))
     return out
 
 
@@ -168,6 +226,57 @@ class _LayerModel:
         return out
 
 
+def _po2_scale(ref, bits, signed):
+    """The power-of-two scale a quantiser of ``bits`` starts from for clipping value ``ref`` (bipolar: 1)."""
+    if bits == 1:
+        return 1.0
+    top = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
+    return float(2.0 ** math.ceil(math.log2(max(ref, 1e-12) / top)))
+
+
+def _join_layer(name, stats, a_skip, a_body, a, signed):
+    """The AddStreams of a residual add for one bit-width triple (``signed``: skip, body, output)."""
+    from ..dataflow.branch import AddStreams
+    shape, refs = stats
+    ir_shape = tuple(shape[1:]) + (shape[0],) if len(shape) == 3 else tuple(shape)
+    bits = (a_skip, a_body, a)
+    sa, sb, so = (_po2_scale(r, b, sg) for r, b, sg in zip(refs, bits, signed))
+    ka, kb = (int(round(sa / sb)), 1) if sa >= sb else (1, int(round(sb / sa)))
+    unit = sa / ka
+    odt = _act_dtype(a, signed[2])
+    L = AddStreams(name, shape=ir_shape, in_dt=_act_dtype(a_skip, signed[0]), in_dt_b=_act_dtype(a_body, signed[1]),
+                   ka=ka, kb=kb, out_dt=odt)
+    lo, hi = L.acc_range
+    if a == 1:
+        T = np.zeros(1)
+    else:
+        levels = np.arange(odt.min + 1, odt.max + 1)           # the output levels above the lowest
+        T = np.ceil((levels - 0.5) * so / unit)
+    T = np.clip(T, lo, hi + 1).astype(np.int64)
+    L.thresholds = np.repeat(T[None, :], ir_shape[-1], axis=0)
+    L.out_base = -1 if a == 1 else odt.min
+    return L
+
+
+def _cheapest_pe(layer, budget, family):
+    """(LUT, {"pe"}) of the cheapest PE of a one-stream-per-channel layer meeting ``budget`` cycles, or None."""
+    from ..dataflow.base import divisors
+    from ..dataflow.estimate import layer_resources
+    best = None
+    for pe in divisors(layer.channels):
+        layer.pe = pe
+        if layer.cycles() > budget:
+            continue
+        try:
+            layer.validate()
+        except HwgenError:
+            continue
+        lut = layer_resources(layer, family)["LUT"]
+        if best is None or lut < best[0]:
+            best = (int(lut), {"pe": pe})
+    return best
+
+
 def _cheapest(layers, budget, family):
     """(LUT, folding) of the cheapest PE/SIMD meeting ``budget`` cycles, or None."""
     from ..dataflow.base import divisors
@@ -214,21 +323,47 @@ def cost_table(float_model, x, in_bits, fps, clock_mhz=100.0, bits=DEFAULT_BITS,
     _, segs = segments(float_model)
     stats = layer_stats(float_model, x)
     table = CostTable([s.name for s in segs], in_bits, bits, fps, clock_mhz, family)
+    by_name = {s.name: s for s in segs}
+    residual = any(isinstance(s, Join) for s in segs)
+    if residual:
+        jstats = join_stats(float_model, x)
+        table.sources = {s.name: tuple(s.sources) if isinstance(s, Join) else (s.source,) for s in segs}
+
+    def signed(name):
+        """Whether the quantiser after ``name`` (None: the input's) is signed (a chain keeps the rule
+        "signed after Hardtanh"; in a residual model every quantiser but a ReLU's is signed)."""
+        if name is None:
+            return False
+        kind = by_name[name].act_kind
+        return kind != "relu" if residual else kind == "hardtanh"
+
     for i, seg in enumerate(segs):
         last = i == len(segs) - 1
-        signed_out = seg.act_kind == "hardtanh"
-        in_signed = i > 0 and segs[i - 1].act_kind == "hardtanh"
-        model = _LayerModel(seg, stats[seg.name], signed_out)
-        rng = np.random.default_rng(seed + i)
+        srcs = table.inputs(i)
         table.lut[seg.name], table.folding[seg.name] = {}, {}
-        for a_prev in ((in_bits,) if i == 0 else bits):
-            for wb in bits:
-                for a in ((None,) if last else bits):
-                    # None: too slow at every folding, or hardware hwgen cannot build (a bipolar
-                    # input to a zero-padded convolution): the allocation never picks the triple
-                    best = _cheapest(model.layers(a_prev, wb, a, in_signed, rng), budget, family)
-                    if best is not None:
-                        table.lut[seg.name][(a_prev, wb, a)], table.folding[seg.name][(a_prev, wb, a)] = best
+        ins = [(in_bits,) if s is None else bits for s in srcs]
+        if isinstance(seg, Join):
+            sg = (signed(srcs[0]), signed(srcs[1]), signed(seg.name))
+            for a_skip in ins[0]:
+                for a_body in ins[1]:
+                    for a in bits:
+                        best = _cheapest_pe(_join_layer(seg.name, jstats[seg.name], a_skip, a_body, a, sg),
+                                            budget, family)
+                        if best is not None:
+                            key = (a_skip, a_body, a)
+                            table.lut[seg.name][key], table.folding[seg.name][key] = best
+        else:
+            in_signed = signed(srcs[0])
+            model = _LayerModel(seg, stats[seg.name], signed(seg.name))
+            rng = np.random.default_rng(seed + i)
+            for a_prev in ins[0]:
+                for wb in bits:
+                    for a in ((None,) if last else bits):
+                        # None: too slow at every folding, or hardware hwgen cannot build (a bipolar
+                        # input to a zero-padded convolution): the allocation never picks the triple
+                        best = _cheapest(model.layers(a_prev, wb, a, in_signed, rng), budget, family)
+                        if best is not None:
+                            table.lut[seg.name][(a_prev, wb, a)], table.folding[seg.name][(a_prev, wb, a)] = best
         if not table.lut[seg.name]:
             raise HwgenError(f"layer {seg.name}: no folding reaches {fps:g} frames/s at "
                              f"{clock_mhz:g} MHz (needs at most {budget} cycles per frame)")

@@ -1,13 +1,18 @@
 """``hwgen search``: from a float model and a throughput target to verified accelerators on the
 accuracy–LUT frontier, next to uniform baselines.
 
+A validation set (given, or carved from the training data: ``val_fraction``, stratified, seeded)
+picks among the QAT restarts and calibrates the sweep; the held-out test set is only measured.
+
 Steps, each timed: train the float model (seeded); per-layer sensitivity
 (:mod:`hwgen.mixed.sensitivity`); the cost table at the throughput target
 (:mod:`hwgen.mixed.cost`); the allocation frontier (:mod:`hwgen.mixed.allocate`).  The sum of
-the last three is the *search time*.  Then every frontier configuration and every uniform
-baseline is proven: quantisation-aware training from the float weights, QONNX export, ``hwgen
-build``, ``hwgen verify`` over the held-out set (hardware accuracy, mismatches) and, unless
-``synth=False``, yosys ``synth_xilinx`` (LUT + LUTRAM).
+the last three is the *search time*.  The uniform baselines are proven first, then the frontier's
+configurations: quantisation-aware training from the float weights (``qat_restarts`` seeds, the
+best on the validation set kept), QONNX export, ``hwgen build``, ``hwgen verify`` over the test set
+(hardware accuracy, mismatches) and, unless ``synth=False``, yosys ``synth_xilinx`` (LUT + LUTRAM).
+The baselines' validation accuracies say how far the frontier needs to go (:func:`_sweep`): down to
+the predicted loss of the least precise baseline that is as accurate as uniform W4A4.
 
 ``OUT/`` receives per configuration ``<name>.pt`` (Brevitas state_dict), ``<name>.onnx`` and the
 build ``<name>/``; and ``search.md``, ``search.json``, ``frontier.png``.
@@ -31,7 +36,7 @@ FLOAT_LR = 1e-2
 
 @dataclass
 class Row:
-    """One proven configuration (``kind`` "mixed" or "uniform")."""
+    """One proven configuration (``kind`` "mixed", "uniform" or "start": the given Brevitas model)."""
 
     name: str
     kind: str
@@ -49,6 +54,8 @@ class Row:
     build: str                       # OUT/<build>/, OUT/<build>.pt, OUT/<build>.onnx (shared by equal assignments)
     dominated_by: str = None         # a cheaper baseline at least as accurate (mixed rows only)
     measured_drop: float = None      # Σ over layers of the one-layer-at-a-time post-training accuracy drop
+    restarts: list = field(default_factory=list)   # per QAT restart: {"seed", "val_accuracy", "test_accuracy"}
+    val_accuracy: float = None       # Brevitas accuracy on the validation set (of the kept restart)
 
     @property
     def lut(self):
@@ -72,26 +79,55 @@ class SearchResult:
     fps: float
     clock_mhz: float
     files: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)      # inputs in the train, val and test sets
+    max_lut: int = None              # the LUT budget (max_lut / device), if one was given
+    calibration: str = None          # how far the sweep went and why
+    min_accuracy: float = None       # the accuracy floor, if one was given
+
+    def frontier(self):
+        """The mixed rows no uniform baseline dominates, cheapest first."""
+        return sorted((r for r in self.rows if r.kind == "mixed" and not r.dominated_by), key=lambda r: r.lut)
+
+    def chosen(self):
+        """``(row, why)``: the answer to the budget — the most accurate configuration within ``max_lut``
+        (then the cheapest), or the cheapest reaching ``min_accuracy`` (then the most accurate); ``(None,
+        why)`` when none qualifies; ``None`` without a budget."""
+        if self.max_lut is not None:
+            fit = [r for r in self.rows if r.lut <= self.max_lut]
+            why = f"the most accurate within {self.max_lut:,} LUT"
+            return (max(fit, key=lambda r: (r.hardware_accuracy, -r.lut)) if fit else None), why
+        if self.min_accuracy is not None:
+            fit = [r for r in self.rows if r.hardware_accuracy >= self.min_accuracy]
+            why = f"the cheapest at {self.min_accuracy:.2%} accuracy or more"
+            return (min(fit, key=lambda r: (r.lut, -r.hardware_accuracy)) if fit else None), why
+        return None
 
     def table(self):
         """The results as a markdown table."""
         lut = "synth LUT" if self.synth else "synth LUT (not run)"
         lines = [f"| config | assignment | predicted loss Σ Ω | one-layer drops | cost-table LUT | estimated LUT | {lut} "
-                 "| Brevitas acc. | hardware acc. | mismatches | cycles/frame | dominated by |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                 "| Brevitas acc. | hardware acc. | mismatches | cycles/frame | QAT restarts: test acc. | dominated by |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
             synth = "-" if r.synth_lut is None else f"{r.synth_lut:,}"
             drop = "-" if r.measured_drop is None else f"{r.measured_drop:.2%}"
             lines.append(f"| {r.name} | {r.label} | {r.predicted_loss:.4g} | {drop} | {r.predicted_lut:,} | {r.estimated_lut:,} "
                          f"| {synth} | {r.brevitas_accuracy:.2%} | {r.hardware_accuracy:.2%} | {r.mismatches} "
-                         f"| {r.cycles_per_frame:g} | {r.dominated_by or '-'} |")
+                         f"| {r.cycles_per_frame:g} | {_spread(r.restarts)} | {r.dominated_by or '-'} |")
         return "\n".join(lines)
 
     def summary(self, reference="w4a4", tolerance=0.005):
         """Lines: the mixed rows a baseline dominates, and the cheapest mixed row within ``tolerance`` of the
         hardware accuracy of baseline ``reference`` against it."""
-        dominated = [f"{r.name} (by {r.dominated_by})" for r in self.rows if r.dominated_by]
-        lines = [f"mixed configurations dominated by a uniform baseline: {', '.join(dominated) or 'none'}"]
+        dominated = [f"{r.name} (by {r.dominated_by})" for r in self.rows if r.dominated_by and r.kind == "mixed"]
+        lines = [f"frontier (the allocation's configurations no uniform baseline dominates, proven): "
+                 f"{', '.join(r.name for r in self.frontier()) or 'none'}",
+                 f"mixed configurations dominated by a uniform baseline: {', '.join(dominated) or 'none'}"]
+        for r in self.rows:
+            if r.kind == "start":
+                lines.append(f"the given model ({r.label}): {r.hardware_accuracy:.2%}, {r.lut:,} LUT; " + (
+                    f"{r.dominated_by} is cheaper and at least as accurate" if r.dominated_by else
+                    "no cheaper configuration is as accurate"))
         ref = next((r for r in self.rows if r.kind == "uniform" and r.name == reference), None)
         close = [r for r in self.rows
                  if ref and r.kind == "mixed" and r.hardware_accuracy >= ref.hardware_accuracy - tolerance]
@@ -100,7 +136,15 @@ class SearchResult:
             lines.append(f"cheapest mixed configuration within {tolerance:.1%} of {reference}'s hardware accuracy: "
                          f"{best.name}, {best.hardware_accuracy:.2%} vs {ref.hardware_accuracy:.2%}, {best.lut:,} vs "
                          f"{ref.lut:,} LUT ({best.lut / ref.lut - 1:+.1%})")
+        if self.calibration:
+            lines.append(self.calibration)
         lines.append(self.predictiveness())
+        pick = self.chosen()
+        if pick is not None:
+            row, why = pick
+            lut = "synthesised" if self.synth else "estimated"
+            lines.append(f"chosen ({why}, {lut} LUT): " + (
+                f"{row.name} ({row.label}), {row.hardware_accuracy:.2%}, {row.lut:,} LUT" if row else "none qualifies"))
         return lines
 
     def predictiveness(self):
@@ -124,9 +168,19 @@ class SearchResult:
                          [f"| {names[k]} | {self.timings[k]:.1f} |" for k in names])
 
 
+def _spread(restarts):
+    """``"97.8–98.6% (3)"``: the test accuracies of a configuration's QAT restarts (before the validation
+    set picks one), or ``"-"`` for a single run."""
+    acc = [x["test_accuracy"] for x in restarts]
+    if len(acc) < 2:
+        return "-"
+    return f"{100 * min(acc):.2f}–{100 * max(acc):.2f}% ({len(acc)})"
+
+
 def format_assignment(assignment):
-    """``"fc0 W4A3 · fc1 W2A2 · fc2 W4"``."""
-    return " · ".join(f"{n} W{w}" + ("" if a is None else f"A{a}") for n, (w, a) in assignment.items())
+    """``"fc0 W4A3 · fc1 W2A2 · add0 A3 · fc2 W4"``."""
+    return " · ".join(f"{n} " + ("" if w is None else f"W{w}") + ("" if a is None else f"A{a}")
+                      for n, (w, a) in assignment.items())
 
 
 def _check(fps, clock_mhz, n_points, budgets, baselines, sim):
@@ -153,9 +207,10 @@ def _timed(timings, key, report, fn, *args, **kw):
     return res
 
 
-def _epoch_printer(progress, tag):
+def _epoch_printer(progress, tag, every=10):
+    """A training progress callback reporting every ``every`` epochs and the last."""
     def p(ep, n, loss):
-        if ep == n or ep % 10 == 0:
+        if ep == n or ep % every == 0:
             progress(f"  {tag}: epoch {ep}/{n} loss {loss:.3f}")
     return p
 
@@ -175,32 +230,49 @@ def _synthesise(m, build_dir, manifest, progress):
     progress(f"{m['build']}: synthesised {m['synth_lut']:,} LUT ({doc['seconds']:.0f} s)")
 
 
-def _prove_all(configs, ctx, cost):
-    """{assignment key: measurements} of every distinct assignment of ``configs``, the most costly (by
-    ``cost(assignment)``) first: its synthesis, the slowest, runs in a background thread (two of them)
-    while the other configurations are trained, built, simulated and synthesised."""
-    from concurrent.futures import ThreadPoolExecutor
-    done, pending = {}, []
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for name, _, assignment in sorted(configs, key=lambda c: -cost(c[2])):
-            key = tuple(assignment.items())
-            if key in done:
+def _key(kind, assignment):
+    """Configurations with equal keys are proven once: equal assignments, except the given start model."""
+    return kind == "start", tuple(assignment.items())
+
+
+class _Prover:
+    """Proves configurations: ``prove(configs)`` trains, builds and verifies every new distinct
+    assignment, the most costly (by ``cost``) first, and hands its synthesis, the slowest step, to
+    one of two background threads; ``finish()`` waits for them.  ``done``: {key: measurements}."""
+
+    def __init__(self, ctx, cost):
+        from concurrent.futures import ThreadPoolExecutor
+        self.ctx, self.cost, self.done, self.pending = ctx, cost, {}, []
+        self.pool = ThreadPoolExecutor(max_workers=2)
+
+    def prove(self, configs):
+        ctx = self.ctx
+        for name, kind, assignment in sorted(configs, key=lambda c: -self.cost(c[2])):
+            key = _key(kind, assignment)
+            if key in self.done:
                 continue
             ctx["progress"](f"{name}: {format_assignment(assignment)}")
-            m, manifest = _prove(name, assignment, ctx)
-            done[key] = m
+            m, manifest = _prove(name, assignment, ctx, ctx["start"] if kind == "start" else None)
+            self.done[key] = m
             ctx["progress"](f"{name}: Brevitas {m['brevitas_accuracy']:.2%}, hardware {m['hardware_accuracy']:.2%}, "
                             f"{m['mismatches']} mismatches, estimated {m['estimated_lut']:,} LUT")
             if ctx["synth"]:
-                pending.append(pool.submit(_synthesise, m, os.path.join(ctx["out"], name), manifest,
-                                           ctx["progress"]))
-        for f in pending:
-            f.result()
-    return done
+                self.pending.append(self.pool.submit(_synthesise, m, os.path.join(ctx["out"], name), manifest,
+                                                     ctx["progress"]))
+        return self.done
+
+    def finish(self):
+        try:
+            for f in self.pending:
+                f.result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        return self.done
 
 
-def _prove(name, assignment, ctx):
-    """QAT, export, build and verify one configuration; returns the measurements and the build's manifest."""
+def _prove(name, assignment, ctx, given=None):
+    """QAT, export, build and verify one configuration (``given``: a trained Brevitas model to take as
+    it is instead of QAT); returns the measurements and the build's manifest."""
     import numpy as np
     import torch
 
@@ -209,12 +281,24 @@ def _prove(name, assignment, ctx):
     from .quantize import quantize
     from .train import accuracy, logits, seed_everything, train
 
-    xtr, ytr, xte, yte = ctx["data"]
+    xtr, ytr, xval, yval, xte, yte = ctx["data"]
     out, sec = ctx["out"], {}
     t = time.perf_counter()
-    seed_everything(ctx["seed"])
-    q = train(quantize(ctx["model"], assignment, ctx["in_bits"]), xtr, ytr, epochs=ctx["epochs_qat"], lr=QAT_LR,
-              seed=ctx["seed"], progress=_epoch_printer(ctx["progress"], f"{name} QAT"))
+    best, restarts = (None, given.eval()) if given is not None else None, []
+    for r in range(0 if given is not None else ctx["qat_restarts"]):
+        seed = ctx["seed"] + r
+        seed_everything(seed)
+        q = train(quantize(ctx["model"], assignment, ctx["in_bits"]), xtr, ytr, epochs=ctx["epochs_qat"], lr=QAT_LR,
+                  seed=seed, progress=_epoch_printer(ctx["progress"], f"{name} QAT seed {seed}", every=10 ** 9))
+        restarts.append({"seed": seed, "val_accuracy": accuracy(logits(q, xval), yval),
+                         "test_accuracy": accuracy(logits(q, xte), yte)})
+        if best is None or restarts[-1]["val_accuracy"] > best[0]:
+            best = (restarts[-1]["val_accuracy"], q)
+    q, val_acc = best[1], best[0] if given is None else accuracy(logits(best[1], xval), yval)
+    if len(restarts) > 1:
+        ctx["progress"](f"{name}: QAT restarts (validation / test accuracy) " +
+                        ", ".join(f"seed {x['seed']}: {x['val_accuracy']:.2%} / {x['test_accuracy']:.2%}"
+                                  for x in restarts) + "; kept the best on validation")
     ref = logits(q, xte)
     sec["qat"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -233,16 +317,19 @@ def _prove(name, assignment, ctx):
             "agreement": float((r.outputs.argmax(1) == np.asarray(ref).argmax(1)).mean()),
             "mismatches": int(r.mismatches),
             "cycles_per_frame": float(r.cycles_per_frame or r.estimated_cycles_per_frame),
-            "seconds": {k: round(v, 2) for k, v in sec.items()}, "build": name}, b.manifest
+            "seconds": {k: round(v, 2) for k, v in sec.items()}, "build": name, "restarts": restarts,
+            "val_accuracy": val_acc}, b.manifest
 
 
 def _mark_dominated(rows):
     """Set ``dominated_by`` of each mixed row to the cheapest baseline with fewer LUTs and at least its
-    hardware accuracy."""
-    base = sorted((r for r in rows if r.kind == "uniform"), key=lambda r: r.lut)
+    hardware accuracy; of the ``start`` row (a given Brevitas model), to the cheapest such row of any kind."""
+    rows_by_lut = sorted(rows, key=lambda r: r.lut)
     for r in rows:
-        if r.kind == "mixed":
-            better = (b.name for b in base if b.lut < r.lut and b.hardware_accuracy >= r.hardware_accuracy)
+        if r.kind in ("mixed", "start"):
+            kinds = ("uniform",) if r.kind == "mixed" else ("uniform", "mixed")
+            better = (b.name for b in rows_by_lut
+                      if b.kind in kinds and b.lut < r.lut and b.hardware_accuracy >= r.hardware_accuracy)
             r.dominated_by = next(better, None)
 
 
@@ -252,12 +339,16 @@ def _plot(rows, path, synth, fps):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for kind, style, label, offset in (("mixed", "o-", "mixed precision (frontier)", (4, 4)),
-                                       ("uniform", "s", "uniform baselines", (4, -11))):
-        pts = sorted((r for r in rows if r.kind == kind), key=lambda r: r.lut)
+    groups = (("o-", "mixed precision (frontier)", (4, 4), lambda r: r.kind == "mixed" and not r.dominated_by, {}),
+              ("o", "mixed, dominated by a baseline", (4, 4), lambda r: r.kind == "mixed" and r.dominated_by,
+               {"markerfacecolor": "none"}),
+              ("s", "uniform baselines", (4, -11), lambda r: r.kind == "uniform", {}),
+              ("*", "given Brevitas model", (4, 4), lambda r: r.kind == "start", {"markersize": 11}))
+    for style, label, offset, member, kw in groups:
+        pts = sorted((r for r in rows if member(r)), key=lambda r: r.lut)
         if not pts:
             continue
-        ax.plot([r.lut for r in pts], [100 * r.hardware_accuracy for r in pts], style, label=label)
+        ax.plot([r.lut for r in pts], [100 * r.hardware_accuracy for r in pts], style, label=label, **kw)
         for r in pts:
             ax.annotate(r.name, (r.lut, 100 * r.hardware_accuracy), textcoords="offset points", xytext=offset,
                         fontsize=8)
@@ -271,6 +362,13 @@ def _plot(rows, path, synth, fps):
     plt.close(fig)
 
 
+def _sizes(sizes):
+    """``"train 718, validation 180, test 899 inputs"``."""
+    if not sizes:
+        return ""
+    return f"train {sizes['train']:,}, validation {sizes['val']:,}, test {sizes['test']:,} inputs"
+
+
 def _write(res):
     """search.md, search.json and frontier.png into ``res.out``."""
     files = {k: os.path.join(res.out, f) for k, f in (("md", "search.md"), ("json", "search.json"),
@@ -278,25 +376,46 @@ def _write(res):
     res.files = files
     summary = "".join(f"- {line}\n" for line in res.summary())
     with open(files["md"], "w") as f:
-        f.write(f"# hwgen search\n\n{res.fps:g} frames/s at {res.clock_mhz:g} MHz; float accuracy (held-out): "
-                f"{res.float_accuracy:.2%}\n\n{res.table()}\n\n{summary}\n{res.timing_table()}\n")
+        f.write(f"# hwgen search\n\n{res.fps:g} frames/s at {res.clock_mhz:g} MHz; float accuracy (test set): "
+                f"{res.float_accuracy:.2%}; {_sizes(res.sizes)}\n\n{res.table()}\n\n{summary}\n"
+                f"{res.timing_table()}\n")
     doc = {**asdict(res), "rows": [{**asdict(r), "assignment_text": r.label,
                                     "assignment": {n: list(p) for n, p in r.assignment.items()}} for r in res.rows]}
+    pick = res.chosen()
+    doc["chosen"] = pick[0].name if pick and pick[0] else None
+    doc["frontier"] = [r.name for r in res.frontier()]
     with open(files["json"], "w") as f:
         json.dump(doc, f, indent=1)
     _plot(res.rows, files["png"], res.synth, res.fps)
 
 
 def search(float_model, data, *, out, in_bits=4, fps=1e6, clock_mhz=100.0, budgets=None, n_points=6,
-           baselines=BASELINES, epochs_float=40, epochs_qat=40, sens_samples=64, seed=0, sim="verilator",
-           synth=True, progress=print):
+           max_lut=None, device=None, min_accuracy=None,
+           baselines=BASELINES, epochs_float=None, epochs_qat=40, qat_restarts=3, val_fraction=0.2, sens_samples=64,
+           seed=0, sim="verilator", synth=True, progress=print):
     """Search per-layer bit widths of ``float_model`` (untrained; see :mod:`hwgen.mixed.quantize` for the
     layers it may contain) for the accuracy–LUT frontier at ``fps`` frames/s and ``clock_mhz``, and prove it.
 
-    ``data``: ``(x_train, y_train, x_test, y_test)`` numpy arrays, inputs in [0, 1] shaped like the
-    model's input, quantised to ``in_bits`` unsigned bits.  ``budgets``: LUT budgets to allocate at;
-    by default a sweep of ``n_points`` budgets.  ``baselines``: uniform ``(w, a)`` pairs (the last
-    layer's output stays unquantised).  ``epochs_float`` 0 keeps ``float_model`` as trained.  Training is
+    ``data``: ``(x_train, y_train, x_test, y_test)`` or ``(x_train, y_train, x_val, y_val, x_test,
+    y_test)`` numpy arrays, inputs in [0, 1] shaped like the model's input, quantised to ``in_bits``
+    unsigned bits; without a validation set, ``val_fraction`` of the training data (stratified,
+    seeded) is set aside as one.  Training uses the rest; the validation set picks the best of
+    ``qat_restarts`` QAT runs (seeds ``seed``, ``seed + 1``, …) per configuration; the test set
+    gives the reported accuracies.  ``budgets``: LUT budgets to allocate at;
+    by default ``n_points`` allocations from the cheapest assignment along the predicted loss down to the
+    loss of the least precise uniform baseline that reaches W4A4's validation accuracy (the baselines
+    are proven first; see :func:`_sweep`), or a sweep of LUT budgets up to the budget: ``max_lut`` (LUT6) or ``device`` (a Xilinx part of :data:`hwgen.devices.DEVICES`,
+    its LUTs × 0.9).  The allocation prices the compute layers (the cost table); the summary then names
+    the most accurate proven configuration whose whole synthesised design fits the budget.
+    ``min_accuracy`` (a fraction): the summary names the cheapest proven configuration whose hardware
+    accuracy reaches it.  ``baselines``: uniform ``(w, a)`` pairs (the last
+    layer's output stays unquantised).  ``epochs_float`` (default 40; 0 for a Brevitas start) 0 keeps
+    ``float_model`` as trained.
+
+    ``float_model`` may instead be a trained Brevitas ``nn.Sequential`` (see
+    :func:`hwgen.mixed.from_brevitas.to_float`): its float weights are the starting point, its input
+    bits are ``in_bits``, and the model itself, as it is, is built and verified beside the others
+    (row ``start``).  Training is
     seeded with ``seed``; the model's initial weights are the caller's (seed before building it).
     ``progress``: a function of one line (``None`` is silent).  Torch runs on one thread meanwhile (these
     small models train many times faster so).  Returns a :class:`SearchResult`.
@@ -304,16 +423,106 @@ def search(float_model, data, *, out, in_bits=4, fps=1e6, clock_mhz=100.0, budge
     import torch
 
     _check(fps, clock_mhz, n_points, budgets, baselines, sim)
+    if not isinstance(qat_restarts, int) or isinstance(qat_restarts, bool) or qat_restarts < 1:
+        raise HwgenError(f"search: qat_restarts must be a whole number ≥ 1, not {qat_restarts!r}")
+    data = _split(data, val_fraction, seed)
+    limit = _limit(max_lut, device)
+    if min_accuracy is not None and not 0 < min_accuracy <= 1:
+        raise HwgenError(f"search: min_accuracy must be a fraction in (0, 1], not {min_accuracy!r}")
+    start = start_assignment = None
+    if _is_brevitas(float_model):
+        from .from_brevitas import to_float
+        start = float_model
+        s0 = to_float(start)
+        float_model, start_assignment, in_bits = s0.model, s0.assignment, s0.in_bits
+    if epochs_float is None:
+        epochs_float = 0 if start is not None else 40
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    ctx = {"out": os.path.abspath(os.fspath(out)), "in_bits": in_bits, "fps": fps, "clock_mhz": clock_mhz,
+    ctx = {"start": start, "start_assignment": start_assignment, "out": os.path.abspath(os.fspath(out)), "in_bits": in_bits, "fps": fps, "clock_mhz": clock_mhz,
            "budgets": budgets, "n_points": n_points, "baselines": baselines, "epochs_float": epochs_float,
-           "epochs_qat": epochs_qat, "sens_samples": sens_samples, "seed": seed, "sim": sim, "synth": synth,
+           "epochs_qat": epochs_qat, "qat_restarts": qat_restarts, "limit": limit, "min_accuracy": min_accuracy, "sens_samples": sens_samples, "seed": seed, "sim": sim, "synth": synth,
            "progress": progress or (lambda line: None)}
     try:
         return _search(float_model, data, ctx)
     finally:
         torch.set_num_threads(threads)
+
+
+def _is_brevitas(model):
+    """True when ``model`` has a module from ``brevitas``."""
+    mods = model.modules() if hasattr(model, "modules") else []
+    return any(type(m).__module__.startswith("brevitas.") for m in mods)
+
+
+def _limit(max_lut, device):
+    """The LUT budget of ``max_lut`` and/or ``device`` (the smaller), or None."""
+    from ..devices import DEFAULT_MARGIN
+    from ..devices import device as lookup
+    limits = []
+    if max_lut is not None:
+        if isinstance(max_lut, bool) or not isinstance(max_lut, (int, float)) or not max_lut > 0:
+            raise HwgenError(f"search: max_lut must be a positive LUT count, not {max_lut!r}")
+        limits.append(int(max_lut))
+    if device is not None:
+        d = lookup(device)
+        if d["family"] != "xilinx":
+            raise HwgenError(f"search: device must be a Xilinx part (the cost table prices LUT6), not {d['name']} "
+                             f"({d['family']}); give --max-lut in LUT6 instead")
+        limits.append(int(d["LUT"] * DEFAULT_MARGIN))
+    return min(limits) if limits else None
+
+
+def _sweep(ctx, model, sens, costs, done, n_val):
+    """(frontier keyword arguments, a line saying why) of the sweep.  A budget (``max_lut``/``device``)
+    or explicit ``budgets`` sweep LUT budgets up to it.  Otherwise, with uniform W4A4 among the
+    baselines, the sweep runs along the predicted loss from the cheapest assignment down to W4A4's
+    Σ Ω: each point the fewest LUTs predicted as accurate as its bound, the last no more costly than
+    W4A4 and predicted at least as accurate.  One more point goes to the Σ Ω of the least precise
+    baseline whose validation accuracy reaches W4A4's (within 0.5 points, at least one validation
+    input; at least as far as the most precise baseline cheaper than W4A4, as a few hundred
+    validation inputs cannot resolve a point): QAT recovers that much perturbation, and a point there
+    is the cheapest one predicted as good as that baseline.  Without W4A4 it sweeps LUT budgets up
+    to the least-loss assignment."""
+    from .allocate import predicted_loss
+    from .quantize import uniform
+    if ctx["budgets"] is not None or ctx["limit"] is not None:
+        return {"max_lut": ctx["limit"]}, None
+    if REFERENCE not in [tuple(wa) for wa in ctx["baselines"]]:
+        return {}, None
+    ref_name = "w{}a{}".format(*REFERENCE)
+    ref = uniform(model, *REFERENCE)
+    ref_loss, ref_val = predicted_loss(sens, ref), done[_key("uniform", ref)]["val_accuracy"]
+    tol = max(0.005, 1.0 / max(n_val, 1)) + 1e-9
+    reach = [(predicted_loss(sens, a), f"w{w}a{b}", done[_key("uniform", a)]["val_accuracy"])
+             for w, b in ctx["baselines"] for a in [uniform(model, w, b)]
+             if done[_key("uniform", a)]["val_accuracy"] >= ref_val - tol]
+    loss, name, acc = max(reach)
+    why = (f"calibration: {name} (Σ Ω {loss:.3g}) is the least precise baseline within {tol:.2%} of {ref_name}'s "
+           f"validation accuracy ({acc:.2%} vs {ref_val:.2%})")
+    ref_cost = costs.total(ref)
+    below = [(costs.total(a), predicted_loss(sens, a), f"w{w}a{b}") for w, b in ctx["baselines"]
+             for a in [uniform(model, w, b)] if costs.total(a) < ref_cost]
+    if below and max(below)[1] < loss:
+        _, loss, name = max(below)
+        why += f"; at least as far as {name}, the most precise baseline cheaper than {ref_name} (Σ Ω {loss:.3g})"
+    return ({"min_loss": ref_loss, "extra_losses": (loss,)},
+            why + f": the frontier sweeps Σ Ω down to {ref_name}'s {ref_loss:.3g}, with a point at {loss:.3g}")
+
+
+def _split(data, val_fraction, seed):
+    """``(x_train, y_train, x_val, y_val, x_test, y_test)`` of ``data`` (see :func:`search`)."""
+    if not isinstance(data, (tuple, list)) or len(data) not in (4, 6):
+        raise HwgenError("search: data must be (x_train, y_train, x_test, y_test) or (x_train, y_train, x_val, "
+                         f"y_val, x_test, y_test), not {type(data).__name__} of {len(data) if hasattr(data, '__len__') else '?'}")
+    if len(data) == 6:
+        return tuple(data)
+    if not 0 < val_fraction < 1:
+        raise HwgenError(f"search: val_fraction must be between 0 and 1, not {val_fraction!r}")
+    from sklearn.model_selection import train_test_split
+    xtr, ytr, xte, yte = data
+    xt, xv, yt, yv = train_test_split(xtr, ytr, test_size=val_fraction, random_state=seed, stratify=ytr)
+    return xt, yt, xv, yv, xte, yte
 
 
 def _search(float_model, data, ctx):
@@ -328,37 +537,50 @@ def _search(float_model, data, ctx):
 
     out, seed, progress = ctx["out"], ctx["seed"], ctx["progress"]
     os.makedirs(out, exist_ok=True)
-    xtr, ytr, xte, yte = data
+    xtr, ytr, xval, yval, xte, yte = data
     timings, t0 = {}, time.perf_counter()
     seed_everything(seed)
     model = _timed(timings, "train_float", progress, train, float_model, xtr, ytr, epochs=ctx["epochs_float"],
                    lr=FLOAT_LR, seed=seed, progress=_epoch_printer(progress, "float"))
     float_acc = accuracy(logits(model, xte), yte)
-    progress(f"float accuracy (held-out): {float_acc:.2%}")
+    progress(f"float accuracy: {float_acc:.2%} on the {len(xte)} test inputs ({accuracy(logits(model, xval), yval):.2%} "
+             f"on the {len(xval)} validation inputs; trained on {len(xtr)})")
     sens = _timed(timings, "sensitivity", progress, sensitivity, model, xtr, ytr, n_samples=ctx["sens_samples"],
                   seed=seed)
     costs = _timed(timings, "cost", progress, cost_table, model, torch.from_numpy(xtr[:STATS_FRAMES]),
                    ctx["in_bits"], ctx["fps"], ctx["clock_mhz"])
-    # the sweep ends at the cost of the reference baseline (uniform W4A4 when a baseline): the
-    # question is what a mixed assignment saves at its accuracy, not how to spend more
-    ref = [wa for wa in ctx["baselines"] if tuple(wa) == REFERENCE] or []
-    cap = costs.total(uniform(model, *REFERENCE)) if ref else None
-    allocs = _timed(timings, "allocation", progress, frontier, sens, costs, n=ctx["n_points"], max_lut=cap,
-                    budgets=ctx["budgets"])
-    timings["search"] = timings["sensitivity"] + timings["cost"] + timings["allocation"]
-    progress(f"search time (sensitivity + cost + allocation): {timings['search']:.1f} s, "
-             f"{len(allocs)} frontier configurations")
-
-    configs = [(f"mixed_{i}", "mixed", a.assignment) for i, a in enumerate(allocs)]
-    configs += [(f"w{w}a{a}", "uniform", uniform(model, w, a)) for w, a in ctx["baselines"]]
-    t = time.perf_counter()
-    done = _prove_all(configs, {**ctx, "model": model, "data": data}, costs.total)
-    rows = [Row(name, kind, dict(a), predicted_loss(sens, a), costs.total(a), **done[tuple(a.items())],
+    prover = _Prover({**ctx, "model": model, "data": data}, costs.total)
+    t_configs = 0.0
+    try:
+        # the baselines (and a given start model) are proven first: their validation accuracies
+        # calibrate how far the sweep goes
+        base = [(f"w{w}a{a}", "uniform", uniform(model, w, a)) for w, a in ctx["baselines"]]
+        if ctx["start"] is not None:
+            base.append(("start", "start", ctx["start_assignment"]))
+        t = time.perf_counter()
+        prover.prove(base)
+        t_configs += time.perf_counter() - t
+        kw, calibration = _sweep(ctx, model, sens, costs, prover.done, len(yval))
+        if calibration:
+            progress(calibration)
+        allocs = _timed(timings, "allocation", progress, frontier, sens, costs, n=ctx["n_points"],
+                        budgets=ctx["budgets"], **kw)
+        timings["search"] = timings["sensitivity"] + timings["cost"] + timings["allocation"]
+        progress(f"search time (sensitivity + cost + allocation): {timings['search']:.1f} s, "
+                 f"{len(allocs)} frontier configurations")
+        mixed = [(f"mixed_{i}", "mixed", a.assignment) for i, a in enumerate(allocs)]
+        t = time.perf_counter()
+        prover.prove(mixed)
+    finally:
+        done = prover.finish()
+    configs = mixed + base
+    rows = [Row(name, kind, dict(a), predicted_loss(sens, a), costs.total(a), **done[_key(kind, a)],
                 measured_drop=_measured_drop(model, xte, yte, a)) for name, kind, a in configs]
-    timings["configs"] = time.perf_counter() - t
+    timings["configs"] = t_configs + time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     _mark_dominated(rows)
     res = SearchResult(rows, float_acc, {k: round(v, 2) for k, v in timings.items()}, out, ctx["synth"], ctx["fps"],
-                       ctx["clock_mhz"])
+                       ctx["clock_mhz"], sizes={"train": len(xtr), "val": len(xval), "test": len(xte)},
+                       max_lut=ctx["limit"], min_accuracy=ctx["min_accuracy"], calibration=calibration)
     _write(res)
     return res
