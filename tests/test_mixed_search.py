@@ -213,3 +213,25 @@ def test_sweep_calibration(val, expect, clamped):
         f"the frontier sweeps Σ Ω down to w4a4's {ref:.3g}, with a point at {loss:.3g}")
     assert ("at least as far as w3a3, the most precise baseline cheaper than w4a4" in why) == clamped
     assert _sweep({**ctx, "limit": 5000}, model, sens, costs, done, 180) == ({"max_lut": 5000}, None)
+
+
+def test_failed_synthesis_leaves_the_rest(monkeypatch):
+    """A synthesis that fails is recorded (the table says "failed", the estimate stands in) instead of
+    ending the search."""
+    import hwgen.flows as flows
+    from hwgen.errors import HwgenError
+    from hwgen.mixed.search import Row, SearchResult, _synthesise
+
+    def fail(*a, **k):
+        raise HwgenError("synth-xilinx: failed (yosys); log OUT/synth/xilinx.log")
+    monkeypatch.setattr(flows, "write_flows", lambda *a, **k: None)
+    monkeypatch.setattr(flows, "run", fail)
+    m, lines = {"build": "w8a8", "seconds": {}, "synth_lut": None}, []
+    _synthesise(m, "OUT", {}, lines.append)
+    assert m["synth_error"] == "synth-xilinx: failed (yosys); log OUT/synth/xilinx.log" and m["synth_lut"] is None
+    assert lines == ["w8a8: synthesis failed, the estimate stands in: synth-xilinx: failed (yosys); "
+                     "log OUT/synth/xilinx.log"]
+    r = Row("w8a8", "uniform", {"fc0": (8, None)}, 1.0, 900, 1000, None, 0.9, 0.9, 1.0, 0, 1.0, {}, "w8a8",
+            synth_error=m["synth_error"])
+    assert r.lut == 1000
+    assert "| 1,000 | failed | 90.00% |" in SearchResult([r], 0.95, {}, "out", True, 1e6, 100.0).table()

@@ -56,6 +56,7 @@ class Row:
     measured_drop: float = None      # Σ over layers of the one-layer-at-a-time post-training accuracy drop
     restarts: list = field(default_factory=list)   # per QAT restart: {"seed", "val_accuracy", "test_accuracy"}
     val_accuracy: float = None       # Brevitas accuracy on the validation set (of the kept restart)
+    synth_error: str = None          # why synthesis failed (the estimate then stands in for synth_lut)
 
     @property
     def lut(self):
@@ -109,7 +110,7 @@ class SearchResult:
                  "| Brevitas acc. | hardware acc. | mismatches | cycles/frame | QAT restarts: test acc. | dominated by |",
                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
-            synth = "-" if r.synth_lut is None else f"{r.synth_lut:,}"
+            synth = "failed" if r.synth_error else "-" if r.synth_lut is None else f"{r.synth_lut:,}"
             drop = "-" if r.measured_drop is None else f"{r.measured_drop:.2%}"
             lines.append(f"| {r.name} | {r.label} | {r.predicted_loss:.4g} | {drop} | {r.predicted_lut:,} | {r.estimated_lut:,} "
                          f"| {synth} | {r.brevitas_accuracy:.2%} | {r.hardware_accuracy:.2%} | {r.mismatches} "
@@ -225,7 +226,12 @@ def _synthesise(m, build_dir, manifest, progress):
     """Record LUT + LUTRAM of yosys synth_xilinx of ``build_dir`` and its run time into measurements ``m``."""
     from .. import flows
     flows.write_flows(build_dir, manifest)
-    doc = flows.run(build_dir, "synth-xilinx", progress=False)
+    try:
+        doc = flows.run(build_dir, "synth-xilinx", progress=False)
+    except HwgenError as e:         # one failed synthesis leaves the others' results standing
+        m["synth_error"] = str(e)
+        progress(f"{m['build']}: synthesis failed, the estimate stands in: {e}")
+        return
     m["synth_lut"], m["seconds"]["synth"] = int(doc["total"]["LUT"] + doc["total"]["LUTRAM"]), doc["seconds"]
     progress(f"{m['build']}: synthesised {m['synth_lut']:,} LUT ({doc['seconds']:.0f} s)")
 
