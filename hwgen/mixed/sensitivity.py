@@ -208,6 +208,13 @@ def sensitivity(float_model, x, y, bits=(1, 2, 3, 4, 5, 6, 8), n_samples=64, see
     return Sensitivity(table, omega_w, omega_a, w_trace, a_trace, w_err, a_err, time.perf_counter() - t0, seed, n_samples)
 
 
+def _quantise_output(seg, bits, ref, po2):
+    """A forward hook on ``seg``'s quantisation point replacing its output by ``Q_bits`` (clipping value
+    ``ref``); returns the handle to remove."""
+    unsigned = seg.act_kind == "relu"
+    return seg.quant_point.register_forward_hook(lambda _m, _i, out: act_quant(out, bits, unsigned, ref, po2))
+
+
 def _measured_floor(float_model, segs, acts, omega_a, x, y, loss0, percentile, po2):
     """Ω_a(l, b) := max(its Hessian estimate, 2 × the loss increase measured with activation ``l`` alone
     quantised to ``b`` bits).  Coarse activation grids are no small perturbation and the second-order
@@ -224,10 +231,9 @@ def _measured_floor(float_model, segs, acts, omega_a, x, y, loss0, percentile, p
     try:
         for s in segs[:-1]:
             a = acts[s.name]
-            ref, unsigned, p = _ref(a, percentile), s.act_kind == "relu", s.name in po2
+            ref = _ref(a, percentile)
             for b in omega_a[s.name]:
-                h = s.quant_point.register_forward_hook(
-                    lambda _m, _i, out, b=b: act_quant(out, b, unsigned, ref, p))
+                h = _quantise_output(s, b, ref, s.name in po2)
                 try:
                     with torch.no_grad():
                         rise = float(F.cross_entropy(float_model(x), y)) - loss0
@@ -295,10 +301,7 @@ def measured_drop(float_model, x, y, layer, w_bits, a_bits, calib=None, act_perc
         if a_bits is not None:
             with _capture(float_model, segs) as seen, torch.no_grad():
                 float_model(x if calib is None else _tensors(calib))
-            ref, unsigned = _ref(seen[layer], act_percentile), seg.act_kind == "relu"
-            po2 = layer in power_of_two(segs)
-            handle = seg.quant_point.register_forward_hook(
-                lambda _m, _i, out: act_quant(out, a_bits, unsigned, ref, po2))
+            handle = _quantise_output(seg, a_bits, _ref(seen[layer], act_percentile), layer in power_of_two(segs))
         if w_bits is not None:
             with torch.no_grad():
                 seg.layer.weight.copy_(weight_quant(saved, w_bits))
