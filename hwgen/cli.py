@@ -22,15 +22,33 @@ from .errors import HwgenError
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line ``hwgen: error: …`` (exit 2) like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"hwgen: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def _parser():
     from .devices import DEVICES
-    p = argparse.ArgumentParser(prog="hwgen", description="Quantised neural networks to bit-exact FPGA dataflow accelerators.")
+    p = _Parser(prog="hwgen", description="Quantised neural networks to bit-exact FPGA dataflow accelerators.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
-    b = sub.add_parser("build", help="compile a QONNX model into Verilog + manifest + report")
+    b = sub.add_parser("build", help="compile a QONNX model into Verilog + manifest + report",
+                       description="Compile a QONNX model into OUT/ (Verilog, manifest, report, flows).",
+                       epilog="OUT must be a new path or a directory an earlier `hwgen build` wrote (it holds a "
+                              "hwgen manifest.json and nothing hwgen did not write); it is replaced atomically "
+                              "once the new build is complete, so a failed or interrupted build leaves the "
+                              "previous one intact. Any other directory or file, '.', and the input model or a "
+                              "directory holding it are refused before any work; --force replaces them, except "
+                              "the input model or a directory holding it.")
     b.add_argument("model", help="QONNX (.onnx) file")
-    b.add_argument("-o", "--out", required=True, help="output build directory")
+    b.add_argument("-o", "--out", required=True, help="output build directory (new, or an earlier build's)")
+    b.add_argument("--force", action="store_true", help="replace OUT even when hwgen did not write it "
+                   "(never the input model or a directory holding it)")
+    b.add_argument("--allow-slower", action="store_true", help="with --fps and --folding: warn instead of "
+                   "failing when a layer the folding file pins misses the target")
     b.add_argument("--folding", help='JSON file {"layer": {"pe": P, "simd": S}}')
     b.add_argument("--fps", type=float, help="throughput target in frames/s (default 1e6 when no folding file)")
     b.add_argument("--clock-mhz", type=float, default=100.0, help="clock target in MHz (default 100)")
@@ -112,9 +130,11 @@ def _budget_kw(a):
 def _cmd_build(a):
     from .build import build
     res = build(a.model, a.out, folding=a.folding, fps=a.fps, clock_mhz=a.clock_mhz, name=a.name,
-                progress=not a.quiet, save_steps=a.save_steps, topk=a.topk, **_budget_kw(a))
+                progress=not a.quiet, save_steps=a.save_steps, topk=a.topk, force=a.force,
+                allow_slower=a.allow_slower, **_budget_kw(a))
     if not a.quiet:
-        print(open(res.out_dir + "/report.md").read())
+        with open(os.path.join(res.out_dir, "report.md")) as f:
+            print(f.read())
     return 0
 
 
@@ -194,7 +214,10 @@ def _cmd_search(a):
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:             # a usage error (one line printed) or --help
+        return e.code
     try:
         return {"build": _cmd_build, "explore": _cmd_explore, "verify": _cmd_verify, "flows": _cmd_flows,
                 "search": _cmd_search}[args.cmd](args)

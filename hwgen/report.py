@@ -6,9 +6,12 @@ __all__ = ["make_report", "render_markdown", "render_synth"]
 def make_report(graph, clock_mhz, fps_target, build_seconds=None):
     layers = []
     sources = getattr(graph, "sources", {}) or {}
+    modules = getattr(graph, "source_modules", {}) or {}
     for l in graph.layers:
         s = l.summary()
         s["source"] = sources.get(l.name, "")
+        if modules.get(l.name):
+            s["module"] = modules[l.name]          # the Brevitas/PyTorch module the source node came from
         if l.kind == "MVAU":
             s.update(wdt=l.wdt.name, acc=l.acc_dt.name, mw=l.mw, mh=l.mh, thresholds=l.n_thresholds)
         elif l.kind == "Thresholding":
@@ -109,7 +112,8 @@ def _render_markdown(rep):
         types += f" → {l['odt']}"
         extra = f" (depth {l['depth']})" if "depth" in l else ""
         res = l["resources"]
-        lines.append(f"| {l['name']} | {l['kind']}{extra} | {l['source']} | {'×'.join(map(str, l['in_shape']))} → "
+        src = f"{l['source']} ({l['module']})" if l.get("module") else l["source"]
+        lines.append(f"| {l['name']} | {l['kind']}{extra} | {src} | {'×'.join(map(str, l['in_shape']))} → "
                      f"{'×'.join(map(str, l['out_shape']))} | {types} | {_fmt_folding(l['folding'])} | {l['cycles']:,} | "
                      f"{res['LUT']:,} | {res['FF']:,} | {res['BRAM18']} | {res['DSP']} |")
     lines.append(f"| **total** | | | | | | {rep['cycles_per_frame']:,} (max) | {r['LUT']:,} | {r['FF']:,} | {r['BRAM18']} | {r['DSP']} |")

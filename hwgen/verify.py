@@ -169,6 +169,10 @@ def _inputs(inputs, frames, head, seed):
         return random_inputs(head, int(n), np.random.default_rng(seed))
     if isinstance(inputs, (str, os.PathLike)):
         p = Path(inputs)
+        if p.is_dir():
+            raise VerifyError(f"inputs {p}: is a directory; accepted: a .npy file (or a numpy array)")
+        if not p.exists():
+            raise VerifyError(f"inputs {p}: no such file; accepted: a .npy file (or a numpy array)")
         if p.suffix != ".npy":
             raise VerifyError(f"inputs {p}: must be a .npy file (or a numpy array), not {p.suffix or 'a file without suffix'}")
         try:
@@ -179,6 +183,11 @@ def _inputs(inputs, frames, head, seed):
         x = np.asarray(inputs)
     if x.dtype.kind not in "biuf":
         raise VerifyError(f"inputs: dtype {x.dtype} must be numeric (float or integer)")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))
+        kinds = " and ".join(k for k, f in (("NaN", np.isnan), ("infinite", np.isinf)) if f(x).any())
+        raise VerifyError(f"inputs: {len(bad):,} {kinds} value(s), the first at index {tuple(int(i) for i in bad[0])}; "
+                          "accepted: finite numbers")
     if x.shape == want:                          # one sample without the batch axis
         x = x[None]
     if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:

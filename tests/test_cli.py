@@ -42,7 +42,7 @@ def test_not_onnx(tmp_path, capsys):
 
 def test_missing_file(tmp_path, capsys):
     code, _, err = run_cli(["build", tmp_path / "nope.onnx", "-o", tmp_path / "out"], capsys)
-    assert_one_line_error(code, err, f"{tmp_path / 'nope.onnx'}: no such file")
+    assert_one_line_error(code, err, f"model {tmp_path / 'nope.onnx'}: no such file")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_unsupported_op(tmp_path, capsys):
     errs = [l for l in err.splitlines() if l.startswith("hwgen: error:")]
     from hwgen.lower import SUPPORTED_OPS
     assert "Conv" in SUPPORTED_OPS and "Sigmoid" not in SUPPORTED_OPS
-    assert errs == [f"hwgen: error: node Sigmoid_0: op Sigmoid is not supported; accepted: {', '.join(SUPPORTED_OPS)}"]
+    assert errs == [f"hwgen: error: node node_sigmoid (module 2: Sigmoid): op Sigmoid is not supported; accepted: {', '.join(SUPPORTED_OPS)}"]
     assert_nothing_written(tmp_path, tmp_path / "out")
 
 
@@ -78,7 +78,7 @@ def test_bit_width_out_of_range(tmp_path, capsys):
     path = tmp_path / "wide.onnx"
     export(m, {"in": 6}, str(path))
     code, _, err = run_cli(["build", path, "-o", tmp_path / "out"], capsys)
-    assert_one_line_error(code, err, "node Quant_2 (Quant): activation bit width 20 is out of range; accepted: 1 to 16")
+    assert_one_line_error(code, err, "node node__symbolic_2 (Quant, module 2: QuantReLU): activation bit width 20 is out of range; accepted: 1 to 16")
     assert_nothing_written(tmp_path, tmp_path / "out")
 
 
@@ -98,7 +98,7 @@ def test_folding_does_not_divide(small_onnx, tmp_path, capsys):
     f = tmp_path / "fold.json"
     f.write_text(json.dumps({"fc0": {"pe": 4, "simd": 8}}))
     code, _, err = run_cli(["build", small_onnx, "-o", tmp_path / "out", "--folding", f], capsys)
-    assert_one_line_error(code, err, "layer fc0: PE=4 must divide MH=6")
+    assert_one_line_error(code, err, "layer fc0 (node node_linear, module 1: QuantLinear): PE=4 must divide MH=6")
     assert_nothing_written(tmp_path, tmp_path / "out")
 
 
@@ -148,7 +148,7 @@ def test_failed_build_keeps_previous_build(small_onnx, tmp_path, capsys):
     f = tmp_path / "fold.json"
     f.write_text(json.dumps({"fc0": {"pe": 5}}))
     code, _, err = run_cli(["build", small_onnx, "-o", out, "--folding", f], capsys)
-    assert_one_line_error(code, err, "layer fc0: PE=5 must divide MH=6")
+    assert_one_line_error(code, err, "layer fc0 (node node_linear, module 1: QuantLinear): PE=5 must divide MH=6")
     assert (out / "rtl" / "hwgen_top.v").read_bytes() == before
 
 
@@ -218,5 +218,7 @@ def test_unsupported_conv_features(tmp_path, capsys):
         hwgen.export_brevitas(m, torch.randn(1, 4, 9, 9), str(path))
         code, _, err = run_cli(["build", path, "-o", tmp_path / "out"], capsys)
         errs = [l for l in err.splitlines() if l.startswith("hwgen: error:")]
-        assert code == 2 and len(errs) == 1 and errs[0] == f"hwgen: error: node Conv_0 (Conv): {msg}", err
+        import onnx
+        conv = next(n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv")   # as the user's file names it
+        assert code == 2 and len(errs) == 1 and errs[0] == f"hwgen: error: node {conv} (Conv, module 1: QuantConv2d): {msg}", err
         assert_nothing_written(tmp_path, tmp_path / "out")

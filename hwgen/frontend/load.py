@@ -12,11 +12,13 @@ import onnx
 
 from ..errors import FrontendError
 
-__all__ = ["load", "QONNX_DOMAIN", "LEGACY_DOMAINS", "QUANT_OPS"]
+__all__ = ["load", "module_of", "QONNX_DOMAIN", "LEGACY_DOMAINS", "QUANT_OPS"]
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 LEGACY_DOMAINS = ("finn.custom_op.general", "finn", "qonnx.custom_op", "onnx.brevitas")
 QUANT_OPS = ("Quant", "IntQuant", "BipolarQuant", "Trunc", "MultiThreshold")
+_NAME_KEY = "hwgen.source_name"          # a node's name in the user's file, kept through the clean-up
+_CONTAINERS = ("torch.nn.modules.container.",)
 
 
 def _read(model_or_path):
@@ -49,11 +51,63 @@ def _normalise_domains(model):
         model.opset_import.append(onnx.helper.make_opsetid(QONNX_DOMAIN, 1))
 
 
+def _remember_names(model):
+    for node in model.graph.node:
+        if node.name:
+            e = node.metadata_props.add()
+            e.key, e.value = _NAME_KEY, node.name
+
+
+def _restore_names(model):
+    """Give every node back the name it has in the user's file (the clean-up renames all of them),
+    where that name is unique; nodes the clean-up made, or whose name is shared, keep the new one."""
+    nodes = list(model.graph.node)
+    names = []
+    for node in nodes:
+        props = node.metadata_props
+        found = [p.value for p in props if p.key == _NAME_KEY]
+        if found:
+            keep = [(p.key, p.value) for p in props if p.key != _NAME_KEY]
+            del props[:]
+            for k, v in keep:
+                e = props.add()
+                e.key, e.value = k, v
+        names.append(found[-1] if found else None)
+    wanted = [n if n is not None else node.name for n, node in zip(names, nodes)]
+    count = {}
+    for n in wanted:
+        count[n] = count.get(n, 0) + 1
+    for node, orig in zip(nodes, names):
+        if orig is not None and count[orig] == 1:
+            node.name = orig
+
+
+def module_of(node):
+    """The Brevitas/PyTorch module a node was exported from, as ``"features.3: QuantConv2d"``, where the
+    exporter recorded it (torch's dynamo exporter does, in ``pkg.torch.onnx.name_scopes``); else None."""
+    props = {p.key: p.value for p in node.metadata_props}
+    try:
+        import ast
+        scopes = ast.literal_eval(props["pkg.torch.onnx.name_scopes"])
+        classes = ast.literal_eval(props["pkg.torch.onnx.class_hierarchy"])
+    except (KeyError, ValueError, SyntaxError):
+        return None
+    pairs = [(s, c) for s, c in zip(scopes, classes) if isinstance(s, str) and isinstance(c, str)
+             and s and c.startswith(("brevitas.nn.", "torch.nn.modules.")) and not c.startswith(_CONTAINERS)]
+    if not pairs:
+        return None
+    brevitas = [p for p in pairs if p[0] and p[1].startswith("brevitas.nn.")]
+    scope, cls = (brevitas or pairs)[0]
+    return f"{scope}: {cls.rsplit('.', 1)[-1]}"
+
+
 def load(model_or_path):
     """Read a QONNX model (path or ``ModelProto``) and clean it up.
 
     Returns a qonnx ``ModelWrapper`` with inferred shapes, folded constants
-    (weight quantisers kept), unique node names and readable tensor names.
+    (weight quantisers kept) and readable tensor names.  Nodes keep the names
+    they have in the user's file where those are unique (so that messages name
+    what the user can find); the others get unique ``Op_N`` names.
     """
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
@@ -61,6 +115,7 @@ def load(model_or_path):
     model = onnx.ModelProto()
     model.CopyFrom(_read(model_or_path))
     _normalise_domains(model)
+    _remember_names(model)
     inits = {i.name for i in model.graph.initializer}
     n_in = len([i for i in model.graph.input if i.name not in inits])
     if n_in != 1 or len(model.graph.output) != 1:
@@ -74,4 +129,5 @@ def load(model_or_path):
     except Exception as e:
         msg = str(e).splitlines()[0] if str(e) else ""
         raise FrontendError(f"graph {model.graph.name or '?'}: QONNX clean-up failed ({e.__class__.__name__}: {msg})")
+    _restore_names(wrapper.model)
     return wrapper

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..dataflow import DataflowGraph
 from ..dtypes import smallest_dtype
-from ..errors import UnsupportedError
+from ..errors import HwgenError, UnsupportedError
+from ..sources import annotate
 from .context import LoweringContext, channel_vector
 from .elementwise import ELEMENTWISE_OPS, lower_elementwise
 from .branch import lower_concat
@@ -50,8 +51,19 @@ def lower(model, name="model", topk=None):
     """Lower a cleaned-up qonnx ``ModelWrapper`` into a :class:`DataflowGraph`.
 
     ``topk``: append a hardware label-select of the ``topk`` largest outputs
-    (the accelerator then streams class indices)."""
+    (the accelerator then streams class indices).  An error about a node names
+    the module it came from where the exporter recorded it (:mod:`hwgen.sources`)."""
     ctx = LoweringContext(model)
+    try:
+        return _lower(ctx, model, name, topk)
+    except HwgenError as e:
+        message = annotate(str(e), model, ctx.sources)
+        if message == str(e):
+            raise
+        raise type(e)(message) from None
+
+
+def _lower(ctx, model, name, topk):
     for node in model.graph.node:
         handler = HANDLERS.get(node.op_type)
         if handler is None:

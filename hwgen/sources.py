@@ -1,0 +1,50 @@
+"""Names a user can find: messages about a node or layer name it as the user's file does.
+
+The loader keeps the node names of the user's file and can tell the Brevitas/PyTorch
+module a node came from (:func:`hwgen.frontend.load.module_of`).  :func:`annotate`
+adds that module to a message about a node (``node NAME (Op): …`` becomes
+``node NAME (Op, module features.3: QuantConv2d): …``) and the source node to a
+message about one of hwgen's IR layers (``layer fc0: …`` becomes
+``layer fc0 (node NAME, module 1: QuantLinear): …``).
+"""
+
+import re
+
+__all__ = ["annotate", "describe_node"]
+
+_NODE = re.compile(r"node (\S+?)(?: \(([^()]*)\))?: ")
+_LAYER = re.compile(r"layer (\S+?): ")
+
+
+def _node(model, name):
+    for n in model.graph.node:
+        if n.name == name:
+            return n
+    return None
+
+
+def describe_node(model, name):
+    """``"NAME, module M"`` for an ONNX node of ``model`` (just ``NAME`` where no module is recorded)."""
+    from .frontend.load import module_of
+    n = _node(model, name) if model is not None else None
+    mod = module_of(n) if n is not None else None
+    return f"{name}, module {mod}" if mod else name
+
+
+def annotate(message, model, sources=None):
+    """``message`` with its subject node's module, or its subject layer's source node, added."""
+    from .frontend.load import module_of
+    m = _NODE.match(message)
+    if m and model is not None:
+        n = _node(model, m.group(1))
+        mod = module_of(n) if n is not None else None
+        if mod and "module " not in (m.group(2) or ""):
+            inner = f"{m.group(2)}, " if m.group(2) else ""
+            return f"node {m.group(1)} ({inner}module {mod}): {message[m.end():]}"
+        return message
+    m = _LAYER.match(message)
+    if m and sources and m.group(1) in sources:
+        src = sources[m.group(1)]
+        src = src if isinstance(src, str) else ", ".join(map(str, src))
+        return f"layer {m.group(1)} (node {describe_node(model, src)}): {message[m.end():]}"
+    return message
