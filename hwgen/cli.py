@@ -141,9 +141,6 @@ def _cmd_build(a):
 def _cmd_explore(a):
     from .devices import make_budget
     from .explore import explore, format_table
-    if a.points < 2:
-        from .errors import HwgenError
-        raise HwgenError(f"--points must be at least 2, not {a.points}")
     rows = explore(a.model, clock_mhz=a.clock_mhz, points=a.points, png=a.png, progress=not a.quiet,
                    family=a.family, topk=a.topk, **_budget_kw(a))
     b = make_budget(a.device, max_lut=a.max_lut, max_ff=a.max_ff, max_bram=a.max_bram, max_dsp=a.max_dsp,
@@ -195,8 +192,14 @@ def _cmd_search(a):
     from .mixed.train import load_digits_split, seed_everything
     if a.example not in EXAMPLES:
         raise HwgenError(f"--example must be one of {', '.join(EXAMPLES)}, not {a.example!r}")
-    if a.points < 1:
-        raise HwgenError(f"--points must be at least 1, not {a.points}")
+    from . import validate
+    validate.positive_number(a.fps, "--fps", optional=True)
+    validate.positive_number(a.clock_mhz, "--clock-mhz")
+    for flag, v in (("--points", a.points), ("--epochs", a.epochs), ("--restarts", a.restarts)):
+        validate.positive_int(v, flag)
+    if os.path.exists(a.out) and not os.path.isdir(a.out):
+        raise HwgenError(f"-o {a.out}: is an existing file; accepted: a new path or a directory (the search adds its "
+                         "files and builds to it)")
     if not 0 < a.test_fraction < 1:
         raise HwgenError(f"--test-fraction must be between 0 and 1, not {a.test_fraction:g}")
     ex = EXAMPLES[a.example]
@@ -229,6 +232,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("hwgen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:             # `hwgen … | head`: the reader is gone, nothing more to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

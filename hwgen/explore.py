@@ -80,14 +80,21 @@ def explore(model_or_path, *, device=None, max_lut=None, max_ff=None, max_bram=N
             progress=True, topk=None):
     """Sweep throughput targets for a QONNX model; returns the rows (see :func:`sweep`),
     writes a LUT-vs-fps plot to ``png`` if given."""
+    import os
+
+    from . import validate
     from .build import _load_and_lower
+    model_or_path = validate.model_source(model_or_path)
+    clock_mhz = validate.positive_number(clock_mhz, "clock_mhz")
+    topk = validate.positive_int(topk, "topk", optional=True)
+    if validate.positive_int(points, "points") < 2:
+        from .errors import HwgenError
+        raise HwgenError(f"points must be at least 2, not {points}")
+    if png is not None:
+        png = validate.output_file(png, "png", inputs=[model_or_path])
     limits = make_budget(device, max_lut=max_lut, max_ff=max_ff, max_bram=max_bram, max_dsp=max_dsp,
                          margin=margin, family=family)
-    if clock_mhz is None or clock_mhz <= 0:
-        from .errors import FoldingError
-        raise FoldingError(f"--clock-mhz must be a positive number, not {clock_mhz!r}")
-    import os
-    name = os.path.splitext(os.path.basename(os.fspath(model_or_path)))[0] if isinstance(model_or_path, (str, os.PathLike)) else "model"
+    name = os.path.splitext(os.path.basename(model_or_path))[0] if isinstance(model_or_path, str) else "model"
     _, graph = _load_and_lower(model_or_path, name, topk)
     rows = sweep(graph, clock_mhz=clock_mhz, points=points, limits=limits, family=family, progress=progress)
     if png:

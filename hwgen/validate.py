@@ -10,10 +10,11 @@ import math
 import numbers
 import os
 import sys
+import tempfile
 
 from .errors import HwgenError
 
-__all__ = ["shown", "positive_number", "positive_int", "model_source", "folding_source", "input_file", "name"]
+__all__ = ["shown", "positive_number", "positive_int", "model_source", "folding_source", "input_file", "output_file", "name"]
 
 _SHOW = 40
 
@@ -95,6 +96,27 @@ def model_source(model):
         raise HwgenError(f"model must be {_MODEL_ACCEPTED}, not {shown(model)} (for serialised bytes, pass "
                          "onnx.load_from_string(data))")
     raise HwgenError(f"model must be {_MODEL_ACCEPTED}, not {shown(model)}")
+
+
+def output_file(path, what, *, inputs=()):
+    """A file hwgen may (re)write: not a directory, not one of ``inputs``, its folder existing and writable."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise HwgenError(f"{what} must be a file path, not {shown(path)}")
+    p = os.fspath(path)
+    real = os.path.realpath(p)
+    if any(isinstance(i, str) and os.path.realpath(i) == real for i in inputs):
+        raise HwgenError(f"{what} {p}: is an input of this command; accepted: a new file or one hwgen may replace")
+    if os.path.isdir(p):
+        raise HwgenError(f"{what} {p}: is a directory; accepted: a file path")
+    parent = os.path.dirname(os.path.abspath(p))
+    if not os.path.isdir(parent):
+        raise HwgenError(f"{what} {p}: folder {parent} does not exist")
+    try:                                        # the one sure test (root passes every os.access check)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise HwgenError(f"{what} {p}: cannot write in {parent} ({e.strerror})") from None
+    return p
 
 
 def folding_source(folding):
