@@ -188,6 +188,8 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
                 with open(os.path.join(d, "model.json"), "w") as f:
                     json.dump(doc, f, indent=1, sort_keys=True)
         # swap into place: an existing build is replaced only once the new one is complete
+        from .files import dir_mode
+        os.chmod(tmp, dir_mode())             # mkdtemp made it 0700; a build gets the user's umask
         if os.path.exists(out_dir):
             old = tempfile.mkdtemp(prefix=".hwgen-old-", dir=parent)
             os.rename(out_dir, os.path.join(old, "x"))
