@@ -461,6 +461,7 @@ def run(out_dir, target="synth", progress=True, *, families=None, make_vars=None
     make_vars.setdefault("PYTHON", sys.executable)
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(os.path.abspath(sys.executable)) + os.pathsep + env.get("PATH", "")
+    env["HWGEN_HEARTBEAT_S"] = f"{_progress.HEARTBEAT_S:g}"     # the Makefile's runner beats in step with us
 
     def synth(fam):
         dt = _make_step(out, f"synth-{fam}", f"synth-{fam}", env, make_vars, progress, _synth_line(fam))

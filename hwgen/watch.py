@@ -121,7 +121,7 @@ def run(cmd, what, *, log=None, stages=None, output="inherit", enabled=True, hea
     says nothing."""
     cmd = [os.fspath(c) for c in cmd]
     if announce:
-        progress.info(f"{what}: {shlex.join(cmd)}", enabled=enabled)
+        progress.info(f"{what}: {shlex.join(cmd)}".replace("\n", "\\n"), enabled=enabled)
     kept = deque(maxlen=200)
     if output == "relay" and heartbeat is None:
         heartbeat = 1.5 * progress.HEARTBEAT_S     # the child's own heartbeat comes first
