@@ -396,7 +396,7 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
            "valid_gap_prob": float(valid_gap_prob), "ready_stall_prob": float(ready_stall_prob),
            "idle_limit": int(timeout_cycles), "phases": ["throughput", "stress"],
            "max_burst": int(min(256, max(8, float(est or 0), len(in_words[0]), len(exp_words[0]))))}
-    _say(progress, f"simulating {n} frames on {simulator.name} (twice: back to back, then with random "
+    _say(progress, f"simulating {n:,} frames on {simulator.name} (twice: back to back, then with random "
                    f"valid gaps and ready back-pressure, seed {seed})…")
     t0 = time.monotonic()
     res, log = _simulate(simulator, build_dir, top, cfg, seed, progress)
