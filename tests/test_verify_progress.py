@@ -9,7 +9,6 @@ import pytest
 
 from hwgen import simulators
 from hwgen.verify import verify
-from test_watch import fast  # noqa: F401  (frequent heartbeats and counted lines)
 
 pytestmark = pytest.mark.sim
 

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from hwgen import progress, watch
 
@@ -39,15 +38,6 @@ make: Entering directory '/x/sim/verilator'
 ccache g++ -Os -c -o verilator.o /x/verilator.cpp
 g++ -Os -c -o Vtop__ALL.o Vtop__ALL.cpp
 """
-
-
-@pytest.fixture
-def fast(monkeypatch):
-    """Heartbeats and counted lines as often as the tests need them."""
-    monkeypatch.setattr(progress, "HEARTBEAT_S", 0.2)
-    monkeypatch.setattr(progress, "UPDATE_S", 0.0)
-    monkeypatch.setattr(watch, "POLL_S", 0.05)
-    monkeypatch.setenv("HWGEN_HEARTBEAT_S", "0.2")
 
 
 def _stages(reader, text):
