@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-
 from hwgen import progress, watch
 
 YOSYS_LOG = """\
@@ -113,20 +112,20 @@ def test_run_relays_a_child_hwgen(fast, capsys):
 
 def test_heartbeat_counts_silence(fast, capsys):
     import time
-    with progress.task("quiet work", heartbeat=0.3) as t:
-        for _ in range(6):
+    with progress.task("quiet work", heartbeat=1.0) as t:
+        for _ in range(15):                                      # 1.5 s of a line every 0.1 s
             t.note("quiet work: a line of its own")
             time.sleep(0.1)
     err = capsys.readouterr().err
-    assert err.count("a line of its own") == 6
-    assert len(err.splitlines()) == 8                            # start, 6 notes, end: no heartbeat needed
+    assert err.count("a line of its own") == 15
+    assert len(err.splitlines()) == 17                           # start, the notes, end: no heartbeat needed
 
 
 def test_makefile_runner(tmp_path, fast):
     """`python -m hwgen.flows run`, what the rendered Makefile runs each tool under."""
     log = tmp_path / "synth.log"
     tool = ("import time\nf = open('synth.log', 'w', buffering=1)\n"
-            "f.write('2. Executing HIERARCHY pass (managing design hierarchy).\\n')\ntime.sleep(0.8)\n")
+            "f.write('2. Executing HIERARCHY pass (managing design hierarchy).\\n')\ntime.sleep(1.5)\n")
     cmd = [sys.executable, "-m", "hwgen.flows", "run", "--what", "synth-ecp5", "--log", "synth.log",
            "--stages", "yosys", "--", sys.executable, "-c", tool]
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
