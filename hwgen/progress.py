@@ -9,6 +9,10 @@ Everything long that hwgen does runs inside a :func:`task`::
         for ...:
             t.advance()               # "simulate: 120/1000 frames, 12 s" at most every few seconds
 
+A heartbeat line comes whenever a task has said nothing for :data:`HEARTBEAT_S`
+seconds (``Task.note`` says something on its behalf, e.g. a line relayed from the
+subprocess doing the work; :mod:`hwgen.watch` runs external tools this way).
+
 A disabled task (``enabled=False``, or :func:`set_quiet`) prints nothing.  Lines
 go through the standard :mod:`logging` logger ``"hwgen"``, so a script can take
 them with its own handler; when the logger has none, :func:`task` adds one that
