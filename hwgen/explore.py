@@ -15,9 +15,8 @@ against frames/s on log axes to a PNG.
 """
 
 import math
-import sys
-import time
 
+from . import progress as _progress
 from .dataflow.folding import DEFAULT_CLOCK_MHZ, FoldingSearch, _greedy, _copy_graph, plumbed_resources
 from .devices import DEFAULT_MARGIN, make_budget, unit_names
 
@@ -36,7 +35,6 @@ def _row(method, target_fps, budget_cycles, res, cycles, clock_mhz, limits, sour
 def sweep(graph, *, clock_mhz=DEFAULT_CLOCK_MHZ, points=12, limits=None, family=None, progress=False, targets=None):
     """Rows (dicts) for ``graph`` over ``points`` log-spaced targets (or the given fps ``targets``)."""
     family = family or (limits.family if limits is not None else "xilinx")
-    t0 = time.perf_counter()
     # with a device, each target gets what `build --device D --fps F` picks (memory styles too)
     s = FoldingSearch(graph, (), family, mem_styles=limits is not None)
     if targets is None:
@@ -46,33 +44,35 @@ def sweep(graph, *, clock_mhz=DEFAULT_CLOCK_MHZ, points=12, limits=None, family=
     rows = []
     best = None                      # a folding meeting a tighter budget meets every looser one
     budgets = sorted({max(1, int(math.floor(clock_mhz * 1e6 / f + 1e-6))) for f in targets})
-    for i, b in enumerate(budgets):                        # fastest first
-        if progress:
-            tty = sys.stderr.isatty()
-            print(f"{chr(13) if tty else ''}[hwgen] explore: target {i + 1}/{len(budgets)} ({clock_mhz * 1e6 / b:,.0f} fps)",
-                  end="" if tty else "\n", file=sys.stderr, flush=True)
-        fps = clock_mhz * 1e6 / b
-        r = s.solve(b, limits) if b >= s.fastest else None
-        if r is not None:
-            if best is not None and (not best.fits, best.resources["LUT"]) <= (not r.fits, r.resources["LUT"]):
-                r = best
-            best = r
-            rows.append(_row("hwgen", fps, b, r.resources, r.cycles, clock_mhz, limits, r.source))
-        g = _copy_graph(graph)
-        _greedy(g, b)
-        res, cyc = plumbed_resources(g, family)
-        rows.append(_row("finn-greedy", fps, b, res, cyc, clock_mhz, limits))
-    if limits is not None:
-        fit = s.fastest_fitting(limits)
-        if fit is not None:
-            b = fit.cycles
-            rows.append(_row("hwgen", clock_mhz * 1e6 / b, b, fit.resources, fit.cycles, clock_mhz, limits,
-                             "fastest fitting"))
-    if progress:
-        print(f"{chr(13) if sys.stderr.isatty() else ''}[hwgen] explore: {len(budgets)} targets in {time.perf_counter() - t0:.2f} s" + " " * 20,
-              file=sys.stderr, flush=True)
+    with _progress.task("explore", enabled=bool(progress), total=len(budgets), unit="targets") as t:
+        for b in budgets:                                  # fastest first
+            best = _target(s, graph, b, clock_mhz, limits, family, rows, best)
+            t.update(t.done + 1, stage=f"at {clock_mhz * 1e6 / b:,.0f} fps")
+        if limits is not None:
+            fit = s.fastest_fitting(limits)
+            if fit is not None:
+                b = fit.cycles
+                rows.append(_row("hwgen", clock_mhz * 1e6 / b, b, fit.resources, fit.cycles, clock_mhz, limits,
+                                 "fastest fitting"))
     rows.sort(key=lambda r: (r["target_fps"], METHODS.index(r["method"])))
     return rows
+
+
+def _target(s, graph, b, clock_mhz, limits, family, rows, best):
+    """Append the rows of one cycle budget ``b``: the search's folding (or ``best``, the cheapest
+    found at a tighter budget, when it is cheaper) and the FINN-style greedy one; return the new best."""
+    fps = clock_mhz * 1e6 / b
+    r = s.solve(b, limits) if b >= s.fastest else None
+    if r is not None:
+        if best is not None and (not best.fits, best.resources["LUT"]) <= (not r.fits, r.resources["LUT"]):
+            r = best
+        best = r
+        rows.append(_row("hwgen", fps, b, r.resources, r.cycles, clock_mhz, limits, r.source))
+    g = _copy_graph(graph)
+    _greedy(g, b)
+    res, cyc = plumbed_resources(g, family)
+    rows.append(_row("finn-greedy", fps, b, res, cyc, clock_mhz, limits))
+    return best
 
 
 def explore(model_or_path, *, device=None, max_lut=None, max_ff=None, max_bram=None, max_dsp=None,

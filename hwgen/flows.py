@@ -38,11 +38,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from .errors import HwgenError
+from . import progress as _progress, watch
+from .files import write_text
 
 __all__ = ["write_flows", "render_flows", "run", "summarize_synth", "write_synth_report", "summarize_pnr", "summarize_bitstream",
            "expand_cells", "count_cells", "format_synth", "FAMILIES", "TARGETS", "CELL_MAP", "FLOWS_FORMAT"]
@@ -151,12 +152,7 @@ def _num(x):
 
 
 def _write(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    with os.fdopen(fd, "w", newline="\n") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 def render_flows(manifest, *, families=FAMILIES, board="ulx3s", ecp5=None, ecp5_dsp=False,
@@ -407,25 +403,25 @@ def _make_step(out, step, make_target, env, make_vars, progress, summary=None):
     cmd = ["make", "-C", str(out), "--no-print-directory", make_target] + [f"{k}={v}" for k, v in sorted(make_vars.items())]
     fresh = subprocess.run(cmd[:4] + ["-q"] + cmd[4:], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL).returncode == 0
+    log = out / (_LOG.get(step) or f"synth/{step.split('-', 1)[1]}.log")
+    if fresh:
+        _progress.info(f"{step}: up to date" + (f": {summary(out)}" if summary else ""), enabled=progress)
+        return 0.0
+    # the Makefile's recipes run each tool under `python -m hwgen.flows run`, whose [hwgen] lines
+    # (command, log, stage, heartbeat) are relayed as this task's; the task's own heartbeat covers the rest
     t = time.perf_counter()
-    if progress:
-        print(f"[hwgen] {step} …", end="", flush=True, file=sys.stderr)
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rc, lines = watch.run(cmd, step, output="relay", enabled=progress, env=env, announce=False)
     dt = time.perf_counter() - t
-    if p.returncode != 0:
-        if progress:
-            print(" failed", file=sys.stderr, flush=True)
-        log = out / (_LOG.get(step) or f"synth/{step.split('-', 1)[1]}.log")
+    if rc != 0:
         err = _first_error(log) if log.exists() else None
         if err:
             raise HwgenError(f"{step}: {tool} failed, see {log}: {err}")
-        lines = [l for l in (p.stderr + p.stdout).splitlines() if l.strip() and not l.startswith("make")]
-        last = lines[-1].strip() if lines else f"make exited with {p.returncode}"
+        lines = [l for l in lines if not l.startswith("make")]
+        last = lines[-1].strip() if lines else f"make exited with {rc}"
         raise HwgenError(f"{step}: failed ({last}); log {log}")
-    if progress:
-        print((" up to date" if fresh else f" {dt:.1f} s") + (f": {summary(out)}" if summary else ""),
-              file=sys.stderr, flush=True)
-    return 0.0 if fresh else dt
+    if summary:
+        _progress.info(f"{step}: {summary(out)}", enabled=progress)
+    return dt
 
 
 def _synth_line(family):
@@ -465,6 +461,7 @@ def run(out_dir, target="synth", progress=True, *, families=None, make_vars=None
     make_vars.setdefault("PYTHON", sys.executable)
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(os.path.abspath(sys.executable)) + os.pathsep + env.get("PATH", "")
+    env["HWGEN_HEARTBEAT_S"] = f"{_progress.HEARTBEAT_S:g}"     # the Makefile's runner beats in step with us
 
     def synth(fam):
         dt = _make_step(out, f"synth-{fam}", f"synth-{fam}", env, make_vars, progress, _synth_line(fam))
@@ -559,6 +556,25 @@ def _dump(doc, path):
     _write(Path(path), json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
+def _run_tool(a):
+    """``python -m hwgen.flows run``: how the rendered Makefile runs yosys, nextpnr and ecppack."""
+    cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
+    if not cmd:
+        print("hwgen: error: run: no command after --", file=sys.stderr)
+        return 2
+    tool = os.path.basename(cmd[0])
+    stages = watch.STAGES[a.stages]() if a.stages else None
+    try:
+        rc, lines = watch.run(cmd, f"{a.what} ({tool})", log=a.log, stages=stages,
+                              output="log" if a.capture else "inherit", enabled=not a.quiet)
+    except OSError as e:
+        print(f"hwgen: error: {a.what}: cannot run {cmd[0]} ({e.strerror or e})", file=sys.stderr)
+        return 127
+    if rc and a.capture:
+        sys.stderr.write("".join(l + "\n" for l in lines[-20:]))
+    return rc
+
+
 def _main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m hwgen.flows", description="helper steps of the rendered Makefile")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -576,7 +592,16 @@ def _main(argv=None):
     b = sub.add_parser("summarize-bitstream")
     for k in ("--bit", "--pnr", "--board", "-o"):
         b.add_argument(k, required=True)
+    r = sub.add_parser("run", help="run one tool with progress lines: its stage, elapsed time and log")
+    r.add_argument("--what", required=True, help="the step, e.g. synth-ecp5")
+    r.add_argument("--log", required=True, help="the log the tool writes (or, with --capture, that its output goes to)")
+    r.add_argument("--stages", choices=sorted(watch.STAGES), help="read the stage from the log")
+    r.add_argument("--capture", action="store_true", help="append the tool's output to --log (shown on failure)")
+    r.add_argument("--quiet", action="store_true", help="no progress lines")
+    r.add_argument("command", nargs=argparse.REMAINDER, help="-- the tool and its arguments")
     a = ap.parse_args(argv)
+    if a.cmd == "run":
+        return _run_tool(a)
     try:
         if a.cmd == "summarize-synth":
             doc = summarize_synth(a.family, _read_json(a.hier), _read_json(a.flat), _read_json(a.report))

@@ -9,6 +9,10 @@ Everything long that hwgen does runs inside a :func:`task`::
         for ...:
             t.advance()               # "simulate: 120/1000 frames, 12 s" at most every few seconds
 
+A heartbeat line comes whenever a task has said nothing for :data:`HEARTBEAT_S`
+seconds (``Task.note`` says something on its behalf, e.g. a line relayed from the
+subprocess doing the work; :mod:`hwgen.watch` runs external tools this way).
+
 A disabled task (``enabled=False``, or :func:`set_quiet`) prints nothing.  Lines
 go through the standard :mod:`logging` logger ``"hwgen"``, so a script can take
 them with its own handler; when the logger has none, :func:`task` adds one that
@@ -18,6 +22,7 @@ even when progress is disabled: ``hwgen: warning: …``.
 """
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -26,8 +31,13 @@ __all__ = ["task", "info", "warn", "set_quiet", "logger", "Task", "HEARTBEAT_S"]
 
 logger = logging.getLogger("hwgen")
 
-#: Seconds between the heartbeat lines of a task that is still running.
-HEARTBEAT_S = 10.0
+#: Seconds between the heartbeat lines of a task that is still running (a task made without
+#: ``heartbeat=`` reads it when it starts; the environment variable ``HWGEN_HEARTBEAT_S`` sets
+#: it for a whole process, e.g. the helper that ``make`` runs in a build's Makefile).
+try:
+    HEARTBEAT_S = float(os.environ.get("HWGEN_HEARTBEAT_S", "") or 10.0)
+except ValueError:
+    HEARTBEAT_S = 10.0
 #: Least seconds between two counted-progress lines of one task.
 UPDATE_S = 5.0
 
@@ -86,13 +96,13 @@ def _fmt_s(s):
 class Task:
     """A long piece of work; use through :func:`task`."""
 
-    def __init__(self, what, *, enabled=True, total=None, unit="", log=None, heartbeat=HEARTBEAT_S):
+    def __init__(self, what, *, enabled=True, total=None, unit="", log=None, heartbeat=None):
         self.what = what
         self.enabled = enabled and not _quiet
         self.total = total
         self.unit = unit
         self.log = log
-        self.heartbeat = heartbeat
+        self.heartbeat = HEARTBEAT_S if heartbeat is None else heartbeat
         self.done = 0
         self.stage = None
         self.t0 = None
@@ -127,6 +137,13 @@ class Task:
             self._last = time.perf_counter()
         self._say(self._status())
 
+    def note(self, message):
+        """A line of this task's own wording (e.g. relayed from the subprocess doing the
+        work); it counts as a heartbeat."""
+        with self._lock:
+            self._last = time.perf_counter()
+        self._say(message)
+
     def elapsed(self):
         return 0.0 if self.t0 is None else time.perf_counter() - self.t0
 
@@ -149,13 +166,17 @@ class Task:
             info(message)
 
     def _beat(self):
-        while not self._stop.wait(self.heartbeat):
+        # a line whenever the task has said nothing for `heartbeat` seconds
+        while not self._stop.is_set():
             with self._lock:
-                recent = time.perf_counter() - self._last < self.heartbeat * 0.5
-                if not recent:
+                wait = self._last + self.heartbeat - time.perf_counter()
+                if wait <= 0:
                     self._last = time.perf_counter()
-            if not recent:
-                self._say(self._status())
+            if wait > 0:
+                if self._stop.wait(wait):
+                    return
+                continue
+            self._say(self._status())
 
     # -- context manager --------------------------------------------------------------
     def __enter__(self):
@@ -188,10 +209,10 @@ class Task:
         return False
 
 
-def task(what, *, enabled=True, total=None, unit="", log=None, heartbeat=HEARTBEAT_S):
+def task(what, *, enabled=True, total=None, unit="", log=None, heartbeat=None):
     """A context manager reporting the start, a heartbeat and the end of ``what``.
 
     ``total``/``unit``: counted work (``Task.advance``/``Task.update``); ``log``: the path of
     the log the work writes, named in every line; ``heartbeat``: seconds between the lines
-    of a task still running (0: none)."""
+    of a task still running (0: none; default :data:`HEARTBEAT_S`)."""
     return Task(what, enabled=enabled, total=total, unit=unit, log=log, heartbeat=heartbeat)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import progress as _progress, watch
 from .errors import HwgenError, VerifyError
 from .simulators import SIMULATORS, prepare
 
@@ -125,8 +126,7 @@ def testbench_dir():
 
 
 def _say(progress, msg):
-    if progress:
-        print(f"hwgen verify: {msg}", file=sys.stderr, flush=True)
+    _progress.info(f"verify: {msg}", enabled=bool(progress))
 
 
 def _load_build(out_dir):
@@ -251,12 +251,15 @@ def _build(sim, out, top, sources, progress):
         shutil.rmtree(build_dir)
     build_dir.mkdir(parents=True)
     log = build_dir / "build.log"
-    _say(progress, f"compiling with {sim.name} {sim.version}…")
     t0 = time.monotonic()
     runner = get_runner(sim.name)
+    stages = watch.CompileStages() if sim.name == "verilator" else None
     try:
-        runner.build(sources=[str(s) for s in sources], hdl_toplevel=top, build_dir=str(build_dir),
-                     build_args=list(sim.build_args), timescale=sim.timescale, always=True, log_file=str(log))
+        # the compiler's output goes to the log; the task names it, with the stage read from it
+        with watch.watched(f"compile with {sim.name} {sim.version}", log=log, stages=stages, enabled=bool(progress)):
+            runner.build(sources=[str(s) for s in sources], hdl_toplevel=top, build_dir=str(build_dir),
+                         build_args=list(sim.build_args), timescale=sim.timescale, always=True,
+                         log_file=str(log))
     except (RuntimeError, SystemExit, ValueError, OSError) as e:
         raise VerifyError(f"simulator {sim.name}: compiling {', '.join(str(s) for s in sources)} failed "
                           f"({_log_tail(log) or e}); full log: {log}") from None
@@ -265,7 +268,6 @@ def _build(sim, out, top, sources, progress):
         raise VerifyError(f"simulator {sim.name}: compiling produced no {_sim_binary(sim, build_dir, top).name}; full log: {log}")
     stamp.write_text(json.dumps({"digest": digest, "simulator": sim.name, "version": sim.version,
                                  "sources": [str(s) for s in sources], "seconds": round(secs, 2)}, indent=1) + "\n")
-    _say(progress, f"compiled in {secs:.1f} s")
     return build_dir, secs
 
 
@@ -292,13 +294,19 @@ def _simulate(sim, build_dir, top, cfg, seed, progress):
     run_id = f"{os.getpid()}"
     cfg_path = build_dir / f"tb_config.{run_id}.json"
     res_path = build_dir / f"tb_results.{run_id}.json"
+    prog_path = build_dir / f"tb_progress.{run_id}.txt"
     log = build_dir / "sim.log"
-    cfg = dict(cfg, results=str(res_path))
+    cfg = dict(cfg, results=str(res_path), progress=str(prog_path))
     cfg_path.write_text(json.dumps(cfg))
     res_path.unlink(missing_ok=True)
+    prog_path.unlink(missing_ok=True)
     runner = get_runner(sim.name)
+    phases, n = list(cfg["phases"]), len(cfg["in_frames"])
     try:
-        with _on_sys_path(tb):
+        # the testbench appends "<phase> <frames done> <frames>" lines to prog_path as it goes
+        with _on_sys_path(tb), _progress.task(f"simulate on {sim.name}", enabled=bool(progress), log=str(log),
+                                              total=n, unit="frames") as t, \
+                watch.follow(prog_path, _frames_reader(t, phases, n)):
             runner.test(test_module=TB_MODULE, hdl_toplevel=top, hdl_toplevel_lang="verilog",
                         build_dir=str(build_dir), test_dir=str(build_dir), seed=seed,
                         extra_env={CONFIG_ENV: str(cfg_path)}, timescale=sim.timescale,
@@ -314,8 +322,20 @@ def _simulate(sim, build_dir, top, cfg, seed, progress):
                           f"full log: {log}") from None
     finally:
         cfg_path.unlink(missing_ok=True)
+        prog_path.unlink(missing_ok=True)
     res_path.unlink(missing_ok=True)
     return results, log
+
+
+def _frames_reader(t, phases, n):
+    """The callback turning the testbench's progress lines into task ``t``'s stage (the phase)
+    and count (frames of that phase done, of ``n``)."""
+    def on_line(line):
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in phases and parts[1].isdigit():
+            i = phases.index(parts[0])
+            t.update(int(parts[1]), stage=f"{parts[0]} phase ({i + 1}/{len(phases)})")
+    return on_line
 
 
 def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=True,
@@ -385,7 +405,7 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
            "valid_gap_prob": float(valid_gap_prob), "ready_stall_prob": float(ready_stall_prob),
            "idle_limit": int(timeout_cycles), "phases": ["throughput", "stress"],
            "max_burst": int(min(256, max(8, float(est or 0), len(in_words[0]), len(exp_words[0]))))}
-    _say(progress, f"simulating {n} frames on {simulator.name} (twice: back to back, then with random "
+    _say(progress, f"simulating {n:,} frames on {simulator.name} (twice: back to back, then with random "
                    f"valid gaps and ready back-pressure, seed {seed})…")
     t0 = time.monotonic()
     res, log = _simulate(simulator, build_dir, top, cfg, seed, progress)

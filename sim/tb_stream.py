@@ -12,7 +12,8 @@ whose path is in the environment variable ``HWGEN_TB_CONFIG``::
      "max_burst": 16,                      # longest tvalid gap / tready stall (cycles)
      "idle_limit": 2000,                   # cycles without an output word = deadlock
      "phases": ["throughput", "stress"],
-     "results": "/path/to/results.json"}
+     "results": "/path/to/results.json",
+     "progress": "/path/to/progress.txt"}   # optional: frames done, for the waiting process
 
 After reset the same frames run twice:
 
@@ -27,6 +28,11 @@ Every output word of both phases is compared with the expected word.  The
 results JSON holds the words received, their cycle stamps, the mismatches and
 any error (e.g. a deadlock), and is written before the test passes or fails.
 
+With ``progress`` set, a line ``<phase> <frames done> <frames>`` is appended to
+that file as output frames complete (at most every half second, and at the end of
+each phase), for the process that waits on the simulation to show (it changes
+nothing the test checks).
+
 Driver, monitor and scoreboard are separate small classes; the test only
 wires them.  Each side runs one coroutine doing one ``RisingEdge`` and one
 ``ReadOnly`` per cycle, so thousands of frames simulate quickly.
@@ -35,6 +41,7 @@ wires them.  Each side runs one coroutine doing one ``RisingEdge`` and one
 import json
 import os
 import random
+import time
 
 import cocotb
 from cocotb.clock import Clock
@@ -46,6 +53,7 @@ CLOCK_PERIOD_NS = 10
 RESET_CYCLES = 4
 DRAIN_CYCLES = 64            # cycles watched after the last phase for extra words
 MAX_REPORTED = 50            # mismatches / protocol errors listed in the results
+PROGRESS_S = 0.5             # least seconds between two lines of the progress file
 
 
 class Bursts:
@@ -269,6 +277,36 @@ class Scoreboard:
                                self.phase, frame, index, got, want, cycle)
 
 
+class FrameProgress:
+    """Sits between the monitor and the scoreboard: passes every word on and appends
+    ``<phase> <frames done> <frames>`` lines to the progress file ``path`` (None: no file)."""
+
+    def __init__(self, path, inner, n_frames, words_per_frame):
+        self.path, self.inner = path, inner
+        self.n_frames, self.wpf = n_frames, max(1, words_per_frame)
+        self.phase, self.done, self.last = "", 0, 0.0
+
+    def _write(self):
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(f"{self.phase} {self.done} {self.n_frames}\n")
+            self.last = time.monotonic()
+
+    def start(self, phase):
+        self.phase, self.done = phase, 0
+        self._write()
+
+    def finish(self):
+        self._write()
+
+    def __call__(self, frame, index, word, cycle):
+        self.inner(frame, index, word, cycle)
+        if index == self.wpf - 1:
+            self.done = frame + 1
+            if self.path and time.monotonic() - self.last >= PROGRESS_S:
+                self._write()
+
+
 def throughput(last_word_cycles, first_input_cycle):
     """(cycles per frame, latency) from one back-to-back run.
 
@@ -330,7 +368,8 @@ async def stream_frames(dut):
     cycles = CycleClock(dut.clk)
     scoreboard = Scoreboard(out_frames, int(cfg.get("out_mask", -1)), log)
     driver = StreamDriver(dut, cycles)
-    monitor = StreamMonitor(dut, cycles, scoreboard)
+    frames_done = FrameProgress(cfg.get("progress"), scoreboard, n_frames, out_wpf)
+    monitor = StreamMonitor(dut, cycles, frames_done)
     results = {"seed": seed, "phases": {}, "error": None, "cycles_per_frame": None, "latency_cycles": None}
 
     driver.idle()
@@ -345,12 +384,14 @@ async def stream_frames(dut):
             gaps = Bursts(gap_p, max_burst, random.Random(f"{seed}/{phase}/valid")) if stress else None
             stalls = Bursts(stall_p, max_burst, random.Random(f"{seed}/{phase}/ready")) if stress else None
             scoreboard.start(phase)
+            frames_done.start(phase)
             t0 = cycles.now()
             send = cocotb.start_soon(driver.send(in_frames, gaps))
             got = await monitor.receive(n_frames, out_wpf, stalls, idle_limit, what=f"{phase} phase")
             if not send.done():
                 send.cancel()
                 driver.idle()
+            frames_done.finish()
             stamps = scoreboard.stamps[phase]
             doc = {"out_frames": scoreboard.words[phase], "out_cycles": stamps,
                    "in_first_cycles": driver.frame_start_cycles, "words_sent": driver.words_sent,

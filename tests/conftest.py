@@ -43,3 +43,14 @@ def spec_build(tmp_path_factory, spec_onnx):
             cache[key] = hwgen.build(path, str(d / f"{name}-{tag}"), fps=fps, folding=folding, progress=False)
         return cache[key]
     return get
+
+
+@pytest.fixture
+def fast(monkeypatch):
+    """Progress heartbeats and counted lines as often as a test of them needs (hwgen.progress,
+    hwgen.watch, and a child hwgen through HWGEN_HEARTBEAT_S)."""
+    from hwgen import progress, watch
+    monkeypatch.setattr(progress, "HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(progress, "UPDATE_S", 0.0)
+    monkeypatch.setattr(watch, "POLL_S", 0.05)
+    monkeypatch.setenv("HWGEN_HEARTBEAT_S", "0.2")

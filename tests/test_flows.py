@@ -118,7 +118,7 @@ def test_makefile_dry_run(tmp_path):
     assert p.returncode == 0, p.stderr
     out = p.stdout
     for f in flows.FAMILIES:
-        assert f"true -q -l synth/{f}.log -s flows/synth_{f}.ys" in out
+        assert f"true -q -L synth/{f}.log -s flows/synth_{f}.ys" in out
     assert "--85k --package CABGA381 --speed 8 --freq 125" in out and "--top hwgen_board" in out
     assert "--input pnr/hwgen_top.config --bit bitstream/hwgen_top.bit" in out
     p = subprocess.run(["make", "-n", "-C", str(tmp_path), "--no-print-directory", "pnr", "ECP5_SPEED=6", "CLOCK_MHZ=50"],

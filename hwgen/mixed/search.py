@@ -310,7 +310,7 @@ def _prove(name, assignment, ctx, given=None):
     t = time.perf_counter()
     onnx_path = os.path.join(out, f"{name}.onnx")
     torch.save(q.state_dict(), os.path.join(out, f"{name}.pt"))
-    hwgen.export_brevitas(q, torch.from_numpy(xte[:1]), onnx_path)
+    hwgen.export_brevitas(q, torch.from_numpy(xte[:1]), onnx_path, progress=False)
     sec["export"] = time.perf_counter() - t
     build_dir = os.path.join(out, name)
     b = hwgen.build(onnx_path, build_dir, fps=ctx["fps"], clock_mhz=ctx["clock_mhz"], name=name, progress=False)
