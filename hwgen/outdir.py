@@ -253,8 +253,6 @@ class OutputDir:
     # -- commit ------------------------------------------------------------------------
     def commit(self):
         """Put the staged build in place of the output path (atomically), then drop the old one."""
-        mode = 0o777 & ~_umask()
-        os.chmod(self.path, mode)
         if not os.path.lexists(self.out):
             os.rename(self.path, self.out)
         elif exchange(self.path, self.out):
@@ -275,9 +273,3 @@ class OutputDir:
                 except OSError:
                     break
         return False
-
-
-def _umask():
-    m = os.umask(0)
-    os.umask(m)
-    return m

@@ -193,3 +193,53 @@ def test_verify_inputs_path_kinds(built, tmp_path, capsys):
         f"inputs {tmp_path}: is a directory; accepted: a .npy file (or a numpy array)"
     assert cli_error(["verify", built, "--inputs", tmp_path / "no.npy"], capsys) == \
         f"inputs {tmp_path / 'no.npy'}: no such file; accepted: a .npy file (or a numpy array)"
+
+
+# -- random argument values at the CLI (the model/folding fuzzer is tests/test_front_door.py) ----------
+_VALUES = {
+    "--fps": ["nan", "inf", "-inf", "0", "-1", "1e400", "abc", "", "1e6", "3e5", "0x10", "1_000"],
+    "--clock-mhz": ["nan", "inf", "0", "-50", "1e-300", "x", "100", "250.5"],
+    "--topk": ["0", "-1", "2.5", "k", "1", "3", "99"],
+    "--margin": ["nan", "0", "1.5", "-0.1", "0.5", "1"],
+    "--max-lut": ["-1", "1.5", "x", "0", "10", "100000"],
+    "--device": ["xc7z020", "nope", "", "ECP5-85K", "ice40-up5k"],
+    "--name": ["", "ok", "tab\there", "x" * 300],
+    "--folding": ["<dir>", "<missing>", "<junk>", "<good>"],
+}
+
+
+def test_random_cli_arguments(model_path, tmp_path, capsys):
+    """Seeded random argument values: each run exits 0 with a complete build or 2 with one line — never a
+    traceback — and leaves nothing but the output path.  Replay: HWGEN_FUZZ_SEED=<seed>."""
+    seed = int(os.environ.get("HWGEN_FUZZ_SEED", "1234"))
+    rng = np.random.default_rng(seed)
+    print(f"random CLI arguments: seed {seed}")
+    (tmp_path / "fold_junk.json").write_text("{not json")
+    (tmp_path / "fold_good.json").write_text(json.dumps({"fc0": {"pe": 2}}))
+    paths = {"<dir>": str(tmp_path), "<missing>": str(tmp_path / "none.json"),
+             "<junk>": str(tmp_path / "fold_junk.json"), "<good>": str(tmp_path / "fold_good.json")}
+    outcomes = {0: 0, 2: 0}
+    flags = sorted(_VALUES)
+    n_cases = 60
+    for case in range(n_cases):
+        chosen = rng.choice(flags, size=int(rng.integers(1, 4)), replace=False)
+        argv = ["build", model_path, "-o", str(tmp_path / f"out{case}"), "-q"]
+        for f in chosen:
+            v = _VALUES[f][int(rng.integers(len(_VALUES[f])))]
+            argv += [f, paths.get(v, v)]
+        before = sorted(os.listdir(tmp_path))
+        code, _, err = run_cli(argv, capsys)
+        what = f"case {case} (seed {seed}): hwgen {' '.join(argv)}"
+        assert code in (0, 2), f"{what}: exit {code}\n{err}"
+        assert "Traceback" not in err, f"{what}\n{err}"
+        after = set(os.listdir(tmp_path)) - set(before)
+        if code == 0:
+            assert after == {f"out{case}"}, what
+            assert json.loads((tmp_path / f"out{case}" / "manifest.json").read_text())["format"] == "hwgen-build/1"
+        else:
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("hwgen: error: ") and len(lines[0]) < 400, f"{what}\n{err}"
+            assert after == set(), f"{what}: left {after}"
+        outcomes[code] += 1
+    print(f"random CLI arguments: {n_cases} cases, {outcomes[0]} built, {outcomes[2]} refused")
+    assert outcomes[2] > 0

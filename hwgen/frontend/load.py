@@ -18,6 +18,7 @@ QONNX_DOMAIN = "qonnx.custom_op.general"
 LEGACY_DOMAINS = ("finn.custom_op.general", "finn", "qonnx.custom_op", "onnx.brevitas")
 QUANT_OPS = ("Quant", "IntQuant", "BipolarQuant", "Trunc", "MultiThreshold")
 _NAME_KEY = "hwgen.source_name"          # a node's name in the user's file, kept through the clean-up
+_OUTPUTS_KEY = "hwgen.source_outputs"    # the names of its output tensors there (JSON list)
 _CONTAINERS = ("torch.nn.modules.container.",)
 
 
@@ -52,27 +53,38 @@ def _normalise_domains(model):
 
 
 def _remember_names(model):
+    import json
     for node in model.graph.node:
-        if node.name:
-            e = node.metadata_props.add()
-            e.key, e.value = _NAME_KEY, node.name
+        for key, value in ((_NAME_KEY, node.name), (_OUTPUTS_KEY, json.dumps(list(node.output)))):
+            if value:
+                e = node.metadata_props.add()
+                e.key, e.value = key, value
+    inits = {i.name for i in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in inits], [o.name for o in model.graph.output]
 
 
-def _restore_names(model):
-    """Give every node back the name it has in the user's file (the clean-up renames all of them),
-    where that name is unique; nodes the clean-up made, or whose name is shared, keep the new one."""
+def _take(node, key):
+    """The value of metadata ``key`` of ``node`` (None), removing it."""
+    props = node.metadata_props
+    found = [p.value for p in props if p.key == key]
+    if found:
+        keep = [(p.key, p.value) for p in props if p.key != key]
+        del props[:]
+        for k, v in keep:
+            e = props.add()
+            e.key, e.value = k, v
+    return found[-1] if found else None
+
+
+def _restore_names(wrapper, graph_io):
+    """Give nodes and tensors back the names they have in the user's file (the clean-up renames
+    all of them), where such a name is unique; what the clean-up made, or whose name is shared,
+    keeps its new name.  ``graph_io``: the user's (input names, output names)."""
+    import json
+    model = wrapper.model
     nodes = list(model.graph.node)
-    names = []
-    for node in nodes:
-        props = node.metadata_props
-        found = [p.value for p in props if p.key == _NAME_KEY]
-        if found:
-            keep = [(p.key, p.value) for p in props if p.key != _NAME_KEY]
-            del props[:]
-            for k, v in keep:
-                e = props.add()
-                e.key, e.value = k, v
-        names.append(found[-1] if found else None)
+    names = [_take(n, _NAME_KEY) for n in nodes]
+    outputs = [_take(n, _OUTPUTS_KEY) for n in nodes]
     wanted = [n if n is not None else node.name for n, node in zip(names, nodes)]
     count = {}
     for n in wanted:
@@ -80,6 +92,28 @@ def _restore_names(model):
     for node, orig in zip(nodes, names):
         if orig is not None and count[orig] == 1:
             node.name = orig
+    # tensors: the graph's input and output, and every node's outputs
+    g = model.graph
+    inits = {i.name for i in g.initializer}
+    pairs = list(zip([i.name for i in g.input if i.name not in inits], graph_io[0]))
+    pairs += list(zip([o.name for o in g.output], graph_io[1]))
+    for node, orig in zip(nodes, outputs):
+        try:
+            orig = json.loads(orig) if orig else []
+        except ValueError:
+            orig = []
+        if len(orig) == len(node.output):
+            pairs += list(zip(list(node.output), orig))
+    used = ({i.name for i in g.input} | {o.name for o in g.output} | {v.name for v in g.value_info} | inits
+            | {t for n in g.node for t in n.output})
+    wanted = {}
+    for cur, orig in pairs:
+        wanted.setdefault(orig, set()).add(cur)
+    for orig, curs in wanted.items():
+        if len(curs) == 1 and orig and (cur := next(iter(curs))) != orig and orig not in used:
+            wrapper.rename_tensor(cur, orig)
+            used.discard(cur)
+            used.add(orig)
 
 
 def module_of(node):
@@ -115,7 +149,7 @@ def load(model_or_path):
     model = onnx.ModelProto()
     model.CopyFrom(_read(model_or_path))
     _normalise_domains(model)
-    _remember_names(model)
+    graph_io = _remember_names(model)
     inits = {i.name for i in model.graph.initializer}
     n_in = len([i for i in model.graph.input if i.name not in inits])
     if n_in != 1 or len(model.graph.output) != 1:
@@ -129,5 +163,5 @@ def load(model_or_path):
     except Exception as e:
         msg = str(e).splitlines()[0] if str(e) else ""
         raise FrontendError(f"graph {model.graph.name or '?'}: QONNX clean-up failed ({e.__class__.__name__}: {msg})")
-    _restore_names(wrapper.model)
+    _restore_names(wrapper, graph_io)
     return wrapper
