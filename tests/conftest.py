@@ -9,6 +9,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory):
+    """A two-layer MLP (8 -> 6 -> 4, W3A3 then W4 with no output quantiser) exported once: the model of
+    the front-door tests (arguments, output directory)."""
+    from models import L, export, make_mlp
+    spec = {"in": 8, "in_bits": 4, "layers": [L(6, 3, a=3), L(4, 4, act=None)]}
+    path = str(tmp_path_factory.mktemp("tiny") / "m.onnx")
+    export(make_mlp(spec, 3), spec, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def spec_onnx(tmp_path_factory):
     """spec name -> (brevitas model, path of its exported QONNX file); each exported once."""
     from models import CNN_SPECS, SPECS, export, export_cnn, make_cnn, make_mlp

@@ -7,17 +7,13 @@ import os
 import numpy as np
 import pytest
 
+from clirun import run_cli
+
 from models import L, export, make_mlp
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
-def run_cli(argv, capsys):
-    from hwgen.cli import main
-    capsys.readouterr()              # drop what exporting the model printed
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code, err, message):

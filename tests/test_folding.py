@@ -5,6 +5,8 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
+from clirun import run_cli
+
 from hwgen.dataflow import MVAU, DataflowGraph, Pool, SlidingWindow
 from hwgen.dataflow.folding import (FoldingSearch, _copy_graph, apply_folding, cycle_budget, finn_greedy_folding,
                                     folded_layers, plumbed_resources, search_folding)
@@ -308,26 +310,20 @@ def small_onnx(tmp_path_factory):
     return path
 
 
-def _cli(argv, capsys):
-    from hwgen.cli import main
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.filterwarnings("ignore")
 def test_cli_build_device(small_onnx, tmp_path, capsys):
     import json
-    code, _, err = _cli(["build", small_onnx, "-o", tmp_path / "a", "--device", "nope"], capsys)
+    code, _, err = run_cli(["build", small_onnx, "-o", tmp_path / "a", "--device", "nope"], capsys)
     assert code == 2 and err.strip().splitlines()[-1] == f"hwgen: error: device must be one of {', '.join(DEVICES)}, not 'nope'"
     # device only: the fastest folding that fits (this MLP fits fully parallel)
-    code, _, err = _cli(["build", small_onnx, "-o", tmp_path / "b", "--device", "xc7z020", "-q"], capsys)
+    code, _, err = run_cli(["build", small_onnx, "-o", tmp_path / "b", "--device", "xc7z020", "-q"], capsys)
     assert code == 0, err
     man = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert man["cycles_per_frame"] == 1
     # cannot fit: one plain line
-    code, _, err = _cli(["build", small_onnx, "-o", tmp_path / "c", "--fps", "1e6", "--max-lut", "10"], capsys)
+    code, _, err = run_cli(["build", small_onnx, "-o", tmp_path / "c", "--fps", "1e6", "--max-lut", "10"], capsys)
     lines = [l for l in err.splitlines() if l.startswith("hwgen: error:")]
     assert code == 2 and len(lines) == 1
     assert lines[0].startswith("hwgen: error: target 1e+06 fps at 100 MHz (100 cycles per frame) does not fit the limits "
@@ -339,7 +335,7 @@ def test_cli_build_device(small_onnx, tmp_path, capsys):
 @pytest.mark.filterwarnings("ignore")
 def test_cli_explore_png(small_onnx, tmp_path, capsys):
     png = tmp_path / "frontier.png"
-    code, out, err = _cli(["explore", small_onnx, "--png", png, "--points", "4", "--device", "ice40-up5k"], capsys)
+    code, out, err = run_cli(["explore", small_onnx, "--png", png, "--points", "4", "--device", "ice40-up5k"], capsys)
     assert code == 0, err
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert out.splitlines()[0].split()[:3] == ["method", "target", "fps"] and "finn-greedy" in out

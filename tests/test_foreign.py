@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 
+from clirun import run_cli
 from qonnx_builder import GraphBuilder
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -77,20 +78,16 @@ def test_foreign_builds_and_verifies(tmp_path):
 
 
 # ---------------------------------------------------------------- bad files
-def run_cli(argv, capsys):
-    from hwgen.cli import main
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    _, err = capsys.readouterr()
-    lines = [l for l in err.splitlines() if l.startswith("hwgen: error:")]
-    return code, lines
-
+def cli_errors(argv, capsys):
+    """Exit code and the ``hwgen: error:`` lines of ``hwgen ARGV``."""
+    code, _, err = run_cli(argv, capsys)
+    return code, [l for l in err.splitlines() if l.startswith("hwgen: error:")]
 
 def test_truncated_file(tmp_path, capsys):
     good = hls4ml_style().SerializeToString()
     bad = tmp_path / "cut.onnx"
     bad.write_bytes(good[: len(good) // 2])
-    code, lines = run_cli(["build", bad, "-o", tmp_path / "out"], capsys)
+    code, lines = cli_errors(["build", bad, "-o", tmp_path / "out"], capsys)
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"hwgen: error: {bad}: not an ONNX file")
     assert not (tmp_path / "out").exists()
 
@@ -103,7 +100,7 @@ def test_bad_scale(tmp_path, capsys, scale, what):
             init.CopyFrom(onnx.numpy_helper.from_array(np.array(scale, dtype=np.float32), init.name))
     p = tmp_path / "bad.onnx"
     onnx.save(m, str(p))
-    code, lines = run_cli(["build", p, "-o", tmp_path / "out"], capsys)
+    code, lines = cli_errors(["build", p, "-o", tmp_path / "out"], capsys)
     assert code == 2 and len(lines) == 1
     assert lines[0].endswith(f"(Quant): scale must be finite and positive, not [{what}]"), lines
     assert not (tmp_path / "out").exists()
@@ -116,7 +113,7 @@ def test_inconsistent_shapes(tmp_path, capsys):
     b.cur = b.node("MatMul", [b.cur, b.quant(b.const(rng.normal(size=(5, 3)), "w"), 0.1, 0.0, 4, True, True)])
     p = tmp_path / "shapes.onnx"
     onnx.save(b.model((1, 3)), str(p))
-    code, lines = run_cli(["build", p, "-o", tmp_path / "out"], capsys)
+    code, lines = cli_errors(["build", p, "-o", tmp_path / "out"], capsys)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("hwgen: error: "), lines
 
 
@@ -125,7 +122,7 @@ def test_two_inputs(tmp_path, capsys):
     m.graph.input.append(onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2]))
     p = tmp_path / "two.onnx"
     onnx.save(m, str(p))
-    code, lines = run_cli(["build", p, "-o", tmp_path / "out"], capsys)
+    code, lines = cli_errors(["build", p, "-o", tmp_path / "out"], capsys)
     assert code == 2 and lines == [f"hwgen: error: graph g: must have exactly one input and one output, not 2 and 1"]
 
 
@@ -136,5 +133,5 @@ def test_non_integer_bit_width(tmp_path, capsys):
             init.CopyFrom(onnx.numpy_helper.from_array(np.array(4.5, dtype=np.float32), init.name))
     p = tmp_path / "bw.onnx"
     onnx.save(m, str(p))
-    code, lines = run_cli(["build", p, "-o", tmp_path / "out"], capsys)
+    code, lines = cli_errors(["build", p, "-o", tmp_path / "out"], capsys)
     assert code == 2 and len(lines) == 1 and "bit width must be a whole number, not [4.5]" in lines[0]

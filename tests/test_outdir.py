@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from models import L, export, make_mlp
+from clirun import run_cli
+
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -19,18 +20,10 @@ ACCEPTED = "accepted: a new path or a directory hwgen build wrote"
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    spec = {"in": 8, "in_bits": 4, "layers": [L(6, 3, a=3), L(4, 4, act=None)]}
-    path = str(tmp_path_factory.mktemp("outdir_model") / "m.onnx")
-    export(make_mlp(spec, 3), spec, path)
-    return path
+def model_path(tiny_onnx):
+    return tiny_onnx
 
 
-def run_cli(argv, capsys):
-    from hwgen.cli import main
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    return (code,) + capsys.readouterr()
 
 
 def one_error(code, err):

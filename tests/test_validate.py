@@ -7,24 +7,17 @@ import os
 import numpy as np
 import pytest
 
-from models import L, export, make_mlp
+from clirun import run_cli
+
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    spec = {"in": 8, "in_bits": 4, "layers": [L(6, 3, a=3), L(4, 4, act=None)]}
-    path = str(tmp_path_factory.mktemp("validate_model") / "m.onnx")
-    export(make_mlp(spec, 5), spec, path)
-    return path
+def model_path(tiny_onnx):
+    return tiny_onnx
 
 
-def run_cli(argv, capsys):
-    from hwgen.cli import main
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    return (code,) + capsys.readouterr()
 
 
 def cli_error(argv, capsys):
@@ -243,3 +236,19 @@ def test_random_cli_arguments(model_path, tmp_path, capsys):
         outcomes[code] += 1
     print(f"random CLI arguments: {n_cases} cases, {outcomes[0]} built, {outcomes[2]} refused")
     assert outcomes[2] > 0
+
+
+def test_export_arguments(tmp_path):
+    import torch
+
+    import hwgen
+    with pytest.raises(hwgen.HwgenError) as e:
+        hwgen.export_brevitas("model.pt", torch.randn(1, 4), tmp_path / "m.onnx")
+    assert str(e.value) == "module must be a torch nn.Module (a Brevitas model), not 'model.pt'"
+    with pytest.raises(hwgen.HwgenError) as e:
+        hwgen.export_brevitas(torch.nn.Identity(), torch.randn(1, 4), tmp_path)
+    assert str(e.value) == f"path {tmp_path}: is a directory; accepted: the path of the .onnx file to write"
+    with pytest.raises(hwgen.HwgenError) as e:
+        hwgen.export_brevitas(torch.nn.Identity(), torch.randn(1, 4), None)
+    assert str(e.value) == "path must be a file path, not None"
+    assert os.listdir(tmp_path) == []

@@ -9,6 +9,7 @@ import warnings
 from .. import progress as _progress
 from ..errors import FrontendError
 from ..files import publish, staging_dir
+from ..validate import shown
 
 __all__ = ["export_brevitas"]
 
@@ -60,8 +61,14 @@ def export_brevitas(module, example_input, path, *, verbose=False, progress=True
     import torch
     from brevitas.export import export_qonnx
 
-    module = module.eval()
+    if not isinstance(module, torch.nn.Module):
+        raise FrontendError(f"module must be a torch nn.Module (a Brevitas model), not {shown(module)}")
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise FrontendError(f"path must be a file path, not {shown(path)}")
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise FrontendError(f"path {path}: is a directory; accepted: the path of the .onnx file to write")
+    module = module.eval()
     name = os.path.basename(path) or "model.onnx"
     errors = []
     with staging_dir(path) as stage:
