@@ -171,10 +171,10 @@ def _inputs(inputs, frames, head, seed):
         p = Path(inputs)
         if p.is_dir():
             raise VerifyError(f"inputs {p}: is a directory; accepted: a .npy file (or a numpy array)")
-        if not p.exists():
-            raise VerifyError(f"inputs {p}: no such file; accepted: a .npy file (or a numpy array)")
         if p.suffix != ".npy":
             raise VerifyError(f"inputs {p}: must be a .npy file (or a numpy array), not {p.suffix or 'a file without suffix'}")
+        if not p.exists():
+            raise VerifyError(f"inputs {p}: no such file; accepted: a .npy file (or a numpy array)")
         try:
             x = np.load(p, allow_pickle=False)
         except (OSError, ValueError) as e:
