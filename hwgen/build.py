@@ -104,9 +104,9 @@ def _plumb(graph):
     return graph
 
 
-def _verilog(graph):
+def _verilog(graph, memfiles=None, progress=False):
     from .hdl.top import to_verilog
-    return to_verilog(graph, name=TOP_NAME)
+    return to_verilog(graph, name=TOP_NAME, progress=progress, memfiles=memfiles)
 
 
 def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_CLOCK_MHZ,
@@ -143,7 +143,8 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     snapshot("folded")
     graph = pr.step("stream plumbing", _plumb, graph)
     snapshot("plumbed")
-    verilog = pr.step("generate Verilog", _verilog, graph)
+    memfiles = {}                               # $readmemh files of big ROMs, beside the Verilog
+    verilog = pr.step("generate Verilog", _verilog, graph, memfiles, progress)
 
     parent = os.path.dirname(out_dir) or "."
     os.makedirs(parent, exist_ok=True)
@@ -153,6 +154,9 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
         vpath = os.path.join("rtl", f"{TOP_NAME}.v")
         with open(os.path.join(tmp, vpath), "w") as f:
             f.write(verilog)
+        for fn, text in sorted(memfiles.items()):
+            with open(os.path.join(tmp, "rtl", fn), "w") as f:
+                f.write(text)
         graph.save(tmp)
         model.save(os.path.join(tmp, "source.onnx"))
         from .dataflow.graph import INPUT
@@ -161,6 +165,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
         cycles = graph.cycles()
         manifest = {
             "format": MANIFEST_FORMAT, "name": name, "top": TOP_NAME, "verilog": [vpath],
+            "memfiles": [os.path.join("rtl", fn) for fn in sorted(memfiles)],
             "clock_mhz": clock_mhz, "fps_target": fps,
             "input": _stream_info(first.in_shape, first.idt, first.in_lanes),
             "output": _stream_info(last.out_shape, last.odt, last.out_lanes),

@@ -159,6 +159,16 @@ def _load_build(out_dir):
     return out, manifest, graph, sources
 
 
+def _stage_memfiles(out, manifest, run_dir):
+    """Copy the build's ROM files (``manifest["memfiles"]``, read by ``$readmemh`` when the
+    simulation starts) into the directory the simulator runs in."""
+    for rel in manifest.get("memfiles", []):
+        src = out / rel
+        if not src.is_file():
+            raise VerifyError(f"build directory {out}: ROM file {src} listed in manifest.json not found")
+        shutil.copyfile(src, run_dir / src.name)
+
+
 def _inputs(inputs, frames, head, seed):
     from .host import random_inputs
     want = tuple(head["input_shape"][1:])
@@ -372,6 +382,7 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
 
     top = manifest["top"]
     build_dir, build_secs = _build(simulator, out, top, sources, progress)
+    _stage_memfiles(out, manifest, build_dir)
     cfg = {"in_frames": in_words, "out_frames": exp_words, "out_mask": out_mask, "seed": seed,
            "valid_gap_prob": float(valid_gap_prob), "ready_stall_prob": float(ready_stall_prob),
            "idle_limit": int(timeout_cycles), "phases": ["throughput", "stress"],
