@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from .dataflow.folding import DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, folded_layers, load_folding, search_folding
-from .devices import DEFAULT_MARGIN, make_budget
+from .devices import DEFAULT_MARGIN, make_budget, warn_beyond_devices
 from .dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
 from .report import make_report, render_markdown
 from .streams import tdata_bits, words_per_frame
@@ -142,6 +142,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     graph = pr.step("folding", _fold, graph, folding, fps, clock_mhz, budget)
     snapshot("folded")
     graph = pr.step("stream plumbing", _plumb, graph)
+    warn_beyond_devices(graph)                  # a folding no listed device holds still builds, with a warning
     snapshot("plumbed")
     memfiles = {}                               # $readmemh files of big ROMs, beside the Verilog
     verilog = pr.step("generate Verilog", _verilog, graph, memfiles, progress)

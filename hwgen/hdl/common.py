@@ -152,9 +152,14 @@ def pack_rows(codes, width):
     if codes.size and (codes.min() < 0 or codes.max() >= (1 << width)):
         raise ValueError(f"codes must lie in [0, 2**{width}), not [{codes.min()}, {codes.max()}]")
     shifts = np.arange(width, dtype=np.int64)
-    bits = ((codes[:, :, None] >> shifts) & 1).astype(np.uint8).reshape(rows, lanes * width)
-    packed = np.packbits(bits, axis=1, bitorder="little")
-    return [int.from_bytes(row.tobytes(), "little") for row in packed]
+    words = []
+    step = max(1, (1 << 20) // max(1, lanes * width))     # rows per block: about 8 MB of temporaries
+    for r in range(0, rows, step):
+        block = codes[r:r + step]
+        bits = ((block[:, :, None] >> shifts) & 1).astype(np.uint8).reshape(len(block), lanes * width)
+        packed = np.packbits(bits, axis=1, bitorder="little")
+        words.extend(int.from_bytes(row.tobytes(), "little") for row in packed)
+    return words
 
 
 def memory_attrs(mem_style, kind="rom"):
