@@ -138,7 +138,7 @@ def beyond_devices(graph):
             _, name, over = best
             parts.append(f"{name} " + ", ".join(f"{n:,} {u[k]} > {c:,}" for k, n, c in over))
     return ("the folding fits no device hwgen lists (estimate; nearest per family: " + "; ".join(parts)
-            + "): it builds, but lower --fps or fold further (--folding) to fit one")
+            + "): it builds, but as folded it fits none of them")
 
 
 def warn_beyond_devices(graph):
