@@ -29,8 +29,9 @@ from amaranth.lib.memory import Memory
 
 __all__ = ["INLINE_MAX_BITS", "RomFiles", "rom_read_port", "hex_words"]
 
-#: ROMs with more bits than this become ``$readmemh`` files (a quarter Mbit: under a second inline).
-INLINE_MAX_BITS = 1 << 18
+#: ROMs with more bits than this become ``$readmemh`` files: 2 Mbit, about 10 s and 200 MB inline;
+#: CNV-w2a2's biggest ROM (1.2 Mbit) and every ROM of the examples and tests stay inline.
+INLINE_MAX_BITS = 1 << 21
 
 
 class _Port:
