@@ -148,6 +148,10 @@ def test_build_with_side_files_verifies(tmp_path, monkeypatch):
     assert all(rel in (out / "vivado" / "create_project.tcl").read_text() for rel in mem)
     r = hwgen.verify(str(out), frames=6, sim="icarus", progress=False)
     assert r.ok, r.table()
+    (out / mem[0]).unlink()
+    with pytest.raises(hwgen.errors.VerifyError, match=rf"^build directory {out}: ROM file {out / mem[0]} listed "
+                                                        r"in manifest.json not found$"):
+        hwgen.verify(str(out), frames=6, sim="icarus", progress=False)
 
 
 def test_small_build_lists_no_side_files(tmp_path):

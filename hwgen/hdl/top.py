@@ -207,6 +207,12 @@ class Top(wiring.Component):
     graph : :class:`hwgen.dataflow.DataflowGraph`
         A chain or DAG (layers in topological order) whose plumbing (Duplicates,
         FIFOs, width converters) is already inserted.
+    rom_files : :class:`hwgen.hdl.rom.RomFiles`, optional
+        Collects the layers' ROMs too big to emit inline (``$readmemh`` modules); without it
+        every ROM is an inline Amaranth memory.
+    on_layer : callable, optional
+        ``on_layer(index, name, done)`` before (``done`` False) and after each layer's
+        component is elaborated (progress reports).
 
     Attributes
     ----------
