@@ -2,8 +2,8 @@
 
 Amaranth emits a memory's initial contents through RTLIL one Python object per
 bit, and yosys' ``write_verilog`` then spends as long again on them: about
-5 µs and 1 KB per bit, so a 1024×1024 W8A8 layer (8 Mbit of weights, 6 Mbit of
-thresholds) took a minute and a 4096×4096 one 17 GB before yosys even started.
+5 µs and 100 bytes per bit, so a 1024×1024 W8A8 layer (8 Mbit of weights, 6 Mbit
+of thresholds) took a minute and a 4096×4096 one 17 GB before yosys even started.
 A ROM holding more than :data:`INLINE_MAX_BITS` bits is therefore emitted
 differently: the component instantiates a small Verilog module that hwgen writes
 itself, appended to the top's Verilog, whose memory ``$readmemh`` loads from a
