@@ -167,7 +167,8 @@ def test_small_build_lists_no_side_files(tmp_path):
 
 def test_progress_names_each_layer_and_stage(capsys, monkeypatch):
     from hwgen import progress
-    monkeypatch.setattr(progress, "UPDATE_S", 0.0)
+    monkeypatch.setattr(progress, "UPDATE_S", 0.0)       # every update printed, not one per 5 s
+    monkeypatch.setattr(progress, "_quiet", False)
     graph = _graph("chain")
     text = to_verilog(graph, progress=True)
     assert text == to_verilog(graph)
@@ -226,8 +227,7 @@ def test_warning_when_no_device_fits(capsys):
     assert msg.endswith("): it builds, but as folded it fits none of them")
     assert re.search(r"xc7\w+ [^;]*4,096 DSP > \d+", msg), msg
     assert re.search(r"; ecp5-\w+ [^;]* > [\d,]+; ice40-\w+ [^;]* > [\d,]+\)", msg), msg
-    err = capsys.readouterr().err
-    assert err == f"hwgen: warning: {msg}\n"
+    assert f"hwgen: warning: {msg}\n" in capsys.readouterr().err
 
 
 def test_no_warning_when_a_device_fits(capsys):
