@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from . import progress as _progress
 from . import validate
 from .dataflow.folding import DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, folded_layers, load_folding, search_folding
-from .devices import DEFAULT_MARGIN, make_budget
+from .devices import DEFAULT_MARGIN, make_budget, warn_beyond_devices
 from .dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
 from .errors import FoldingError, HwgenError
 from .outdir import OutputDir
@@ -122,9 +122,9 @@ def _plumb(graph):
     return graph
 
 
-def _verilog(graph):
+def _verilog(graph, memfiles=None, progress=False):
     from .hdl.top import to_verilog
-    return to_verilog(graph, name=TOP_NAME)
+    return to_verilog(graph, name=TOP_NAME, progress=progress, memfiles=memfiles)
 
 
 def _flag(value, what):
@@ -182,11 +182,13 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
             if save_steps:
                 snapshots.append(("folded", graph.to_json()))
             graph = steps.step("stream plumbing", _plumb, graph)
+            warn_beyond_devices(graph)          # a folding no listed device holds still builds, with a warning
             if save_steps:
                 snapshots.append(("plumbed", graph.to_json()))
-            verilog = steps.step("generate Verilog", _verilog, graph)
-            manifest, report = steps.step("write", _write, out.path, graph, model, verilog, name, clock_mhz, fps,
-                                          snapshots)
+            memfiles = {}                       # $readmemh files of big ROMs, beside the Verilog
+            verilog = steps.step("generate Verilog", _verilog, graph, memfiles, progress)
+            manifest, report = steps.step("write", _write, out.path, graph, model, verilog, memfiles, name,
+                                          clock_mhz, fps, snapshots)
         except HwgenError as e:
             message = annotate(str(e), model, getattr(graph, "sources", None))
             if message == str(e):
@@ -208,7 +210,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     return Build(out_dir, graph, manifest, report, os.path.join(out_dir, vpath), seconds, steps.timings)
 
 
-def _write(path, graph, model, verilog, name, clock_mhz, fps, snapshots):
+def _write(path, graph, model, verilog, memfiles, name, clock_mhz, fps, snapshots):
     """Write the build's files into the (staging) directory ``path``; returns (manifest, report)."""
     from .dataflow.graph import INPUT
     from .flows import write_flows        # make -C OUT synth | pnr | bitstream | vivado
@@ -216,6 +218,9 @@ def _write(path, graph, model, verilog, name, clock_mhz, fps, snapshots):
     vpath = os.path.join("rtl", f"{TOP_NAME}.v")
     with open(os.path.join(path, vpath), "w") as f:
         f.write(verilog)
+    for fn, text in sorted(memfiles.items()):
+        with open(os.path.join(path, "rtl", fn), "w") as f:
+            f.write(text)
     graph.save(path)
     model.save(os.path.join(path, "source.onnx"))
     first = next(l for l in graph.layers if INPUT in graph.input_refs(l))
@@ -223,6 +228,7 @@ def _write(path, graph, model, verilog, name, clock_mhz, fps, snapshots):
     cycles = graph.cycles()
     manifest = {
         "format": MANIFEST_FORMAT, "name": name, "top": TOP_NAME, "verilog": [vpath],
+        "memfiles": [os.path.join("rtl", fn) for fn in sorted(memfiles)],
         "clock_mhz": clock_mhz, "fps_target": fps,
         "input": _stream_info(first.in_shape, first.idt, first.in_lanes),
         "output": _stream_info(last.out_shape, last.odt, last.out_lanes),

@@ -173,7 +173,8 @@ def render_flows(manifest, *, families=FAMILIES, board="ulx3s", ecp5=None, ecp5_
     if not clock > 0:
         raise HwgenError(f"flows: clock_mhz must be positive, not {clock}")
     ctx = {
-        "name": name, "top": top, "verilog": verilog, "board": board, "board_top": BOARD_TOP,
+        "name": name, "top": top, "verilog": verilog, "memfiles": list(manifest.get("memfiles", [])),
+        "board": board, "board_top": BOARD_TOP,
         "board_clock_mhz": _num(BOARDS[board]["clock_mhz"]),
         "clock_mhz": _num(clock), "clock_period_ns": f"{1000.0 / clock:.3f}",
         "in_bits": in_bits, "out_bits": out_bits,

@@ -159,6 +159,15 @@ def _load_build(out_dir):
     return out, manifest, graph, sources
 
 
+def _memfiles(out, manifest):
+    """The build's ROM files (``manifest["memfiles"]``: big ROMs' contents, read by ``$readmemh``)."""
+    files = [out / rel for rel in manifest.get("memfiles", [])]
+    for f in files:
+        if not f.is_file():
+            raise VerifyError(f"build directory {out}: ROM file {f} listed in manifest.json not found")
+    return files
+
+
 def _inputs(inputs, frames, head, seed):
     from .host import random_inputs
     want = tuple(head["input_shape"][1:])
@@ -367,6 +376,7 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
         if not good:
             raise VerifyError(f"{name} must be a number in [0, 1), not {p!r}")
     out, manifest, graph, sources = _load_build(out_dir)
+    memfiles = _memfiles(out, manifest)
     head = graph.head or manifest.get("head")
     tail = graph.tail or manifest.get("tail")
     if not head:
@@ -401,6 +411,8 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
 
     top = manifest["top"]
     build_dir, build_secs = _build(simulator, out, top, sources, progress)
+    for f in memfiles:                      # $readmemh opens them in the directory the simulation runs in
+        shutil.copyfile(f, build_dir / f.name)
     cfg = {"in_frames": in_words, "out_frames": exp_words, "out_mask": out_mask, "seed": seed,
            "valid_gap_prob": float(valid_gap_prob), "ready_stall_prob": float(ready_stall_prob),
            "idle_limit": int(timeout_cycles), "phases": ["throughput", "stress"],

@@ -331,6 +331,7 @@ class _Unit:
         self.layer, self.swg, self.free = layer, swg, free
         self.first = swg if swg is not None else layer
         self.opts = []
+        self.capped = []                 # (folding, cycles, {rom: bits}) left out for a ROM word over the cap
         self.ins = []                    # edge indices into this unit
         self.outs = []
 
@@ -471,8 +472,12 @@ class FoldingSearch:
             styles = ["auto", "distributed", "block"]
         for f, st in itertools.product(_candidates(l), styles):
             lp.set_folding(**f)
-            if any(b > MAX_ROM_WORD_BITS for b in lp.rom_words().values()):
-                continue                # a ROM word the hardware generator cannot build
+            words = lp.rom_words()
+            if any(b > MAX_ROM_WORD_BITS for b in words.values()):
+                # a ROM word the hardware generator cannot build (kept to say so if the target needs it)
+                if st is None or st == styles[0]:
+                    u.capped.append((f, lp.cycles(), {k: b for k, b in words.items() if b > MAX_ROM_WORD_BITS}))
+                continue
             if st is not None:
                 lp.mem_style = st
             lc, res = lp.cycles(), _res(lp, fam)
@@ -798,9 +803,46 @@ def _fmt_res(res, family):
     return ", ".join(f"{res[k]:,} {u[k]}" for k in RES)
 
 
+def _fmt_fold(fold):
+    return ", ".join(f"{k}={v}" for k, v in sorted(fold.items()))
+
+
+def _lanes(fold):
+    return math.prod(fold.values())
+
+
+def _rom_cap(layer, what, fold):
+    """What the ROM word cap allows, in the layer's own terms (for an error message)."""
+    if what == "weight":
+        n = MAX_ROM_WORD_BITS // layer.wdt.bits
+        return f"{n:,} lanes of {layer.wdt} weights"
+    per_pe = layer.rom_words()["threshold"] // layer.pe
+    return f"PE={MAX_ROM_WORD_BITS // per_pe:,} with {layer.n_thresholds} thresholds of {per_pe // max(1, layer.n_thresholds)} bits per channel"
+
+
+def _cap_error(layer, u, fps, clock_mhz, budget, fastest):
+    """The message when only foldings over the ROM word cap meet ``budget`` (else None)."""
+    meeting = [c for c in u.capped if c[1] <= budget]
+    if not meeting:
+        return None
+    fold, _, over = min(meeting, key=lambda c: (_lanes(c[0]), c[1], sorted(c[0].items())))
+    what, bits = max(over.items(), key=lambda kv: kv[1])
+    probe = copy.copy(layer)
+    probe.set_folding(**fold)
+    return FoldingError(
+        f"layer {layer.name}: target {fps:g} fps at {clock_mhz:g} MHz allows {budget:,} cycles per frame, which needs "
+        f"at least {_lanes(fold):,} lanes ({_fmt_fold(fold)}), a {bits:,}-bit {what} ROM word; hwgen's cap is "
+        f"{MAX_ROM_WORD_BITS:,} bits per ROM word ({_rom_cap(probe, what, fold)}), so the fastest folding "
+        f"({_fmt_fold(fastest.fold)}: {_lanes(fastest.fold):,} lanes) needs {fastest.cycles:,}; "
+        f"lower --fps or raise --clock-mhz")
+
+
 def _too_slow_error(graph, u, fps, clock_mhz, budget):
     layer, feeder = u.layer, u.swg
     fastest = min(u.opts, key=lambda o: o.cycles)
+    capped = _cap_error(layer, u, fps, clock_mhz, budget, fastest)
+    if capped is not None:
+        return capped
     why = ""
     if feeder is not None and fastest.sc >= fastest.lc:
         why = (f" (its sliding window {feeder.name} streams one word of at most C={feeder.channels} "

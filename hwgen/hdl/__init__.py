@@ -6,7 +6,8 @@ Every component is built from its IR layer and has
 ``odt``) for single-stream kinds; a kind reading several streams names them
 ``i0, i1, …`` (AddStreams, Concat), one writing several ``o0, o1, …``
 (Duplicate). :class:`Top` stitches a :class:`~hwgen.dataflow.DataflowGraph`
-(a chain or a DAG) behind AXI4-Stream ports and :func:`to_verilog` emits it.
+(a chain or a DAG) behind AXI4-Stream ports and :func:`to_verilog` emits it;
+parameter ROMs too big to emit inline become ``$readmemh`` files (:mod:`.rom`).
 """
 
 from .branch import AddStreamsComponent, ConcatComponent, DuplicateComponent

@@ -38,14 +38,14 @@
   valid 1 cycle after its input handshake.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.branch import AddStreams, Concat, Duplicate
 from .common import (ThresholdParams, check_layer, decode_lane, encode_value, lane, pipeline_levels, scaled,
                      select, stream_signature, thermometer_encode, threshold_count, value_shape)
+from .rom import rom_read_port
 
 __all__ = ["DuplicateComponent", "AddStreamsComponent", "ConcatComponent"]
 
@@ -182,9 +182,7 @@ class AddStreamsComponent(ThresholdParams, wiring.Component):
         N = L.n_thresholds
         if thresholded and N:
             tdt = self.threshold_type()
-            tmem = m.submodules.thresholds = Memory(
-                shape=unsigned(PE * N * tdt.bits), depth=G, init=self.threshold_rom())
-            tport = tmem.read_port(domain="sync")
+            tport = rom_read_port(m, self, "thresholds", width=PE * N * tdt.bits, depth=G, init=self.threshold_rom)
             m.d.comb += [tport.addr.eq(group), tport.en.eq(take)]
 
         # -- S1: input words -> sums -> counts --------------------------------------------------

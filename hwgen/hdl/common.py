@@ -15,12 +15,12 @@ import re
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
-from amaranth.lib.memory import Memory
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..dtypes import dtype as _dtype, smallest_dtype
 from ..errors import HwgenError
+from .rom import rom_read_port
 
 __all__ = [
     "accumulate_and_output", "ThresholdParams", "LayerComponent",
@@ -152,9 +152,14 @@ def pack_rows(codes, width):
     if codes.size and (codes.min() < 0 or codes.max() >= (1 << width)):
         raise ValueError(f"codes must lie in [0, 2**{width}), not [{codes.min()}, {codes.max()}]")
     shifts = np.arange(width, dtype=np.int64)
-    bits = ((codes[:, :, None] >> shifts) & 1).astype(np.uint8).reshape(rows, lanes * width)
-    packed = np.packbits(bits, axis=1, bitorder="little")
-    return [int.from_bytes(row.tobytes(), "little") for row in packed]
+    words = []
+    step = max(1, (1 << 20) // max(1, lanes * width))     # rows per block: about 8 MB of temporaries
+    for r in range(0, rows, step):
+        block = codes[r:r + step]
+        bits = ((block[:, :, None] >> shifts) & 1).astype(np.uint8).reshape(len(block), lanes * width)
+        packed = np.packbits(bits, axis=1, bitorder="little")
+        words.extend(int.from_bytes(row.tobytes(), "little") for row in packed)
+    return words
 
 
 def memory_attrs(mem_style, kind="rom"):
@@ -258,10 +263,8 @@ def accumulate_and_output(m, comp, *, en, valid, first, last, addr, depth, terms
         PE = len(terms)
         if N:
             e_valid, e_last, e_addr = early
-            tmem = m.submodules.thresholds = Memory(
-                shape=unsigned(PE * N * tdt.bits), depth=depth, init=comp.threshold_rom(),
-                attrs=memory_attrs(L.mem_style, "rom"))
-            tport = tmem.read_port(domain="sync")
+            tport = rom_read_port(m, comp, "thresholds", width=PE * N * tdt.bits, depth=depth,
+                                  init=comp.threshold_rom, attrs=memory_attrs(L.mem_style, "rom"))
             m.d.comb += [tport.addr.eq(e_addr), tport.en.eq(en & e_valid & e_last)]
             tword = Signal(PE * N * tdt.bits, name="thr_word")
             with m.If(en & valid & last):
@@ -286,10 +289,8 @@ def accumulate_and_output(m, comp, *, en, valid, first, last, addr, depth, terms
         tdt = comp.threshold_type()
         PE = len(terms)
         if N:
-            tmem = m.submodules.thresholds = Memory(
-                shape=unsigned(PE * N * tdt.bits), depth=depth, init=comp.threshold_rom(),
-                attrs=memory_attrs(L.mem_style, "rom"))
-            tport = tmem.read_port(domain="sync")
+            tport = rom_read_port(m, comp, "thresholds", width=PE * N * tdt.bits, depth=depth,
+                                  init=comp.threshold_rom, attrs=memory_attrs(L.mem_style, "rom"))
             m.d.comb += [tport.addr.eq(addr), tport.en.eq(en & valid & last)]
         for p, acc in enumerate(accs):
             thr = [decode_lane(lane(tport.data, p * N + k, tdt.bits), tdt) for k in range(N)]
@@ -469,6 +470,8 @@ def thermometer_encode(bits, values, dt):
         else:
             v = terms[0]
             for t in terms[1:]:
-                v = v | t
+                # the 1-bit slice adds no logic but keeps Amaranth from re-walking the whole chain
+                # for the shape of every link (quadratic: 255 thresholds cost seconds per lane)
+                v = (v | t)[0]
             out.append(v)
     return Cat(*out)

@@ -44,6 +44,7 @@ from amaranth.lib.memory import Memory
 from ..dataflow.mvau import MVAU
 from .common import (LayerComponent, Pipe, ThresholdParams, accumulate_and_output, lane, memory_attrs, pack_rows,
                      pipeline_levels, pipelined_tree_sums, product, tree_split_points, tree_sum)
+from .rom import rom_read_port
 
 __all__ = ["MVAUComponent"]
 
@@ -135,10 +136,8 @@ class MVAUComponent(ThresholdParams, LayerComponent):
             with m.Else():
                 m.d.sync += sf.eq(sf + 1)
 
-        wmem = m.submodules.weights = Memory(
-            shape=unsigned(PE * SIMD * wdt.bits), depth=NF * SF, init=self.weight_rom(),
-            attrs=memory_attrs(L.mem_style, "rom"))
-        wport = wmem.read_port(domain="sync")
+        wport = rom_read_port(m, self, "weights", width=PE * SIMD * wdt.bits, depth=NF * SF, init=self.weight_rom,
+                              attrs=memory_attrs(L.mem_style, "rom"))
         m.d.comb += [wport.addr.eq(waddr), wport.en.eq(en)]
 
         # -- S1: weight word + input word ----------------------------------------

@@ -31,13 +31,13 @@ the first input handshake: 3 unpipelined, 5 pipelined.
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib.memory import Memory
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 
 from ..dataflow.requant import Requant
 from ..dtypes import smallest_dtype
 from .common import (LayerComponent, Pipe, decode_lane, encode_value, lane, memory_attrs, pipeline_levels,
                      value_shape)
+from .rom import rom_read_port
 
 __all__ = ["RequantComponent"]
 
@@ -146,10 +146,8 @@ class RequantComponent(LayerComponent):
             group = Signal(range(G))
             with m.If(take):
                 m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
-            pmem = m.submodules.params = Memory(
-                shape=unsigned(rom_width), depth=G, init=self.rom(),
-                attrs=memory_attrs(getattr(L, "mem_style", "auto"), "rom"))
-            pport = pmem.read_port(domain="sync")
+            pport = rom_read_port(m, self, "params", width=rom_width, depth=G, init=self.rom,
+                                  attrs=memory_attrs(getattr(L, "mem_style", "auto"), "rom"))
             m.d.comb += [pport.addr.eq(group), pport.en.eq(take)]
             rom_data = pport.data
 

@@ -25,12 +25,12 @@ One word per cycle; the first output word is valid ``LATENCY`` cycles after
 the first input handshake: 2 unpipelined, 4 pipelined.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib.memory import Memory
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 
 from ..dataflow.thresholding import Thresholding
 from .common import (LayerComponent, Pipe, ThresholdParams, decode_lane, encode_value, lane, memory_attrs,
                      pipeline_levels, thermometer_encode, threshold_count)
+from .rom import rom_read_port
 
 __all__ = ["ThresholdingComponent"]
 
@@ -87,10 +87,8 @@ class ThresholdingComponent(ThresholdParams, LayerComponent):
             m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
 
         if N:
-            tmem = m.submodules.thresholds = Memory(
-                shape=unsigned(PE * N * tdt.bits), depth=G, init=self.threshold_rom(),
-                attrs=memory_attrs(L.mem_style, "rom"))
-            tport = tmem.read_port(domain="sync")
+            tport = rom_read_port(m, self, "thresholds", width=PE * N * tdt.bits, depth=G, init=self.threshold_rom,
+                                  attrs=memory_attrs(L.mem_style, "rom"))
             m.d.comb += [tport.addr.eq(group), tport.en.eq(take)]
 
         # -- S1: input word -------------------------------------------------------

@@ -24,8 +24,8 @@ Component ports: a layer with one input stream has ``i``, with several
 """
 
 import math
-from amaranth.back import verilog
-from amaranth.hdl import Module
+from amaranth.back import rtlil, verilog
+from amaranth.hdl import Elaboratable, Fragment, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,6 +38,7 @@ from .dwc import WidthConverterComponent
 from .fifo import FIFOComponent
 from .labelselect import LabelSelectComponent
 from .mvau import MVAUComponent
+from .rom import RomFiles
 from .pool import GlobalPoolComponent, PoolComponent
 from .requant import RequantComponent
 from .swg import SlidingWindowComponent
@@ -206,6 +207,12 @@ class Top(wiring.Component):
     graph : :class:`hwgen.dataflow.DataflowGraph`
         A chain or DAG (layers in topological order) whose plumbing (Duplicates,
         FIFOs, width converters) is already inserted.
+    rom_files : :class:`hwgen.hdl.rom.RomFiles`, optional
+        Collects the layers' ROMs too big to emit inline (``$readmemh`` modules); without it
+        every ROM is an inline Amaranth memory.
+    on_layer : callable, optional
+        ``on_layer(index, name, done)`` before (``done`` False) and after each layer's
+        component is elaborated (progress reports).
 
     Attributes
     ----------
@@ -215,10 +222,11 @@ class Top(wiring.Component):
         The streams between components (None: the graph input).
     """
 
-    def __init__(self, graph):
+    def __init__(self, graph, *, rom_files=None, on_layer=None):
         layers = list(graph.layers)
         self.graph = graph
         self.components = []
+        self._on_layer = on_layer
         try:
             self.edges = resolve_edges(layers)
             used = set()
@@ -228,7 +236,10 @@ class Top(wiring.Component):
                 while name in used:
                     name, k = f"{base}_{k}", k + 1
                 used.add(name)
-                self.components.append((name, component_for(layer)))
+                comp = component_for(layer)
+                if rom_files is not None:         # big ROMs of this layer become $readmemh files
+                    comp.rom_files, comp.rom_scope = rom_files, name
+                self.components.append((name, comp))
         except Exception:
             # a rejected top (and the components made so far) must not also warn
             # that it was never elaborated
@@ -251,8 +262,8 @@ class Top(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layers = self.graph.layers
-        for name, comp in self.components:
-            m.submodules[name] = comp
+        for i, (name, comp) in enumerate(self.components):
+            m.submodules[name] = comp if self._on_layer is None else _Reported(comp, name, i, self._on_layer)
         for a_i, port, b_i, k in self.edges:
             if a_i is None:
                 continue
@@ -272,6 +283,50 @@ class Top(wiring.Component):
         return m
 
 
-def to_verilog(graph, name="hwgen_top"):
-    """Verilog text of :class:`Top` for ``graph`` (deterministic: same graph, same bytes)."""
-    return verilog.convert(Top(graph), name=name, emit_src=False)
+class _Reported(Elaboratable):
+    """Elaborates ``comp`` in place of it, calling ``on_layer(index, name, done)`` before and after."""
+
+    def __init__(self, comp, name, index, on_layer):
+        self.comp, self.name, self.index, self.on_layer = comp, name, index, on_layer
+
+    def elaborate(self, platform):
+        self.on_layer(self.index, self.name, False)
+        fragment = Fragment.get(self.comp, platform)
+        self.on_layer(self.index, self.name, True)
+        return fragment
+
+
+def to_verilog(graph, name="hwgen_top", *, progress=False, memfiles=None):
+    """Verilog text of :class:`Top` for ``graph`` (deterministic: same graph, same bytes).
+
+    ``memfiles``: a dict that receives, as ``{file name: text}``, the ``$readmemh`` files of
+    the ROMs too big to emit inline (:mod:`hwgen.hdl.rom`); they must be written beside the
+    Verilog. When None, every ROM is inline (slow and memory-hungry for big layers).
+    ``progress``: report each layer as it is elaborated and the backend stages
+    (:func:`hwgen.progress.task`)."""
+    from .. import progress as _progress
+
+    layers = list(graph.layers)
+    files = RomFiles(name) if memfiles is not None else None
+    with _progress.task("generate Verilog", enabled=bool(progress), total=len(layers), unit="layers") as t:
+        def on_layer(i, layer, done):
+            if done:
+                t.advance()
+            else:
+                t.update(t.done, stage=f"elaborating {layer}")
+            if done and i == len(layers) - 1:
+                t.set_stage("netlist and RTLIL")
+
+        top = Top(graph, rom_files=files, on_layer=on_layer)
+        backend = getattr(verilog, "_convert_rtlil_text", None)
+        if backend is None:                   # another amaranth: one step, same result
+            text = verilog.convert(top, name=name, emit_src=False)
+        else:
+            il = rtlil.convert(top, name=name, emit_src=False)
+            t.set_stage("yosys write_verilog")
+            text = backend(il)
+        if files is not None and files.roms:
+            t.set_stage(f"{len(files.roms)} ROM file(s)")
+            text += files.verilog()
+            memfiles.update(files.files())
+    return text

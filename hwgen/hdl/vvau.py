@@ -36,11 +36,11 @@ unpipelined, 5 pipelined without thresholds, 6 with.
 
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib.memory import Memory
 
 from ..dataflow.vvau import VVAU
 from .common import (LayerComponent, Pipe, ThresholdParams, accumulate_and_output, lane, memory_attrs, pack_rows,
                      pipeline_levels, product)
+from .rom import rom_read_port
 
 __all__ = ["VVAUComponent"]
 
@@ -115,10 +115,8 @@ class VVAUComponent(ThresholdParams, LayerComponent):
             with m.Else():
                 m.d.sync += k.eq(k + 1)
 
-        wmem = m.submodules.weights = Memory(
-            shape=unsigned(PE * wdt.bits), depth=G * K, init=self.weight_rom(),
-            attrs=memory_attrs(L.mem_style, "rom"))
-        wport = wmem.read_port(domain="sync")
+        wport = rom_read_port(m, self, "weights", width=PE * wdt.bits, depth=G * K, init=self.weight_rom,
+                              attrs=memory_attrs(L.mem_style, "rom"))
         m.d.comb += [wport.addr.eq(waddr), wport.en.eq(en)]
 
         # -- S1: input word + weight word -> products ------------------------------------------
