@@ -49,6 +49,27 @@ def _normalise_domains(model):
         model.opset_import.append(onnx.helper.make_opsetid(QONNX_DOMAIN, 1))
 
 
+def _check_producers(model):
+    """Every tensor has one producer: an initializer, the graph input or one node's output."""
+    where = {}
+    inits = set()
+    for i in model.graph.initializer:
+        if i.name in inits:
+            raise FrontendError(f"tensor {i.name}: two initializers have this name; accepted: one producer per tensor")
+        inits.add(i.name)
+        where[i.name] = "an initializer"
+    for i in model.graph.input:
+        where.setdefault(i.name, "the graph input")      # an input may also have an initializer (its default)
+    for node in model.graph.node:
+        for o in node.output:
+            if not o:
+                continue
+            if o in where:
+                raise FrontendError(f"tensor {o}: produced by both {where[o]} and node {node.name} ({node.op_type}); "
+                                    "accepted: one producer per tensor")
+            where[o] = f"node {node.name} ({node.op_type})"
+
+
 def load(model_or_path):
     """Read a QONNX model (path or ``ModelProto``) and clean it up.
 
@@ -65,6 +86,7 @@ def load(model_or_path):
     n_in = len([i for i in model.graph.input if i.name not in inits])
     if n_in != 1 or len(model.graph.output) != 1:
         raise FrontendError(f"graph {model.graph.name or '?'}: must have exactly one input and one output, not {n_in} and {len(model.graph.output)}")
+    _check_producers(model)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -71,6 +71,9 @@ def lower_conv(ctx, node):
     n, c, ih, iw = x.shape
     group = int(_attr(node, "group", 1))
     depthwise = group > 1
+    if group == 1 and icg != c:
+        raise UnsupportedError(f"{where}: weights of shape {tuple(Wq.shape)} read {icg} input channels, but the input "
+                               f"{node.input[0]} has {c} (shape {tuple(x.shape)})")
     if group != 1 and not (group == c and oc == c and icg == 1):
         raise UnsupportedError(f"{where}: groups={group} is not supported; accepted: 1 or the number of channels ({c}) with one filter per channel")
     ws = np.broadcast_to(w.scale, Wq.shape)
