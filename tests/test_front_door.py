@@ -663,7 +663,7 @@ def execute64(model, x):
         if op == "Quant":
             v, sc, z, b = a
             mode = at.get("rounding_mode", b"ROUND").decode()
-            if mode not in ROUNDING or b.size != 1 or b != np.round(b) or b < 2:
+            if mode not in ROUNDING or b.size != 1 or b != np.round(b) or b < 1:
                 raise NotImplementedError(f"Quant {mode} {b}")
             b, signed, narrow = int(b), at.get("signed", 1), at.get("narrow", 0)
             lo = -(2 ** (b - 1)) + narrow if signed else 0

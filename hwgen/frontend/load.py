@@ -70,6 +70,38 @@ def _check_producers(model):
             where[o] = f"node {node.name} ({node.op_type})"
 
 
+def _sort_nodes(model):
+    """Put the nodes in topological order (ONNX requires it; shape inference needs it), keeping the file's
+    order where it already is one; a cycle is an error naming a node on it."""
+    import heapq
+    nodes = list(model.graph.node)
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    deps = [{producer[t] for t in n.input if t in producer} for n in nodes]
+    users = [[] for _ in nodes]
+    for i, d in enumerate(deps):
+        for j in d:
+            users[j].append(i)
+    waiting = [len(d) for d in deps]
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for u in users[i]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) < len(nodes):
+        left = sorted(set(range(len(nodes))) - set(order))
+        n = nodes[left[0]]
+        raise FrontendError(f"node {n.name} ({n.op_type}): is on a cycle (its inputs depend on its own output); "
+                            "accepted: an acyclic graph")
+    if order != sorted(order):
+        del model.graph.node[:]
+        model.graph.node.extend(nodes[i] for i in order)
+
+
 def load(model_or_path):
     """Read a QONNX model (path or ``ModelProto``) and clean it up.
 
@@ -87,6 +119,7 @@ def load(model_or_path):
     if n_in != 1 or len(model.graph.output) != 1:
         raise FrontendError(f"graph {model.graph.name or '?'}: must have exactly one input and one output, not {n_in} and {len(model.graph.output)}")
     _check_producers(model)
+    _sort_nodes(model)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
