@@ -43,3 +43,15 @@ def spec_build(tmp_path_factory, spec_onnx):
             cache[key] = hwgen.build(path, str(d / f"{name}-{tag}"), fps=fps, folding=folding, progress=False)
         return cache[key]
     return get
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The front-door fuzzer's case count and outcomes (tests/test_front_door.py), when it ran."""
+    fd = sys.modules.get("test_front_door")
+    if fd is None or not fd.SUMMARY["cases"]:
+        return
+    s = fd.SUMMARY
+    terminalreporter.write_sep("-", "front-door fuzzer")
+    terminalreporter.write_line(f"{s['cases']} cases (HWGEN_FRONT_DOOR_SEED={s['seed']}) in {s['seconds']:.1f} s: "
+                                + ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items())))
+    terminalreporter.write_line("mutations: " + ", ".join(f"{k} {v}" for k, v in sorted(s["mutations"].items())))

@@ -23,9 +23,9 @@ temporary working directory, with ``tempfile``'s directory inside it, both
 compared before and after).
 
 Replay: each failure prints its case id, e.g. ``cli-onnx:0:17``; run
-``HWGEN_FUZZ_CASE=cli-onnx:0:17 pytest tests/test_front_door.py -s`` to run
-that case alone, ``HWGEN_FUZZ_SEED=N`` for another seed of the whole run and
-``HWGEN_FUZZ_CASES=N`` for N cases per front.  The case count and the
+``HWGEN_FRONT_DOOR_CASE=cli-onnx:0:17 pytest tests/test_front_door.py -s`` to run
+that case alone, ``HWGEN_FRONT_DOOR_SEED=N`` for another seed of the whole run and
+``HWGEN_FRONT_DOOR_CASES=N`` for N cases per front.  The case count and the
 outcome counts are printed at the end of the session (conftest.py).
 """
 
@@ -37,6 +37,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import traceback
@@ -51,10 +52,10 @@ from qonnx_builder import GraphBuilder
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
-SEED = int(os.environ.get("HWGEN_FUZZ_SEED", "0"))
-CASES = int(os.environ.get("HWGEN_FUZZ_CASES", "0")) or None      # per front; None: the defaults below
-ONLY = os.environ.get("HWGEN_FUZZ_CASE")                          # "front:seed:index"
-TIME_LIMIT = float(os.environ.get("HWGEN_FUZZ_TIME_LIMIT", "30"))  # seconds per case
+SEED = int(os.environ.get("HWGEN_FRONT_DOOR_SEED", "0"))
+CASES = int(os.environ.get("HWGEN_FRONT_DOOR_CASES", "0")) or None      # per front; None: the defaults below
+ONLY = os.environ.get("HWGEN_FRONT_DOOR_CASE")                          # "front:seed:index"
+TIME_LIMIT = float(os.environ.get("HWGEN_FRONT_DOOR_TIME_LIMIT", "30"))  # seconds per case
 MAX_LINE = 300
 
 SUMMARY = {"cases": 0, "outcomes": Counter(), "mutations": Counter(), "seconds": 0.0, "seed": SEED}
@@ -905,7 +906,7 @@ def run_front(front, n, seed=SEED, indices=None):
         if problem:
             SUMMARY["outcomes"]["FAILED"] += 1
             failures.append(f"case {case.id} [{'; '.join(case.desc)}]: {problem}\n"
-                            f"    replay: HWGEN_FUZZ_CASE={case.id} pytest tests/test_front_door.py -s")
+                            f"    replay: HWGEN_FRONT_DOOR_CASE={case.id} pytest tests/test_front_door.py -s")
     SUMMARY["seconds"] += time.perf_counter() - t0
     return failures
 
@@ -923,9 +924,239 @@ def test_front_door(front):
     if only is not None:
         seed, indices = only
         if not indices:
-            pytest.skip(f"HWGEN_FUZZ_CASE={ONLY} names another front")
+            pytest.skip(f"HWGEN_FRONT_DOOR_CASE={ONLY} names another front")
         failures = run_front(front, None, seed=seed, indices=indices)
     else:
         failures = run_front(front, CASES or FRONTS[front][1])
     print(f"front door {front}: seed {SEED}, outcomes so far {dict(SUMMARY['outcomes'])}")
     assert not failures, f"{len(failures)} case(s) of {front} failed (seed {SEED}):\n" + "\n".join(failures[:30])
+
+
+# ----------------------------------------------------------------------------- the oracle can fail
+def test_oracle_flags_planted_faults(monkeypatch):
+    """Each kind of defect the fuzzer looks for, planted once, is reported (a test that cannot fail is a defect)."""
+    import hwgen.lower.linear as linear
+    from hwgen.dataflow.mvau import MVAU
+
+    def one(front="cli-onnx", index=0, base="mlp"):
+        case = Case(front, 12345, index)
+
+        def run(root):
+            path = os.path.join(root, "model.onnx")
+            onnx.save(base_model(base), path)
+            before = snapshot(root)
+            code, so, se = run_cli(["build", "model.onnx", "-o", "out", "-q", "--fps", BASES[base][1]])
+            return "cli", (code, so, se, True, os.path.join(root, "out")), before
+        return check_case(case, run, model=base_model(base), check_ref=True)
+
+    monkeypatch.setitem(SUMMARY, "outcomes", Counter())              # keep the fuzz run's counts apart
+    assert one() == ("build", None)                                  # the clean model builds and checks
+    assert SUMMARY["outcomes"]["build, checked against QONNX"] == 1
+    real = linear.lower_matmul
+
+    def crash(ctx, node):
+        raise ZeroDivisionError("planted")
+    monkeypatch.setattr("hwgen.lower.HANDLERS", dict(__import__("hwgen.lower", fromlist=["HANDLERS"]).HANDLERS,
+                                                     MatMul=crash, Gemm=crash))
+    outcome, problem = one()
+    assert outcome == "crash" and "ZeroDivisionError: planted" in problem
+    monkeypatch.undo()
+
+    def litter(ctx, node):
+        open("stray.txt", "w").close()                               # in the working directory
+        return real(ctx, node)
+    monkeypatch.setattr("hwgen.lower.HANDLERS", dict(__import__("hwgen.lower", fromlist=["HANDLERS"]).HANDLERS,
+                                                     MatMul=litter, Gemm=litter))
+    outcome, problem = one()
+    assert outcome == "build" and "touched outside the output path: ['stray.txt']" in problem
+    monkeypatch.undo()
+
+    def long_error(ctx, node):
+        from hwgen.errors import UnsupportedError
+        raise UnsupportedError("x" * 400)
+    monkeypatch.setattr("hwgen.lower.HANDLERS", dict(__import__("hwgen.lower", fromlist=["HANDLERS"]).HANDLERS,
+                                                     MatMul=long_error, Gemm=long_error))
+    outcome, problem = one()
+    assert outcome == "error" and "error line of 4" in problem
+    monkeypatch.undo()
+
+    def hang(ctx, node):
+        time.sleep(60)
+    monkeypatch.setattr("hwgen.lower.HANDLERS", dict(__import__("hwgen.lower", fromlist=["HANDLERS"]).HANDLERS,
+                                                     MatMul=hang, Gemm=hang))
+    monkeypatch.setattr(sys.modules[__name__], "TIME_LIMIT", 1.0)
+    outcome, problem = one()
+    assert outcome == "hang" and problem.startswith("hang: no result after 1 s")
+    monkeypatch.undo()
+
+    real_execute = MVAU.execute
+    monkeypatch.setattr(MVAU, "execute", lambda self, x: real_execute(self, x) + (self.name == "fc1"))
+    outcome, problem = one()
+    assert outcome == "build" and problem.startswith("wrong build: frames [0, 1, 2, 3, 4, 5, 6, 7] differ from QONNX"), problem
+
+
+# ----------------------------------------------------------------------------- regressions: what the fuzzer found
+def _node(m, name):
+    return next(n for n in m.graph.node if n.name == name)
+
+
+def _set_attr(n, name, value):
+    for a in list(n.attribute):
+        if a.name == name:
+            n.attribute.remove(a)
+    n.attribute.append(helper.make_attribute(name, value))
+
+
+def _bad_build(tmp_path, base, mutate_fn, folding_text=None):
+    """Build ``base`` mutated by ``mutate_fn`` through the CLI: the one error line (the out dir must not exist)."""
+    m = base_model(base)
+    mutate_fn(m)
+    p = tmp_path / "m.onnx"
+    p.write_bytes(m.SerializeToString())
+    argv = ["build", p, "-o", tmp_path / "out", "-q", "--fps", BASES[base][1]]
+    if folding_text is not None:
+        (tmp_path / "f.json").write_text(folding_text)
+        argv += ["--folding", tmp_path / "f.json"]
+    code, _, err = run_cli(argv)
+    assert code == 2 and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hwgen: error: ") and len(lines[0]) < MAX_LINE, err
+    return lines[0][len("hwgen: error: "):]
+
+
+def _w21_with_nan(m):
+    w = numpy_helper.to_array(_init(m, "w21")).copy()
+    w[0, 3] = np.nan
+    _set_init(m, "w21", w)
+
+
+def _duplicate_gemm(m):
+    c = onnx.NodeProto()
+    c.CopyFrom(_node(m, "Gemm_n32"))
+    m.graph.node.insert(8, c)
+
+
+def _cycle(m):
+    _node(m, "MatMul_n13").input[0] = "relu_17"
+
+
+def _dead_gemm(m):
+    m.graph.node.insert(7, helper.make_node("Gemm", ["quant_22", "quant_28"], ["dead"], name="Dead_Gemm", transB=1))
+
+
+def _channels(m):
+    m.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 7
+
+
+REGRESSIONS = {
+    # arity: a handler read node.input[k] that was not there (IndexError)
+    "quant_missing_input": ("mlp", lambda m: _node(m, "Quant_n11").input.pop(),
+                            "node Quant_1 (Quant): takes 4 inputs (x, scale, zero point, bit width), not 3"),
+    "quant_empty_input": ("mlp", lambda m: _node(m, "Quant_n11").input.__setitem__(1, ""),
+                          "node Quant_1 (Quant): input 1 (scale) is empty; accepted: x, scale, zero point, bit width"),
+    "batchnorm_missing_input": ("binary", lambda m: _node(m, "BatchNormalization_n15").input.pop(),
+                                "node BatchNormalization_0 (BatchNormalization): takes 5 inputs (x, scale, bias, mean, "
+                                "variance), not 4"),
+    "mul_one_input": ("mlp", lambda m: _node(m, "Mul_n35").input.pop(), "node Mul_0 (Mul): takes 2 inputs (two operands), not 1"),
+    # bit widths: int(inf) / int(nan) / 1 << 1e30 raised OverflowError / ValueError
+    "bit_width_inf": ("mlp", lambda m: _set_init(m, "b3", np.array(INF, np.float32)),
+                      "node Quant_0 (Quant): bit width must be a whole number, not [inf]"),
+    "bit_width_nan": ("mlp", lambda m: _set_init(m, "b3", np.array(NAN, np.float32)),
+                      "node Quant_0 (Quant): bit width must be a whole number, not [nan]"),
+    "bit_width_huge": ("mlp", lambda m: _set_init(m, "b9", np.array(1e30, np.float32)),
+                       "node Quant_1 (Quant): bit width 1000000015047466219876688855040 is out of range; accepted: 1 to 16 "
+                       "(up to 64 for a quantised bias)"),
+    "bit_width_zero": ("mlp", lambda m: _set_init(m, "b3", np.array(0, np.float32)),
+                       "node Quant_0 (Quant): bit width 0 is out of range; accepted: 1 to 16 (up to 64 for a quantised bias)"),
+    # an unknown rounding mode was accepted, and failed only when the host head ran
+    "rounding_mode": ("residual", lambda m: _set_attr(_node(m, "Quant_n5"), "rounding_mode", "s"),
+                      "node Quant_0 (Quant): rounding_mode must be one of ROUND, HALF_EVEN, CEIL, FLOOR, UP, DOWN, "
+                      "ROUND_TO_ZERO, HALF_UP, HALF_DOWN, not 'S'"),
+    # BipolarQuant scales were not checked: an infinite weight scale built a wrong accelerator
+    "bipolar_scale_inf": ("binary", lambda m: _set_init(m, "s5", np.array(INF, np.float32)),
+                          "node BipolarQuant_1 (BipolarQuant): scale must be finite and positive, not [inf]"),
+    # a scale of the wrong length failed in numpy broadcasting inside the MatMul lowering
+    "scale_shape": ("binary", lambda m: _set_init(m, "s20", np.array([0.1, 0.2], np.float32)),
+                    "node BipolarQuant_2 (BipolarQuant): scale of shape (2,) does not broadcast to its input of shape "
+                    "(6, 4); accepted: a scalar or one value per channel"),
+    # NaN weights became int64 garbage and overflowed the resource estimate
+    "nan_weight": ("residual", _w21_with_nan,
+                   "node Quant_2 (Quant): the constant Quant_2_param0 it quantises must be finite, not [nan]"),
+    # a tensor produced twice left an MVAU without an output type (AttributeError in validate)
+    "duplicate_producer": ("mlp", _duplicate_gemm,
+                           "tensor gemm_31: produced by both node Gemm_n32 (Gemm) and node Gemm_n32 (Gemm); "
+                           "accepted: one producer per tensor"),
+    "duplicate_initializer": ("mlp", lambda m: m.graph.initializer.append(numpy_helper.from_array(np.array(0.5, np.float32), "s7")),
+                              "tensor s7: two initializers have this name; accepted: one producer per tensor"),
+    "dangling_accumulator": ("mlp", _dead_gemm,
+                             "node Gemm_0 (Gemm): its result reaches neither a quantiser nor the graph output; accepted: "
+                             "every MatMul/Conv/Add followed by a quantiser, or the last one by the output"),
+    # input channels that the weights do not read: numpy reshape error
+    "conv_channels": ("cnn", _channels,
+                      "node Conv_0 (Conv): weights of shape (4, 2, 3, 3) read 2 input channels, but the input "
+                      "Quant_0_out0 has 7 (shape (1, 7, 6, 6))"),
+    # a declared output shape the graph does not compute: the build succeeded, the host tail could not reshape
+    "output_shape": ("mlp", lambda m: setattr(m.graph.output[0].type.tensor_type.shape.dim[1], "dim_value", 0),
+                     "output global_out: declared of shape (1, 0), but the graph computes (1, 3)"),
+    # attributes of the wrong type: float('s')
+    "attribute_type": ("binary", lambda m: _set_attr(_node(m, "BatchNormalization_n15"), "epsilon", "s"),
+                       "node BatchNormalization_0 (BatchNormalization): attribute epsilon must be a number, not 's'"),
+    "attribute_nan": ("mlp", lambda m: _set_attr(_node(m, "Gemm_n32"), "alpha", NAN),
+                      "node Gemm_0 (Gemm): attribute alpha must be a finite number, not nan"),
+    # non-finite element-wise constants and an impossible BatchNorm
+    "operand_nan": ("mlp", lambda m: _set_init(m, "m33", np.array(NAN, np.float32)),
+                    "node Mul_0 (Mul): operand must be finite, not [nan]"),
+    "negative_variance": ("binary", lambda m: _set_init(m, "var13", np.array([1, -1, 2, -2, -4, -8], np.float32)),
+                          "node BatchNormalization_0 (BatchNormalization): variance + epsilon must be positive, not "
+                          "[-0.99999, -1.99999, -3.99999]"),
+    # the unsupported-op message listed all 32 ops: 358 characters
+    "unsupported_op": ("mlp", lambda m: setattr(_node(m, "Relu_n18"), "op_type", "Foo"),
+                       "node Foo_0: op Foo is not supported; accepted: quantisers (Quant, BipolarQuant, Trunc, MultiThreshold), "
+                       "MatMul, Gemm, Conv, per-channel element-wise ops (Add, Mul, BatchNormalization, Relu, Clip, …), "
+                       "pooling, reshapes, Concat, ArgMax"),
+    "cycle": ("mlp", _cycle, "node MatMul_n13 (MatMul): is on a cycle (its inputs depend on its own output); "
+                             "accepted: an acyclic graph"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_regression(tmp_path, name):
+    base, fn, message = REGRESSIONS[name]
+    assert _bad_build(tmp_path, base, fn) == message
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[1, 2]", 'must map layer names to objects like {"fc0": {"pe": 4, "simd": 8}}, not a list'),
+    ('{"fc0": 4}', 'must map layer names to objects like {"fc0": {"pe": 4, "simd": 8}}, not a number for layer \'fc0\''),
+])
+def test_regression_folding_file(tmp_path, text, message):
+    assert _bad_build(tmp_path, "mlp", lambda m: None, folding_text=text) == f"folding file {tmp_path / 'f.json'}: {message}"
+
+
+@pytest.mark.parametrize("folding,message", [
+    ([1, 2], "not a list"), ({"fc0": 4}, "not a number for layer 'fc0'"), ({3: {"pe": 1}}, "not a key 3 of type int"),
+    ({"fc0": None}, "not null for layer 'fc0'"),
+])
+def test_regression_folding_dict(tmp_path, folding, message):
+    """The API's folding dict was iterated unchecked: AttributeError: 'list' object has no attribute 'items'."""
+    import hwgen
+    from hwgen.errors import FoldingError
+    with pytest.raises(FoldingError) as e:
+        hwgen.build(base_model("mlp"), tmp_path / "out", folding=folding, progress=False)
+    assert str(e.value) == f'folding: must map layer names to objects like {{"fc0": {{"pe": 4, "simd": 8}}}}, {message}'
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsorted_graph_builds_like_the_sorted_one(tmp_path):
+    """Nodes out of topological order: hwgen built them while shape inference had skipped tensors; now they are
+    sorted at load, so the build (and QONNX's reference on the loaded model) are those of the sorted file."""
+    import hwgen
+    m = base_model("mlp")
+    nodes = list(m.graph.node)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes[::-1])
+    a = hwgen.build(m, tmp_path / "a", progress=False)
+    b = hwgen.build(base_model("mlp"), tmp_path / "b", progress=False)
+    assert open(a.verilog_path).read() == open(b.verilog_path).read()
+    assert _ref_check(m, a.graph, np.random.default_rng(0)) is None

@@ -95,7 +95,8 @@ def lower(model, name="model", topk=None):
     out = ctx.get(out_name)
     out_shape = list(ctx.shape(out_name))
     if hasattr(out, "shape") and tuple(int(d) for d in out.shape) != tuple(out_shape):
-        raise UnsupportedError(f"output {out_name}: declared of shape {tuple(out_shape)}, but the graph computes "
+        declared = tuple(model.get_tensor_shape(out_name) or ())
+        raise UnsupportedError(f"output {out_name}: declared of shape {declared}, but the graph computes "
                                f"{tuple(int(d) for d in out.shape)}")
     if topk is not None:
         if isinstance(out, IntTensor) and out.producer is not None and out.producer.kind == "LabelSelect":

@@ -84,8 +84,9 @@ def lower_elementwise(ctx, node):
         gamma, beta, mean, var = (bn(i, n) for i, n in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
         eps = float(_attr(node, "epsilon", 1e-5))
         if np.any(var + eps <= 0):
+            bad = np.atleast_1d(var + eps)
             raise UnsupportedError(f"{where}: variance + epsilon must be positive, not "
-                                   f"{np.atleast_1d(var + eps)[np.atleast_1d(var + eps) <= 0][:3].tolist()}")
+                                   f"{[float(f'{v:.6g}') for v in bad[bad <= 0][:3]]}")
         inv = gamma / np.sqrt(var + eps)
         ops += [{"op": "add", "value": -mean if mean.ndim else float(-mean)},
                 {"op": "mul", "value": inv if inv.ndim else float(inv)},
