@@ -115,11 +115,47 @@ def _residual():
     return b.model((1, 3))
 
 
-# name -> (builder, fps that the model meets, the lowered layers' names: what a folding file names)
-BASES = {"mlp": (_mlp, 1e6, ("fc0", "fc1")),
-         "cnn": (_cnn, 1e5, ("swg0", "conv0", "swg1", "pool0", "fc0")),
-         "binary": (_binary, 1e6, ("fc0", "fc1")),
-         "residual": (_residual, 1e6, ("fc0", "fc1", "add0", "fc2"))}
+def _export(module, shape):
+    import torch
+
+    import hwgen
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.onnx")
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            hwgen.export_brevitas(module, torch.randn(1, *shape), path)
+        return onnx.load(path)
+
+
+def _brevitas_avgpool():
+    """Brevitas export: Conv, BatchNorm, QuantReLU, TruncAvgPool2d (AveragePool + Trunc), Reshape, Gemm."""
+    from models import export_cnn, make_cnn  # noqa: F401 - torch and brevitas load here, once
+    spec = {"in": (2, 6, 6), "in_bits": 4, "layers": [
+        {"type": "conv", "out": 4, "k": 3, "p": 1, "w": 3, "bn": True, "act": "relu", "a": 3},
+        {"type": "avgpool", "k": 2, "s": 2, "bits": 5}, {"type": "flatten"},
+        {"type": "fc", "out": 3, "w": 4, "act": None}]}
+    return _export(make_cnn(spec, 1), spec["in"])
+
+
+def _brevitas_concat():
+    """Brevitas export: a fork, two convolutions joined by Concat, a shared QuantReLU, ArgMax."""
+    from models import make_branchy
+    model, shape = make_branchy("concat_cnn", 0)
+    return _export(model, shape)
+
+
+# name -> (builder, fps that the model meets, the lowered layers' names: what a folding file names, weight)
+BASES = {"mlp": (_mlp, 1e6, ("fc0", "fc1"), 1.0),
+         "cnn": (_cnn, 1e5, ("swg0", "conv0", "swg1", "pool0", "fc0"), 1.0),
+         "binary": (_binary, 1e6, ("fc0", "fc1"), 1.0),
+         "residual": (_residual, 1e6, ("fc0", "fc1", "add0", "fc2"), 1.0),
+         "brevitas_avgpool": (_brevitas_avgpool, 1e5, ("swg0", "conv0", "swg1", "pool0", "fc0"), 0.6),
+         "brevitas_concat": (_brevitas_concat, 2e4, ("swg0", "conv0", "conv1", "concat0", "swg1", "conv2", "fc0", "topk0"), 0.4)}
+
+
+def _pick_base(rng):
+    names = list(BASES)
+    p = np.array([BASES[n][3] for n in names])
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
 _BASE_BYTES = {}
 
 
@@ -658,12 +694,17 @@ def execute64(model, x):
         a, at, op = [env[i] for i in node.input if i], _attrs(node), node.op_type
         known = {"Quant": {"signed", "narrow", "rounding_mode"}, "Gemm": {"transA", "transB", "alpha", "beta"},
                  "BatchNormalization": {"epsilon", "momentum"}, "Conv": {"kernel_shape", "pads", "strides", "group", "dilations"},
-                 "MaxPool": {"kernel_shape", "pads", "strides"}, "Flatten": {"axis"}}.get(op, set())
-        if set(at) - known:
-            raise NotImplementedError(f"{op} with {sorted(set(at) - known)}")
+                 "MaxPool": {"kernel_shape", "pads", "strides"}, "Flatten": {"axis"},
+                 "AveragePool": {"kernel_shape", "pads", "strides", "count_include_pad", "ceil_mode"},
+                 "Trunc": {"signed", "narrow", "rounding_mode"}, "Concat": {"axis"}, "ArgMax": {"axis", "keepdims", "select_last_index"},
+                 "Reshape": {"allowzero"}}.get(op, set())
+        if op in ("Conv", "MaxPool", "AveragePool"):
+            known = known | {"auto_pad"}
+        if set(at) - known or at.get("auto_pad", b"NOTSET") != b"NOTSET":
+            raise NotImplementedError(f"{op} with {sorted(set(at) - known)} {at.get('auto_pad')}")
         if op == "Quant":
             v, sc, z, b = a
-            mode = at.get("rounding_mode", b"ROUND").decode()
+            mode = at.get("rounding_mode", b"ROUND").decode().upper()
             if mode not in ROUNDING or b.size != 1 or b != np.round(b) or b < 1:
                 raise NotImplementedError(f"Quant {mode} {b}")
             b, signed, narrow = int(b), at.get("signed", 1), at.get("narrow", 0)
@@ -696,6 +737,37 @@ def execute64(model, x):
             y = np.einsum("nchwij,ocij->nohw", win, w) + (a[2].reshape(1, -1, 1, 1) if len(a) > 2 else 0)
         elif op == "MaxPool":
             y = _windows(a[0], at["kernel_shape"], at.get("strides", [1, 1]), at.get("pads", [0] * 4), -np.inf).max(axis=(4, 5))
+        elif op == "AveragePool":
+            if any(at.get("pads", [0])) or at.get("ceil_mode", 0):
+                raise NotImplementedError("AveragePool with padding")
+            y = _windows(a[0], at["kernel_shape"], at.get("strides", [1, 1]), [0] * 4, 0.0).mean(axis=(4, 5))
+        elif op == "Trunc":                  # QONNX Trunc v1 (5 inputs) and v2 (6 inputs)
+            mode = at.get("rounding_mode", b"FLOOR").decode().upper()
+            if mode not in ROUNDING:
+                raise NotImplementedError(f"Trunc {mode}")
+            v, sc, z, ibw = a[:4]
+            t = np.round(v / sc + z)
+            if len(a) == 5:
+                ts = 2.0 ** (ibw - a[4])
+                y = (ROUNDING[mode](t / ts) - z) * sc
+            else:
+                osc, obw = a[4], int(a[5])
+                ts = 2.0 ** np.round(np.log2(osc / sc))
+                signed, narrow = at.get("signed", 1), at.get("narrow", 0)
+                lo = -(2 ** (obw - 1)) + narrow if signed else 0
+                hi = 2 ** (obw - 1) - 1 if signed else 2 ** obw - 1 - narrow
+                y = (ROUNDING[mode](np.clip(t / ts, lo, hi)) - z / ts) * osc
+        elif op == "Reshape":
+            shape = [int(d) for d in a[1]]
+            shape = [a[0].shape[i] if d == 0 and not at.get("allowzero", 0) else d for i, d in enumerate(shape)]
+            y = a[0].reshape(shape)
+        elif op == "Concat":
+            y = np.concatenate(a, axis=at["axis"])
+        elif op == "ArgMax":
+            if at.get("select_last_index", 0):
+                raise NotImplementedError("ArgMax select_last_index")
+            y = np.argmax(a[0], axis=at.get("axis", 0))
+            y = np.expand_dims(y, at.get("axis", 0)) if at.get("keepdims", 1) else y
         elif op == "Flatten":
             ax = at.get("axis", 1)
             y = a[0].reshape(int(np.prod(a[0].shape[:ax])), -1)
@@ -833,7 +905,7 @@ def run_api(*args, **kw):
 def case_onnx(case, via):
     """A mutated model through the CLI (``via="cli"``) or the API (a path or a ModelProto)."""
     rng = case.rng
-    base = _pick(rng, BASES)
+    base = _pick_base(rng)
     data, model, descs = mutate(base, rng)
     fps = BASES[base][1]
     case.desc = [f"base {base}"] + descs
@@ -859,7 +931,7 @@ def case_onnx(case, via):
 
 def case_folding(case, via):
     rng = case.rng
-    base = _pick(rng, BASES)
+    base = _pick_base(rng)
     doc = random_folding(base, rng)
     model = base_model(base)
     fps = BASES[base][1] if rng.random() < 0.5 else None
@@ -1052,13 +1124,13 @@ def _channels(m):
 REGRESSIONS = {
     # arity: a handler read node.input[k] that was not there (IndexError)
     "quant_missing_input": ("mlp", lambda m: _node(m, "Quant_n11").input.pop(),
-                            "node Quant_1 (Quant): takes 4 inputs (x, scale, zero point, bit width), not 3"),
+                            "node Quant_n11 (Quant): takes 4 inputs (x, scale, zero point, bit width), not 3"),
     "quant_empty_input": ("mlp", lambda m: _node(m, "Quant_n11").input.__setitem__(1, ""),
-                          "node Quant_1 (Quant): input 1 (scale) is empty; accepted: x, scale, zero point, bit width"),
+                          "node Quant_n11 (Quant): input 1 (scale) is empty; accepted: x, scale, zero point, bit width"),
     "batchnorm_missing_input": ("binary", lambda m: _node(m, "BatchNormalization_n15").input.pop(),
-                                "node BatchNormalization_0 (BatchNormalization): takes 5 inputs (x, scale, bias, mean, "
+                                "node BatchNormalization_n15 (BatchNormalization): takes 5 inputs (x, scale, bias, mean, "
                                 "variance), not 4"),
-    "mul_one_input": ("mlp", lambda m: _node(m, "Mul_n35").input.pop(), "node Mul_0 (Mul): takes 2 inputs (two operands), not 1"),
+    "mul_one_input": ("mlp", lambda m: _node(m, "Mul_n35").input.pop(), "node Mul_n35 (Mul): takes 2 inputs (two operands), not 1"),
     # bit widths: int(inf) / int(nan) / 1 << 1e30 raised OverflowError / ValueError
     "bit_width_inf": ("mlp", lambda m: _set_init(m, "b3", np.array(INF, np.float32)),
                       "node Quant_0 (Quant): bit width must be a whole number, not [inf]"),
@@ -1097,8 +1169,23 @@ REGRESSIONS = {
                       "node Conv_0 (Conv): weights of shape (4, 2, 3, 3) read 2 input channels, but the input "
                       "Quant_0_out0 has 7 (shape (1, 7, 6, 6))"),
     # a declared output shape the graph does not compute: the build succeeded, the host tail could not reshape
-    "output_shape": ("mlp", lambda m: setattr(m.graph.output[0].type.tensor_type.shape.dim[1], "dim_value", 0),
-                     "output global_out: declared of shape (1, 0), but the graph computes (1, 3)"),
+    "output_shape": ("mlp", lambda m: setattr(m.graph.output[0].type.tensor_type.shape.dim[1], "dim_value", 5),
+                     "output global_out: declared of shape (1, 5), but the graph computes (1, 3)"),
+    # a zero (or symbolic) dimension was read as 1
+    "empty_dimension": ("mlp", lambda m: setattr(m.graph.output[0].type.tensor_type.shape.dim[1], "dim_value", 0),
+                        "tensor global_out: shape (1, 0) has an unknown, empty or negative dimension; accepted: positive "
+                        "sizes (only the batch axis may be symbolic)"),
+    # an empty weight tensor: IndexError reading its scale
+    "empty_weights": ("cnn", lambda m: _set_init(m, "w6", np.zeros((0, 2, 3, 3), np.float32)),
+                      "node Quant_1 (Quant): the constant Quant_1_param0 it quantises is empty (shape (0, 2, 3, 3))"),
+    # window attributes of the wrong length: ValueError unpacking in SlidingWindow.validate, IndexError on pads
+    "strides_length": ("cnn", lambda m: _set_attr(_node(m, "Conv_n13"), "strides", [3, 3, 3]),
+                       "node Conv_0 (Conv): strides must be 2 positive integers, not [3, 3, 3]"),
+    "pads_type": ("cnn", lambda m: _set_attr(_node(m, "Conv_n13"), "pads", "s"),
+                  "node Conv_0 (Conv): pads must be 4 non-negative integers (top, left, bottom, right), not []"),
+    "kernel_shape": ("cnn", lambda m: _set_attr(_node(m, "Conv_n13"), "kernel_shape", [1, 1]),
+                     "node Conv_0 (Conv): kernel_shape [1, 1] does not match the weights of shape (4, 2, 3, 3)"),
+
     # attributes of the wrong type: float('s')
     "attribute_type": ("binary", lambda m: _set_attr(_node(m, "BatchNormalization_n15"), "epsilon", "s"),
                        "node BatchNormalization_0 (BatchNormalization): attribute epsilon must be a number, not 's'"),
@@ -1160,3 +1247,15 @@ def test_unsorted_graph_builds_like_the_sorted_one(tmp_path):
     b = hwgen.build(base_model("mlp"), tmp_path / "b", progress=False)
     assert open(a.verilog_path).read() == open(b.verilog_path).read()
     assert _ref_check(m, a.graph, np.random.default_rng(0)) is None
+
+
+def test_regression_cleanup_message_clipped(tmp_path, monkeypatch):
+    """onnxruntime's InvalidGraph message, quoted in the clean-up's error, ran to 437 characters: it is clipped."""
+    import qonnx.util.cleanup
+
+    def fail(model, **kw):
+        raise RuntimeError("[ONNXRuntimeError] : 10 : INVALID_GRAPH : This is an invalid model. " + "x" * 400)
+    monkeypatch.setattr(qonnx.util.cleanup, "cleanup_model", fail)
+    message = _bad_build(tmp_path, "mlp", lambda m: None)
+    assert message == ("graph mlp: QONNX clean-up failed (RuntimeError: [ONNXRuntimeError] : 10 : INVALID_GRAPH : This is "
+                       "an invalid model. " + "x" * (160 - 68) + "…)")

@@ -120,6 +120,9 @@ def load(model_or_path):
         raise FrontendError(f"graph {model.graph.name or '?'}: must have exactly one input and one output, not {n_in} and {len(model.graph.output)}")
     _check_producers(model)
     _sort_nodes(model)
+    from ..lower import check_arity          # before the clean-up: its errors are long, and the names still the file's
+    for node in model.graph.node:
+        check_arity(node)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -128,5 +131,6 @@ def load(model_or_path):
         raise
     except Exception as e:
         msg = str(e).splitlines()[0] if str(e) else ""
+        msg = msg if len(msg) <= 160 else msg[:160] + "…"        # onnxruntime's messages run to hundreds of characters
         raise FrontendError(f"graph {model.graph.name or '?'}: QONNX clean-up failed ({e.__class__.__name__}: {msg})")
     return wrapper

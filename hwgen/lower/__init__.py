@@ -23,7 +23,7 @@ from .select import append_label_select, lower_argmax
 from .shape import SHAPE_OPS, lower_shape
 from .values import Acc, IntTensor
 
-__all__ = ["lower", "SUPPORTED_OPS"]
+__all__ = ["lower", "SUPPORTED_OPS", "check_arity"]
 
 HANDLERS = {"Quant": lower_quant, "IntQuant": lower_quant, "BipolarQuant": lower_quant,
             "MatMul": lower_matmul, "Gemm": lower_matmul, "Conv": lower_conv, "Trunc": lower_trunc,
@@ -50,8 +50,10 @@ INPUTS.update({op: _ELEMENTWISE_INPUTS.get(op, (2, 2, "two operands")) for op in
 INPUTS.update({op: (1, 1, "x") for op in POOL_OPS + SHAPE_OPS if op not in INPUTS})
 
 
-def _check_arity(node):
-    """A node has the inputs its op takes (none of the required ones empty) and an output."""
+def check_arity(node):
+    """A node of a supported op has the inputs it takes (none of the required ones empty) and an output."""
+    if node.op_type not in INPUTS:
+        return
     lo, hi, what = INPUTS[node.op_type]
     where = f"node {node.name} ({node.op_type})"
     n = len(node.input)
@@ -88,7 +90,7 @@ def lower(model, name="model", topk=None):
         handler = HANDLERS.get(node.op_type)
         if handler is None:
             raise UnsupportedError(f"node {node.name}: op {node.op_type or repr('')} is not supported; accepted: {ACCEPTED_OPS}")
-        _check_arity(node)
+        check_arity(node)
         handler(ctx, node)
 
     out_name = model.graph.output[0].name

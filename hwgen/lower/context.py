@@ -78,6 +78,9 @@ class LoweringContext:
         shape = self.model.get_tensor_shape(name)
         if shape is None:
             raise UnsupportedError(f"tensor {name}: shape unknown after shape inference")
+        if any(not s or s < 0 for s in shape[1:]):       # qonnx reports a symbolic dimension as 0
+            raise UnsupportedError(f"tensor {name}: shape {tuple(shape)} has an unknown, empty or negative dimension; "
+                                   "accepted: positive sizes (only the batch axis may be symbolic)")
         return tuple(int(s) if s else 1 for s in shape)
 
     def shape(self, name):

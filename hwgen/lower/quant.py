@@ -216,6 +216,9 @@ def lower_quant(ctx, node):
         _check_param_shapes(node, q, x)
 
     if isinstance(x, Const):                         # weights, quantised bias
+        if x.value.size == 0:
+            raise UnsupportedError(f"node {node.name} ({node.op_type}): the constant {node.input[0]} it quantises is "
+                                   f"empty (shape {tuple(x.value.shape)})")
         if not np.all(np.isfinite(x.value)):
             bad = x.value[~np.isfinite(x.value)].ravel()[:3].tolist()
             raise UnsupportedError(f"node {node.name} ({node.op_type}): the constant {node.input[0]} it quantises "
