@@ -883,10 +883,25 @@ def check_case(case, run, model=None, check_ref=False):
         return outcome, ("; ".join(problems) or None)
 
 
+@contextlib.contextmanager
+def user_warnings(err):
+    """Warnings as a user of the command line sees them (Python's default filters: not the deprecations), written
+    to ``err`` as Python would; pytest's own capture of warnings would otherwise hide them from the oracle."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warnings.simplefilter("always")
+        for cat in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", cat)
+        yield
+    for w in caught:
+        err.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, ""))
+
+
 def run_cli(argv):
     from hwgen.cli import main
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), user_warnings(err):
         code = main([str(a) for a in argv])
     return code, out.getvalue(), err.getvalue()
 
@@ -1050,6 +1065,18 @@ def test_oracle_flags_planted_faults(monkeypatch):
                                                      MatMul=long_error, Gemm=long_error))
     outcome, problem = one()
     assert outcome == "error" and "error line of 4" in problem
+    monkeypatch.undo()
+
+    def warn_then_fail(ctx, node):
+        import warnings
+
+        from hwgen.errors import UnsupportedError
+        warnings.warn("planted", RuntimeWarning)
+        raise UnsupportedError("planted")
+    monkeypatch.setattr("hwgen.lower.HANDLERS", dict(__import__("hwgen.lower", fromlist=["HANDLERS"]).HANDLERS,
+                                                     MatMul=warn_then_fail, Gemm=warn_then_fail))
+    outcome, problem = one()
+    assert outcome == "error" and "stderr holds more than the error line" in problem and "RuntimeWarning: planted" in problem
     monkeypatch.undo()
 
     def hang(ctx, node):

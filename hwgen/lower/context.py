@@ -42,7 +42,8 @@ class LoweringContext:
         self.sources = {}           # IR layer name -> ONNX node name(s)
         self.int_outputs = {}       # IR layer name -> ONNX tensor holding scale·(its integers − zp)
         for init in self.graph.initializer:
-            value = numpy_helper.to_array(init).astype(np.float64)
+            with np.errstate(invalid="ignore"):      # a signalling NaN warns here; the quantiser rejects NaN
+                value = numpy_helper.to_array(init).astype(np.float64)
             dt = self._int_annotation(init.name)
             if dt is not None and dt.allowed(value) and np.all(value == np.round(value)):
                 # FINN-streamlined files: integer weights annotated with a datatype, no Quant node
