@@ -46,12 +46,21 @@ def spec_build(tmp_path_factory, spec_onnx):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """The front-door fuzzer's case count and outcomes (tests/test_front_door.py), when it ran."""
-    fd = sys.modules.get("test_front_door")
-    if fd is None or not fd.SUMMARY["cases"]:
+    """The front-door fuzzer's case count and outcomes (tests/test_front_door.py), gathered from the test
+    reports' properties (so also from xdist workers)."""
+    import json
+    from collections import Counter
+    runs = [json.loads(v) for reports in terminalreporter.stats.values() for r in reports
+            for k, v in getattr(r, "user_properties", ()) if k == "front_door" and getattr(r, "when", "call") == "call"]
+    if not runs:
         return
-    s = fd.SUMMARY
+    outcomes, mutations = Counter(), Counter()
+    for r in runs:
+        outcomes.update(r["outcomes"])
+        mutations.update(r["mutations"])
     terminalreporter.write_sep("-", "front-door fuzzer")
-    terminalreporter.write_line(f"{s['cases']} cases (HWGEN_FRONT_DOOR_SEED={s['seed']}) in {s['seconds']:.1f} s: "
-                                + ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items())))
-    terminalreporter.write_line("mutations: " + ", ".join(f"{k} {v}" for k, v in sorted(s["mutations"].items())))
+    terminalreporter.write_line(f"{sum(r['cases'] for r in runs)} cases (HWGEN_FRONT_DOOR_SEED={runs[0]['seed']}; "
+                                f"{', '.join(str(r['front']) + ' ' + str(r['cases']) for r in runs)}) in "
+                                f"{sum(r['seconds'] for r in runs):.1f} s: "
+                                + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    terminalreporter.write_line("mutations: " + ", ".join(f"{k} {v}" for k, v in sorted(mutations.items())))

@@ -1006,7 +1006,18 @@ def _only(front):
 
 
 @pytest.mark.parametrize("front", sorted(FRONTS))
-def test_front_door(front):
+def test_front_door(front, record_property):
+    before = {k: Counter(SUMMARY[k]) for k in ("outcomes", "mutations")}
+    cases, seconds = SUMMARY["cases"], SUMMARY["seconds"]
+    try:
+        _front_door(front)
+    finally:     # for the session summary (conftest.py), from the test reports: this works under xdist too
+        record_property("front_door", json.dumps({
+            "front": front, "seed": SEED, "cases": SUMMARY["cases"] - cases, "seconds": SUMMARY["seconds"] - seconds,
+            **{k: dict(SUMMARY[k] - before[k]) for k in before}}))
+
+
+def _front_door(front):
     only = _only(front)
     if only is not None:
         seed, indices = only
