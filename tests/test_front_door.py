@@ -569,10 +569,47 @@ MEM_STYLES = ["auto", "distributed", "block", "ultra", "", 3, None, ["block"]]
 PIPELINES = ["auto", "none", 0, 1, 2, -1, 2 ** 40, 1.5, "3"]
 
 
+_LAYER_DIMS = {}
+
+
+def layer_dims(base):
+    """layer name -> {folding key: the size it must divide} of the lowered base model."""
+    if base not in _LAYER_DIMS:
+        import hwgen
+        from hwgen.lower import lower
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            g = lower(hwgen.load(base_model(base)))
+        dims = {}
+        for l in g.layers:
+            sizes = {"pe": getattr(l, "mh", None) or getattr(l, "channels", None),
+                     "simd": getattr(l, "mw", None) or getattr(l, "channels", None)}
+            dims[l.name] = {k: sizes[k] for k in (l.folding or {}) if sizes.get(k)}
+        _LAYER_DIMS[base] = dims
+    return _LAYER_DIMS[base]
+
+
+def plausible_folding(base, rng):
+    """PE/SIMD mostly dividing their layer's sizes (so that many such builds succeed), sometimes not."""
+    doc = {}
+    for name, sizes in layer_dims(base).items():
+        if rng.random() < 0.5:
+            continue
+        params = {}
+        for k, n in sizes.items():
+            divs = [d for d in range(1, n + 1) if n % d == 0]
+            params[k] = _pick(rng, divs) if rng.random() < 0.85 else int(rng.integers(1, 2 * n + 2))
+        if rng.random() < 0.3:
+            params["mem_style"] = _pick(rng, ["auto", "distributed", "block"])
+        doc[name] = params
+    return doc
+
+
 def random_folding(base, rng):
     """A folding document: a dict, some other JSON value, or (as text) not JSON at all."""
     layers = BASES[base][2]
     r = rng.random()
+    if r > 0.6:
+        return plausible_folding(base, rng)
     if r < 0.08:
         return _pick(rng, ["", "{", "not json", "[1, 2", "{'fc0': {'pe': 2}}", "\x00\xff", "{\"fc0\": {\"pe\": 2},}",
                            "{\"fc0\": " * 200])
@@ -1297,3 +1334,17 @@ def test_regression_cleanup_message_clipped(tmp_path, monkeypatch):
     message = _bad_build(tmp_path, "mlp", lambda m: None)
     assert message == ("graph mlp: QONNX clean-up failed (RuntimeError: [ONNXRuntimeError] : 10 : INVALID_GRAPH : This is "
                        "an invalid model. " + "x" * (160 - 68) + "…)")
+
+
+def test_regression_pinned_depthwise_window(tmp_path):
+    """A folding file pinning a pooling window's SIMD to other than its pool's PE built an accelerator (and an IR)
+    whose outputs differ from the model's (the window streams channel blocks of its SIMD, the pool reads PE lanes)."""
+    import hwgen
+    message = _bad_build(tmp_path, "cnn", lambda m: None, folding_text='{"conv0": {"pe": 4, "simd": 1}, "swg1": {"simd": 2}, '
+                                                                     '"pool0": {"pe": 4}}')
+    assert message == (f"folding file {tmp_path / 'f.json'}: layer swg1: SIMD=2 must equal the PE of its consumer pool0 (4); "
+                       "set pool0's pe to 2 too, or leave swg1 out (it follows pool0)")
+    b = hwgen.build(base_model("cnn"), tmp_path / "ok", folding={"conv0": {"pe": 4, "simd": 1}, "swg1": {"simd": 4},
+                                                            "pool0": {"pe": 4}}, progress=False)
+    assert [l.folding for l in b.graph.layers if l.name in ("swg1", "pool0")] == [{"simd": 4}, {"pe": 4}]
+    assert _ref_check(base_model("cnn"), b.graph, np.random.default_rng(0)) is None

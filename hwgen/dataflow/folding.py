@@ -160,7 +160,22 @@ def apply_folding(graph, folding, source="folding"):
             setattr(layer, k, v)
         layer.validate()
     tie_windows(graph, explicit=folded_layers(folding))
+    _check_pinned_windows(graph, folding, source)
     return graph
+
+
+def _check_pinned_windows(graph, folding, source):
+    """A depthwise window (before a pool or a depthwise conv) streams its channels in blocks of its consumer's
+    lanes; a SIMD pinned to anything else computes a wrong result, so it is refused."""
+    for i, l in enumerate(graph.layers[:-1]):
+        if l.kind != "SlidingWindow" or not l.depthwise or l.name not in folding or "simd" not in folding[l.name]:
+            continue
+        c = graph.layers[i + 1]
+        if c.in_lanes != l.simd:
+            key = "pe" if "pe" in c.folding else "simd"
+            raise FoldingError(f"{source}: layer {l.name}: SIMD={l.simd} must equal the {key.upper()} of its consumer "
+                               f"{c.name} ({c.in_lanes}); set {c.name}'s {key} to {l.simd} too, or leave {l.name} out "
+                               f"(it follows {c.name})")
 
 
 def cycle_budget(fps, clock_mhz):
