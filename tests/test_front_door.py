@@ -1070,6 +1070,7 @@ def _front_door(front):
 # ----------------------------------------------------------------------------- the oracle can fail
 def test_oracle_flags_planted_faults(monkeypatch):
     """Each kind of defect the fuzzer looks for, planted once, is reported (a test that cannot fail is a defect)."""
+    import hwgen.lower as lowering
     import hwgen.lower.linear as linear
     from hwgen.dataflow.mvau import MVAU
 
@@ -1091,8 +1092,7 @@ def test_oracle_flags_planted_faults(monkeypatch):
 
     def crash(ctx, node):
         raise ZeroDivisionError("planted")
-    monkeypatch.setattr("hwgen.lower.HANDLERS", dict(__import__("hwgen.lower", fromlist=["HANDLERS"]).HANDLERS,
-                                                     MatMul=crash, Gemm=crash))
+    monkeypatch.setattr(lowering, "HANDLERS", dict(lowering.HANDLERS, MatMul=crash, Gemm=crash))
     outcome, problem = one()
     assert outcome == "crash" and "ZeroDivisionError: planted" in problem
     monkeypatch.undo()
@@ -1100,8 +1100,7 @@ def test_oracle_flags_planted_faults(monkeypatch):
     def litter(ctx, node):
         open("stray.txt", "w").close()                               # in the working directory
         return real(ctx, node)
-    monkeypatch.setattr("hwgen.lower.HANDLERS", dict(__import__("hwgen.lower", fromlist=["HANDLERS"]).HANDLERS,
-                                                     MatMul=litter, Gemm=litter))
+    monkeypatch.setattr(lowering, "HANDLERS", dict(lowering.HANDLERS, MatMul=litter, Gemm=litter))
     outcome, problem = one()
     assert outcome == "build" and "touched outside the output path: ['stray.txt']" in problem
     monkeypatch.undo()
@@ -1109,8 +1108,7 @@ def test_oracle_flags_planted_faults(monkeypatch):
     def long_error(ctx, node):
         from hwgen.errors import UnsupportedError
         raise UnsupportedError("x" * 400)
-    monkeypatch.setattr("hwgen.lower.HANDLERS", dict(__import__("hwgen.lower", fromlist=["HANDLERS"]).HANDLERS,
-                                                     MatMul=long_error, Gemm=long_error))
+    monkeypatch.setattr(lowering, "HANDLERS", dict(lowering.HANDLERS, MatMul=long_error, Gemm=long_error))
     outcome, problem = one()
     assert outcome == "error" and "error line of 4" in problem
     monkeypatch.undo()
@@ -1121,16 +1119,14 @@ def test_oracle_flags_planted_faults(monkeypatch):
         from hwgen.errors import UnsupportedError
         warnings.warn("planted", RuntimeWarning)
         raise UnsupportedError("planted")
-    monkeypatch.setattr("hwgen.lower.HANDLERS", dict(__import__("hwgen.lower", fromlist=["HANDLERS"]).HANDLERS,
-                                                     MatMul=warn_then_fail, Gemm=warn_then_fail))
+    monkeypatch.setattr(lowering, "HANDLERS", dict(lowering.HANDLERS, MatMul=warn_then_fail, Gemm=warn_then_fail))
     outcome, problem = one()
     assert outcome == "error" and "stderr holds more than the error line" in problem and "RuntimeWarning: planted" in problem
     monkeypatch.undo()
 
     def hang(ctx, node):
         time.sleep(60)
-    monkeypatch.setattr("hwgen.lower.HANDLERS", dict(__import__("hwgen.lower", fromlist=["HANDLERS"]).HANDLERS,
-                                                     MatMul=hang, Gemm=hang))
+    monkeypatch.setattr(lowering, "HANDLERS", dict(lowering.HANDLERS, MatMul=hang, Gemm=hang))
     monkeypatch.setattr(sys.modules[__name__], "TIME_LIMIT", 1.0)
     outcome, problem = one()
     assert outcome == "hang" and problem.startswith("hang: no result after 1 s")
