@@ -1,11 +1,14 @@
 """The front door, fuzzed: malformed models and folding files through the CLI and the API.
 
 Every case takes a small valid QONNX model (an MLP, a CNN, a binary net, a
-residual add; hand-made, so a whole build takes well under a second), breaks
-it in one to three seeded ways (truncated or random bytes, op types swapped,
-attributes removed or changed, inputs rewired, initialisers' shapes, dtypes
-and values changed, graph shapes changed, bit widths and scales out of range,
-empty graphs, duplicate names…) or writes a random folding file, and runs
+residual add, hand-made so that a whole build takes well under a second; and
+two Brevitas exports: TruncAvgPool, Concat + ArgMax), breaks it in one to
+three seeded ways (truncated or random bytes, op types swapped, attributes
+removed or changed, inputs rewired, initialisers' shapes, dtypes and values
+changed, graph shapes changed, bit widths and scales out of range, empty
+graphs, duplicate names, nodes shuffled…) or writes a random folding file
+(wrong types, unknown layers, zero/negative/non-dividing PE/SIMD, bad
+mem_style, non-JSON text, nested junk, and plausible divisor foldings), and runs
 ``hwgen build`` in-process (``hwgen.cli.main``) or ``hwgen.build``.  The oracle
 (:func:`check_case`) accepts exactly two outcomes (ARCHITECTURE §6):
 
@@ -14,13 +17,19 @@ empty graphs, duplicate names…) or writes a random folding file, and runs
   progress lines, and no output directory;
 * a correct build: the output directory holds the manifest and the Verilog,
   and (for a sample) the IR reproduces QONNX's ``execute_onnx`` on the same
-  mutated model (a float32 difference must be a rounding tie: the float64
-  interpreter of ``qonnx_builder`` then agrees with the IR, ARCHITECTURE §2).
+  mutated model (a float32 difference must be a rounding tie: the strict
+  float64 interpreter :func:`execute64` then agrees with the IR, ARCHITECTURE
+  §2); where QONNX cannot run the mutated model the case is counted as
+  "reference undefined" (hwgen is more lenient: e.g. a missing ``narrow``
+  attribute defaults to 0, an integer-typed initializer is read as floats).
 
 and never a traceback, any other exception, a hang (each case has a time
 limit) or a file touched outside the output path (each case runs in its own
 temporary working directory, with ``tempfile``'s directory inside it, both
-compared before and after).
+compared before and after).  Warnings are shown as a command-line user would
+see them (pytest would otherwise swallow them), so a numpy warning before the
+error line is a failure too.  :func:`test_oracle_flags_planted_faults` checks
+that each of these defects, planted, is reported.
 
 Replay: each failure prints its case id, e.g. ``cli-onnx:0:17``; run
 ``HWGEN_FRONT_DOOR_CASE=cli-onnx:0:17 pytest tests/test_front_door.py -s`` to run
@@ -33,7 +42,6 @@ import contextlib
 import hashlib
 import io
 import json
-import math
 import os
 import shutil
 import signal
@@ -128,7 +136,7 @@ def _export(module, shape):
 
 def _brevitas_avgpool():
     """Brevitas export: Conv, BatchNorm, QuantReLU, TruncAvgPool2d (AveragePool + Trunc), Reshape, Gemm."""
-    from models import export_cnn, make_cnn  # noqa: F401 - torch and brevitas load here, once
+    from models import make_cnn          # torch and brevitas load here, once per session
     spec = {"in": (2, 6, 6), "in_bits": 4, "layers": [
         {"type": "conv", "out": 4, "k": 3, "p": 1, "w": 3, "bn": True, "act": "relu", "a": 3},
         {"type": "avgpool", "k": 2, "s": 2, "bits": 5}, {"type": "flatten"},
