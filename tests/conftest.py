@@ -59,7 +59,9 @@ def pytest_terminal_summary(terminalreporter):
         outcomes.update(r["outcomes"])
         mutations.update(r["mutations"])
     terminalreporter.write_sep("-", "front-door fuzzer")
-    terminalreporter.write_line(f"{sum(r['cases'] for r in runs)} cases (HWGEN_FRONT_DOOR_SEED={runs[0]['seed']}; "
+    seed = runs[0]["seed"]
+    seed = f"HWGEN_FRONT_DOOR_SEED={seed}" if isinstance(seed, int) else f"HWGEN_FRONT_DOOR_CASE={seed}"
+    terminalreporter.write_line(f"{sum(r['cases'] for r in runs)} cases ({seed}; "
                                 f"{', '.join(str(r['front']) + ' ' + str(r['cases']) for r in runs)}) in "
                                 f"{sum(r['seconds'] for r in runs):.1f} s: "
                                 + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
