@@ -14,7 +14,9 @@ import numpy as np
 
 from .errors import HwgenError
 
-__all__ = ["eval_ops", "quantise", "apply_head", "apply_tail", "random_inputs"]
+__all__ = ["eval_ops", "quantise", "apply_head", "apply_tail", "random_inputs", "ROUNDING_MODES"]
+
+ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "ROUND_TO_ZERO", "HALF_UP", "HALF_DOWN")
 
 
 def _round(x, mode):
@@ -33,7 +35,7 @@ def _round(x, mode):
         return np.sign(x) * np.floor(np.abs(x) + 0.5)
     if mode == "HALF_DOWN":             # half towards zero
         return np.sign(x) * np.ceil(np.abs(x) - 0.5)
-    raise HwgenError(f"rounding mode must be one of ROUND, HALF_EVEN, CEIL, FLOOR, UP, DOWN, ROUND_TO_ZERO, HALF_UP, HALF_DOWN, not {mode!r}")
+    raise HwgenError(f"rounding mode must be one of {', '.join(ROUNDING_MODES)}, not {mode!r}")
 
 
 def quantise(x, q):

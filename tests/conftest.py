@@ -65,3 +65,26 @@ def fast(monkeypatch):
     monkeypatch.setattr(progress, "UPDATE_S", 0.0)
     monkeypatch.setattr(watch, "POLL_S", 0.05)
     monkeypatch.setenv("HWGEN_HEARTBEAT_S", "0.2")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The front-door fuzzer's case count and outcomes (tests/test_front_door.py), gathered from the test
+    reports' properties (so also from xdist workers)."""
+    import json
+    from collections import Counter
+    runs = [json.loads(v) for reports in terminalreporter.stats.values() for r in reports
+            for k, v in getattr(r, "user_properties", ()) if k == "front_door" and getattr(r, "when", "call") == "call"]
+    if not runs:
+        return
+    outcomes, mutations = Counter(), Counter()
+    for r in runs:
+        outcomes.update(r["outcomes"])
+        mutations.update(r["mutations"])
+    terminalreporter.write_sep("-", "front-door fuzzer")
+    seed = runs[0]["seed"]
+    seed = f"HWGEN_FRONT_DOOR_SEED={seed}" if isinstance(seed, int) else f"HWGEN_FRONT_DOOR_CASE={seed}"
+    terminalreporter.write_line(f"{sum(r['cases'] for r in runs)} cases ({seed}; "
+                                f"{', '.join(str(r['front']) + ' ' + str(r['cases']) for r in runs)}) in "
+                                f"{sum(r['seconds'] for r in runs):.1f} s: "
+                                + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    terminalreporter.write_line("mutations: " + ", ".join(f"{k} {v}" for k, v in sorted(mutations.items())))

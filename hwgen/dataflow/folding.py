@@ -47,7 +47,7 @@ from .base import MAX_ROM_WORD_BITS, divisors
 from .estimate import layer_resources
 
 __all__ = ["apply_folding", "load_folding", "search_folding", "cycle_budget", "tie_windows", "folded_layers",
-           "finn_greedy_folding", "plumbed_resources", "FoldingSearch", "FoldResult", "OPTION_KEYS",
+           "finn_greedy_folding", "plumbed_resources", "check_folding_doc", "FoldingSearch", "FoldResult", "OPTION_KEYS",
            "DEFAULT_FPS", "DEFAULT_CLOCK_MHZ"]
 
 DEFAULT_CLOCK_MHZ = 100.0
@@ -107,13 +107,31 @@ def load_folding(path):
         raise FoldingError(f"folding file {path}: cannot be read ({e.strerror})")
     except ValueError as e:
         raise FoldingError(f"folding file {path}: not JSON ({e})")
-    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
-        raise FoldingError(f'folding file {path}: must map layer names to objects like {{"fc0": {{"pe": 4, "simd": 8}}}}')
+    check_folding_doc(doc, f"folding file {path}")
+    return doc
+
+
+def _json_kind(v):
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(v), type(v).__name__)
+
+
+def check_folding_doc(doc, source="folding"):
+    """A folding must map layer names (strings) to objects of parameters; say what was found otherwise."""
+    shape = 'must map layer names to objects like {"fc0": {"pe": 4, "simd": 8}}'
+    if not isinstance(doc, dict):
+        raise FoldingError(f"{source}: {shape}, not {_json_kind(doc)}")
+    for name, params in doc.items():
+        if not isinstance(name, str):
+            raise FoldingError(f"{source}: {shape}, not a key {name!r} of type {type(name).__name__}")
+        if not isinstance(params, dict):
+            raise FoldingError(f"{source}: {shape}, not {_json_kind(params)} for layer {name!r}")
     return doc
 
 
 def apply_folding(graph, folding, source="folding"):
     """Set PE/SIMD and options from a dict ``{"layer": {"pe": P, "simd": S, "mem_style": "block"}}``."""
+    check_folding_doc(folding, source)
     names = [l.name for l in graph.layers]
     for name, params in folding.items():
         if name not in names:
@@ -142,7 +160,22 @@ def apply_folding(graph, folding, source="folding"):
             setattr(layer, k, v)
         layer.validate()
     tie_windows(graph, explicit=folded_layers(folding))
+    _check_pinned_windows(graph, folding, source)
     return graph
+
+
+def _check_pinned_windows(graph, folding, source):
+    """A depthwise window (before a pool or a depthwise conv) streams its channels in blocks of its consumer's
+    lanes; a SIMD pinned to anything else computes a wrong result, so it is refused."""
+    for i, l in enumerate(graph.layers[:-1]):
+        if l.kind != "SlidingWindow" or not l.depthwise or l.name not in folding or "simd" not in folding[l.name]:
+            continue
+        c = graph.layers[i + 1]
+        if c.in_lanes != l.simd:
+            key = "pe" if "pe" in c.folding else "simd"
+            raise FoldingError(f"{source}: layer {l.name}: SIMD={l.simd} must equal the {key.upper()} of its consumer "
+                               f"{c.name} ({c.in_lanes}); set {c.name}'s {key} to {l.simd} too, or leave {l.name} out "
+                               f"(it follows {c.name})")
 
 
 def cycle_budget(fps, clock_mhz):

@@ -135,6 +135,59 @@ def module_of(node):
     return f"{scope}: {cls.rsplit('.', 1)[-1]}"
 
 
+def _check_producers(model):
+    """Every tensor has one producer: an initializer, the graph input or one node's output."""
+    where = {}
+    inits = set()
+    for i in model.graph.initializer:
+        if i.name in inits:
+            raise FrontendError(f"tensor {i.name}: two initializers have this name; accepted: one producer per tensor")
+        inits.add(i.name)
+        where[i.name] = "an initializer"
+    for i in model.graph.input:
+        where.setdefault(i.name, "the graph input")      # an input may also have an initializer (its default)
+    for node in model.graph.node:
+        for o in node.output:
+            if not o:
+                continue
+            if o in where:
+                raise FrontendError(f"tensor {o}: produced by both {where[o]} and node {node.name} ({node.op_type}); "
+                                    "accepted: one producer per tensor")
+            where[o] = f"node {node.name} ({node.op_type})"
+
+
+def _sort_nodes(model):
+    """Put the nodes in topological order (ONNX requires it; shape inference needs it), keeping the file's
+    order where it already is one; a cycle is an error naming a node on it."""
+    import heapq
+    nodes = list(model.graph.node)
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    deps = [{producer[t] for t in n.input if t in producer} for n in nodes]
+    users = [[] for _ in nodes]
+    for i, d in enumerate(deps):
+        for j in d:
+            users[j].append(i)
+    waiting = [len(d) for d in deps]
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for u in users[i]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) < len(nodes):
+        left = sorted(set(range(len(nodes))) - set(order))
+        n = nodes[left[0]]
+        raise FrontendError(f"node {n.name} ({n.op_type}): is on a cycle (its inputs depend on its own output); "
+                            "accepted: an acyclic graph")
+    if order != sorted(order):
+        del model.graph.node[:]
+        model.graph.node.extend(nodes[i] for i in order)
+
+
 def load(model_or_path):
     """Read a QONNX model (path or ``ModelProto``) and clean it up.
 
@@ -154,6 +207,18 @@ def load(model_or_path):
     n_in = len([i for i in model.graph.input if i.name not in inits])
     if n_in != 1 or len(model.graph.output) != 1:
         raise FrontendError(f"graph {model.graph.name or '?'}: must have exactly one input and one output, not {n_in} and {len(model.graph.output)}")
+    from ..lower import check_arity          # before the clean-up: its errors are long, and the names still the file's
+    from ..sources import annotate
+    try:
+        _check_producers(model)
+        _sort_nodes(model)
+        for node in model.graph.node:
+            check_arity(node)
+    except FrontendError as e:               # with the node's module, as the lowering's messages have it
+        message = annotate(str(e), model)
+        if message == str(e):
+            raise
+        raise type(e)(message) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -162,6 +227,7 @@ def load(model_or_path):
         raise
     except Exception as e:
         msg = str(e).splitlines()[0] if str(e) else ""
+        msg = msg if len(msg) <= 160 else msg[:160] + "…"        # onnxruntime's messages run to hundreds of characters
         raise FrontendError(f"graph {model.graph.name or '?'}: QONNX clean-up failed ({e.__class__.__name__}: {msg})")
     _restore_names(wrapper, graph_io)
     return wrapper

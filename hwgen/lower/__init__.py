@@ -24,7 +24,7 @@ from .select import append_label_select, lower_argmax
 from .shape import SHAPE_OPS, lower_shape
 from .values import Acc, IntTensor
 
-__all__ = ["lower", "SUPPORTED_OPS"]
+__all__ = ["lower", "SUPPORTED_OPS", "check_arity"]
 
 HANDLERS = {"Quant": lower_quant, "IntQuant": lower_quant, "BipolarQuant": lower_quant,
             "MatMul": lower_matmul, "Gemm": lower_matmul, "Conv": lower_conv, "Trunc": lower_trunc,
@@ -33,6 +33,40 @@ HANDLERS.update({op: lower_pool for op in POOL_OPS})
 HANDLERS.update({op: lower_elementwise for op in ELEMENTWISE_OPS})
 HANDLERS.update({op: lower_shape for op in SHAPE_OPS})
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
+# the families of SUPPORTED_OPS, short enough for a one-line error (ARCHITECTURE §6)
+ACCEPTED_OPS = ("quantisers (Quant, BipolarQuant, Trunc, MultiThreshold), MatMul, Gemm, Conv, per-channel "
+                "element-wise ops (Add, Mul, BatchNormalization, Relu, Clip, …), pooling, reshapes, Concat, ArgMax")
+
+_ELEMENTWISE_INPUTS = {"Relu": (1, 1, "x"), "Clip": (1, 3, "x, min, max"),
+                       "BatchNormalization": (5, 5, "x, scale, bias, mean, variance")}
+# op -> (required inputs, most inputs, what they are); a required input may not be empty
+INPUTS = {"Quant": (4, 4, "x, scale, zero point, bit width"), "IntQuant": (4, 4, "x, scale, zero point, bit width"),
+          "BipolarQuant": (2, 2, "x, scale"),
+          "Trunc": (5, 6, "x, scale, zero point, input bit width, [output scale,] output bit width"),
+          "MultiThreshold": (2, 2, "x, thresholds"), "MatMul": (2, 2, "x, weights"), "Gemm": (2, 3, "x, weights, bias"),
+          "Conv": (2, 3, "x, weights, bias"), "Concat": (1, None, "the tensors to join"), "ArgMax": (1, 1, "x"),
+          "Reshape": (1, 2, "x, shape"), "Squeeze": (1, 2, "x, axes"), "Unsqueeze": (1, 2, "x, axes"),
+          "Dropout": (1, 3, "x, ratio, training mode"), "ReduceMean": (1, 2, "x, axes"), "ReduceMax": (1, 2, "x, axes")}
+INPUTS.update({op: _ELEMENTWISE_INPUTS.get(op, (2, 2, "two operands")) for op in ELEMENTWISE_OPS})
+INPUTS.update({op: (1, 1, "x") for op in POOL_OPS + SHAPE_OPS if op not in INPUTS})
+
+
+def check_arity(node):
+    """A node of a supported op has the inputs it takes (none of the required ones empty) and an output."""
+    if node.op_type not in INPUTS:
+        return
+    lo, hi, what = INPUTS[node.op_type]
+    where = f"node {node.name} ({node.op_type})"
+    n = len(node.input)
+    if n < lo or (hi is not None and n > hi):
+        count = f"{lo}" if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
+        raise UnsupportedError(f"{where}: takes {count} input{'s' if hi != 1 else ''} ({what}), not {n}")
+    for i in range(lo):
+        if not node.input[i]:
+            raise UnsupportedError(f"{where}: input {i} ({what.split(', ')[i] if hi is not None else 'tensor'}) is empty; "
+                                   f"accepted: {what}")
+    if not node.output or not node.output[0]:
+        raise UnsupportedError(f"{where}: has no output")
 
 
 def _jsonable(v):
@@ -67,13 +101,17 @@ def _lower(ctx, model, name, topk):
     for node in model.graph.node:
         handler = HANDLERS.get(node.op_type)
         if handler is None:
-            raise UnsupportedError(
-                f"node {node.name}: op {node.op_type} is not supported; accepted: {', '.join(SUPPORTED_OPS)}")
+            raise UnsupportedError(f"node {node.name}: op {node.op_type or repr('')} is not supported; accepted: {ACCEPTED_OPS}")
+        check_arity(node)
         handler(ctx, node)
 
     out_name = model.graph.output[0].name
     out = ctx.get(out_name)
     out_shape = list(ctx.shape(out_name))
+    if hasattr(out, "shape") and tuple(int(d) for d in out.shape) != tuple(out_shape):
+        declared = tuple(model.get_tensor_shape(out_name) or ())
+        raise UnsupportedError(f"output {out_name}: declared of shape {declared}, but the graph computes "
+                               f"{tuple(int(d) for d in out.shape)}")
     if topk is not None:
         if isinstance(out, IntTensor) and out.producer is not None and out.producer.kind == "LabelSelect":
             raise UnsupportedError(f"output {out_name}: the model already ends in ArgMax; --topk is not needed")
@@ -101,6 +139,12 @@ def _lower(ctx, model, name, topk):
         raise UnsupportedError(f"output {out_name}: must be produced by the last hardware layer")
     if not ctx.layers:
         raise UnsupportedError("graph: no hardware layer between the input quantiser and the output; accepted: at least one QuantLinear")
+    for layer in ctx.layers:              # an accumulator that neither a quantiser nor the output took
+        if hasattr(layer, "out_dt") and layer.out_dt is None:
+            src = ctx.sources.get(layer.name, layer.name)
+            op = next((n.op_type for n in model.graph.node if n.name == src), "?")
+            raise UnsupportedError(f"node {src} ({op}): its result reaches neither a quantiser nor the graph output; "
+                                   f"accepted: every MatMul/Conv/Add followed by a quantiser, or the last one by the output")
     head = ctx.head
     head["ir_shape"] = list(ctx.layers[0].in_shape)
     tail = {"ops": _ops_json(tail_ops), "output_name": out_name, "output_shape": out_shape,

@@ -42,7 +42,8 @@ class LoweringContext:
         self.sources = {}           # IR layer name -> ONNX node name(s)
         self.int_outputs = {}       # IR layer name -> ONNX tensor holding scale·(its integers − zp)
         for init in self.graph.initializer:
-            value = numpy_helper.to_array(init).astype(np.float64)
+            with np.errstate(invalid="ignore"):      # a signalling NaN warns here; the quantiser rejects NaN
+                value = numpy_helper.to_array(init).astype(np.float64)
             dt = self._int_annotation(init.name)
             if dt is not None and dt.allowed(value) and np.all(value == np.round(value)):
                 # FINN-streamlined files: integer weights annotated with a datatype, no Quant node
@@ -78,6 +79,9 @@ class LoweringContext:
         shape = self.model.get_tensor_shape(name)
         if shape is None:
             raise UnsupportedError(f"tensor {name}: shape unknown after shape inference")
+        if any(not s or s < 0 for s in shape[1:]):       # qonnx reports a symbolic dimension as 0
+            raise UnsupportedError(f"tensor {name}: shape {tuple(shape)} has an unknown, empty or negative dimension; "
+                                   "accepted: positive sizes (only the batch axis may be symbolic)")
         return tuple(int(s) if s else 1 for s in shape)
 
     def shape(self, name):

@@ -28,11 +28,17 @@ def window_attrs(node, kernel_default=None):
     kernel = _ints(node, "kernel_shape", kernel_default)
     if kernel is None or len(kernel) != 2:
         raise UnsupportedError(f"{where}: only 2-D windows are supported, not kernel {kernel}")
+    if min(kernel) < 1:
+        raise UnsupportedError(f"{where}: kernel_shape must be 2 positive integers, not {kernel}")
     dil = _ints(node, "dilations", [1, 1])
     if any(d != 1 for d in dil):
         raise UnsupportedError(f"{where}: dilation {dil} is not supported; accepted: 1")
     stride = _ints(node, "strides", [1, 1])
+    if len(stride) != 2 or min(stride) < 1:
+        raise UnsupportedError(f"{where}: strides must be 2 positive integers, not {stride}")
     pads = _ints(node, "pads", [0, 0, 0, 0])
+    if len(pads) != 4 or min(pads) < 0:
+        raise UnsupportedError(f"{where}: pads must be 4 non-negative integers (top, left, bottom, right), not {pads}")
     return tuple(kernel), tuple(stride), (pads[0], pads[1], pads[2], pads[3])
 
 
@@ -68,9 +74,14 @@ def lower_conv(ctx, node):
         raise UnsupportedError(f"{where}: only 2-D convolutions are supported, not weights of shape {Wq.shape}")
     oc, icg, kh, kw = Wq.shape
     kernel, stride, pads = window_attrs(node, [kh, kw])
+    if kernel != (kh, kw):
+        raise UnsupportedError(f"{where}: kernel_shape {list(kernel)} does not match the weights of shape {tuple(Wq.shape)}")
     n, c, ih, iw = x.shape
     group = int(_attr(node, "group", 1))
     depthwise = group > 1
+    if group == 1 and icg != c:
+        raise UnsupportedError(f"{where}: weights of shape {tuple(Wq.shape)} read {icg} input channels, but the input "
+                               f"{node.input[0]} has {c} (shape {tuple(x.shape)})")
     if group != 1 and not (group == c and oc == c and icg == 1):
         raise UnsupportedError(f"{where}: groups={group} is not supported; accepted: 1 or the number of channels ({c}) with one filter per channel")
     ws = np.broadcast_to(w.scale, Wq.shape)

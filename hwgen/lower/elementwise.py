@@ -47,8 +47,14 @@ def lower_elementwise(ctx, node):
     shape = x.shape
     where = f"node {node.name} ({op})"
 
+    def finite(v, what):
+        v = np.asarray(v, dtype=np.float64)
+        if not np.all(np.isfinite(v)):
+            raise UnsupportedError(f"{where}: {what} must be finite, not {v[~np.isfinite(v)].ravel()[:3].tolist()}")
+        return v
+
     def cv(i, what):
-        return channel_vector(ctx.const(node.input[i], node, what), shape, f"{where}: {what}")
+        return channel_vector(finite(ctx.const(node.input[i], node, what), what), shape, f"{where}: {what}")
 
     ops = list(x.ops)
     if op in ("Add", "Mul", "Max", "Min"):
@@ -71,12 +77,16 @@ def lower_elementwise(ctx, node):
         if xi != 0:
             raise UnsupportedError(f"{where}: only the data input may be a tensor")
         def bn(i, what):      # BatchNormalization parameters are (C,) along axis 1
-            v = np.asarray(ctx.const(node.input[i], node, what), dtype=np.float64)
+            v = finite(ctx.const(node.input[i], node, what), what)
             v = v.reshape((1, -1) + (1,) * (len(shape) - 2)) if v.size > 1 else v
             return np.asarray(channel_vector(v, shape, f"{where}: {what}"), dtype=np.float64)
 
         gamma, beta, mean, var = (bn(i, n) for i, n in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
         eps = float(_attr(node, "epsilon", 1e-5))
+        if np.any(var + eps <= 0):
+            bad = np.atleast_1d(var + eps)
+            raise UnsupportedError(f"{where}: variance + epsilon must be positive, not "
+                                   f"{[float(f'{v:.6g}') for v in bad[bad <= 0][:3]]}")
         inv = gamma / np.sqrt(var + eps)
         ops += [{"op": "add", "value": -mean if mean.ndim else float(-mean)},
                 {"op": "mul", "value": inv if inv.ndim else float(inv)},

@@ -1,12 +1,15 @@
 """Lowering of QONNX quantisers: Quant / IntQuant / BipolarQuant."""
 
+import math
+
 import numpy as np
+import onnx
 
 from ..dataflow import MVAU, VVAU, AddStreams, Requant, Thresholding
 from .requant import MAX_THRESHOLDS
 from ..dtypes import DType
 from ..errors import HwgenError, UnsupportedError
-from ..host import eval_ops, quantise
+from ..host import ROUNDING_MODES, eval_ops, quantise
 from .context import channel_vector
 from .thresholds import segment_thresholds
 from .values import Acc, Const, FloatInput, IntConst, IntTensor
@@ -15,14 +18,51 @@ __all__ = ["lower_quant", "MAX_ACT_BITS", "MAX_WEIGHT_BITS"]
 
 MAX_ACT_BITS = 16
 MAX_WEIGHT_BITS = 16
+MAX_CONST_BITS = 64         # a quantised bias (Brevitas Int32Bias …): integers exact in the host's int64
+
+
+_KINDS = {int: "an integer", float: "a number", str: "a string"}
 
 
 def _attr(node, name, default):
+    """Attribute ``name`` of ``node`` (``default`` when absent), of the kind of ``default`` when it has one:
+    an integer, a finite number (an integer is accepted) or a string; anything else is an UnsupportedError."""
     for a in node.attribute:
-        if a.name == name:
-            v = a.i if a.type == a.INT else a.s.decode() if a.type == a.STRING else a.f
-            return v
+        if a.name != name:
+            continue
+        if a.type == a.INT:
+            v = a.i
+        elif a.type == a.FLOAT:
+            v = a.f
+        elif a.type == a.STRING:
+            v = a.s.decode(errors="replace")
+        else:
+            v = onnx.helper.get_attribute_value(a)
+            if default is None:
+                return v
+        want = type(default) if isinstance(default, (int, float, str)) and not isinstance(default, bool) else None
+        if want is float and isinstance(v, int):
+            v = float(v)
+        if want is not None and not isinstance(v, want):
+            shown = v if isinstance(v, (int, float, str)) else onnx.AttributeProto.AttributeType.Name(a.type)
+            raise UnsupportedError(f"node {node.name} ({node.op_type}): attribute {name} must be {_KINDS[want]}, "
+                                   f"not {str(shown)[:40]!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UnsupportedError(f"node {node.name} ({node.op_type}): attribute {name} must be a finite number, not {v}")
+        return v
     return default
+
+
+def _bit_width(ctx, node, i, what="bit width"):
+    """Input ``i`` of ``node``: a whole number of bits from 1 to MAX_CONST_BITS."""
+    bw = np.asarray(ctx.const(node.input[i], node, what), dtype=np.float64)
+    if bw.size != 1 or not np.isfinite(bw).all() or float(bw.reshape(())) != int(bw.reshape(())):
+        raise UnsupportedError(f"node {node.name} ({node.op_type}): {what} must be a whole number, not {bw.ravel()[:4].tolist()}")
+    bits = int(bw.reshape(()))
+    if bits < 1 or bits > MAX_CONST_BITS:
+        raise UnsupportedError(f"node {node.name} ({node.op_type}): {what} {bits} is out of range; accepted: 1 to "
+                               f"{MAX_ACT_BITS} (up to {MAX_CONST_BITS} for a quantised bias)")
+    return bits
 
 
 def _trunc_desc(ctx, node, x):
@@ -30,11 +70,19 @@ def _trunc_desc(ctx, node, x):
     where = f"node {node.name} (Trunc)"
     scale = ctx.const(node.input[1], node, "scale")
     zp = ctx.const(node.input[2], node, "zero point")
-    in_bw = int(ctx.const(node.input[3], node, "input bit width").reshape(()))
+    for what, v in (("scale", scale), ("zero point", zp)):
+        if not np.all(np.isfinite(v)) or (what == "scale" and np.any(v <= 0)):
+            raise UnsupportedError(f"{where}: {what} must be finite{' and positive' if what == 'scale' else ''}, "
+                                   f"not {np.asarray(v).ravel()[:4].tolist()}")
+    in_bw = _bit_width(ctx, node, 3, "input bit width")
     mode = str(_attr(node, "rounding_mode", "FLOOR")).upper()
+    if mode not in ROUNDING_MODES:
+        raise UnsupportedError(f"{where}: rounding_mode must be one of {', '.join(ROUNDING_MODES)}, not {mode[:40]!r}")
     if len(node.input) >= 6:
         out_scale = ctx.const(node.input[4], node, "output scale")
-        out_bw = int(ctx.const(node.input[5], node, "output bit width").reshape(()))
+        if not np.all(np.isfinite(out_scale)) or np.any(out_scale <= 0):
+            raise UnsupportedError(f"{where}: output scale must be finite and positive, not {np.asarray(out_scale).ravel()[:4].tolist()}")
+        out_bw = _bit_width(ctx, node, 5, "output bit width")
         signed = bool(_attr(node, "signed", 1))
         narrow = bool(_attr(node, "narrow", 0))
         ts = 2.0 ** np.round(np.log2(np.asarray(out_scale, dtype=np.float64) / np.asarray(scale, dtype=np.float64)))
@@ -45,7 +93,7 @@ def _trunc_desc(ctx, node, x):
         desc = {"trunc": 2, "scale": scale, "zero_point": zp, "trunc_scale": ts, "qmin": qmin, "qmax": qmax,
                 "rounding_mode": mode}
         return desc, out_bw, out_scale, np.asarray(zp, dtype=np.float64) / ts
-    out_bw = int(ctx.const(node.input[4], node, "output bit width").reshape(()))
+    out_bw = _bit_width(ctx, node, 4, "output bit width")
     ts = 2.0 ** (in_bw - out_bw)
     desc = {"trunc": 1, "scale": scale, "zero_point": zp, "trunc_scale": ts, "rounding_mode": mode}
     return desc, out_bw, scale, np.asarray(zp, dtype=np.float64)
@@ -113,24 +161,21 @@ def lower_multithreshold(ctx, node):
 
 def _quant_desc(ctx, node):
     """The quantiser as a dict usable by hwgen.host.quantise, plus its DType."""
-    if node.op_type == "BipolarQuant":
-        scale = ctx.const(node.input[1], node, "scale")
-        return {"bipolar": True, "scale": scale, "zero_point": 0.0, "qmin": -1, "qmax": 1}, DType("BIPOLAR"), 1
+    where = f"node {node.name} ({node.op_type})"
     scale = ctx.const(node.input[1], node, "scale")
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise UnsupportedError(f"{where}: scale must be finite and positive, not {np.asarray(scale).ravel()[:4].tolist()}")
+    if node.op_type == "BipolarQuant":
+        return {"bipolar": True, "scale": scale, "zero_point": 0.0, "qmin": -1, "qmax": 1}, DType("BIPOLAR"), 1
     zp = ctx.const(node.input[2], node, "zero point")
-    bw = ctx.const(node.input[3], node, "bit width")
-    if bw.size != 1 or float(bw.reshape(())) != int(bw.reshape(())):
-        raise UnsupportedError(f"node {node.name} (Quant): bit width must be a whole number, not {bw.ravel()[:4].tolist()}")
-    bits = int(bw.reshape(()))
+    bits = _bit_width(ctx, node, 3)
     signed = bool(_attr(node, "signed", 1))
     narrow = bool(_attr(node, "narrow", 0))
     mode = str(_attr(node, "rounding_mode", "ROUND")).upper()
-    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-        raise UnsupportedError(f"node {node.name} (Quant): scale must be finite and positive, not {np.asarray(scale).ravel()[:4].tolist()}")
+    if mode not in ROUNDING_MODES:
+        raise UnsupportedError(f"{where}: rounding_mode must be one of {', '.join(ROUNDING_MODES)}, not {mode[:40]!r}")
     if not np.all(np.isfinite(zp)) or np.any(zp != np.round(zp)):
-        raise UnsupportedError(f"node {node.name} (Quant): zero point must be a whole number, not {np.asarray(zp).ravel()[:4].tolist()}")
-    if bits < 1:
-        raise UnsupportedError(f"node {node.name} (Quant): bit width {bits} is out of range; accepted: 1 to {MAX_ACT_BITS}")
+        raise UnsupportedError(f"{where}: zero point must be a whole number, not {np.asarray(zp).ravel()[:4].tolist()}")
     if signed:
         qmin, qmax = -(1 << (bits - 1)) + (1 if narrow else 0), (1 << (bits - 1)) - 1
         dt = DType(f"INT{bits}")
@@ -148,12 +193,36 @@ def _check_bits(node, bits, limit, what):
         raise UnsupportedError(f"node {node.name} ({node.op_type}): {what} bit width {bits} is out of range; accepted: 1 to {limit}")
 
 
+def _check_param_shapes(node, q, x):
+    """Scale and zero point must broadcast to the quantised tensor without growing it."""
+    shape = tuple(x.shape)
+    for k in ("scale", "zero_point"):
+        p = np.shape(q[k])
+        try:
+            ok = np.broadcast_shapes(p, shape) == shape
+        except ValueError:
+            ok = False
+        if not ok:
+            what = "zero point" if k == "zero_point" else k
+            raise UnsupportedError(f"node {node.name} ({node.op_type}): {what} of shape {p} does not broadcast to "
+                                   f"its input of shape {shape}; accepted: a scalar or one value per channel")
+
+
 def lower_quant(ctx, node):
     x = ctx.get(node.input[0], node)
     q, dt, bits = _quant_desc(ctx, node)
     out = node.output[0]
+    if x is not None and hasattr(x, "shape"):
+        _check_param_shapes(node, q, x)
 
     if isinstance(x, Const):                         # weights, quantised bias
+        if x.value.size == 0:
+            raise UnsupportedError(f"node {node.name} ({node.op_type}): the constant {node.input[0]} it quantises is "
+                                   f"empty (shape {tuple(x.value.shape)})")
+        if not np.all(np.isfinite(x.value)):
+            bad = x.value[~np.isfinite(x.value)].ravel()[:3].tolist()
+            raise UnsupportedError(f"node {node.name} ({node.op_type}): the constant {node.input[0]} it quantises "
+                                   f"must be finite, not {bad}")
         iq = quantise(x.value, q)
         zp = np.asarray(q["zero_point"], dtype=np.float64)
         ctx.values[out] = IntConst(iq, np.asarray(q["scale"], dtype=np.float64), zp, dt, node.name)
