@@ -120,10 +120,14 @@ def output_file(path, what, *, inputs=()):
 
 
 def folding_source(folding):
-    """``None``, a dict or a folding file's path (``str``)."""
-    if folding is None or isinstance(folding, dict):
-        return folding
+    """``None``, a dict (its shape checked) or a folding file's path (``str``)."""
+    from .dataflow.folding import check_folding_doc
+    from .errors import FoldingError
+    if folding is None:
+        return None
+    if isinstance(folding, dict):
+        return check_folding_doc(folding)
     if isinstance(folding, (str, os.PathLike)):
         return input_file(folding, "folding file")
-    raise HwgenError(f'folding must be a JSON file\'s path or a dict like {{"fc0": {{"pe": 4, "simd": 8}}}}, '
-                     f"not {shown(folding)}")
+    raise FoldingError(f'folding must be a JSON file\'s path or a dict like {{"fc0": {{"pe": 4, "simd": 8}}}}, '
+                       f"not {shown(folding)}")

@@ -213,8 +213,8 @@ def test_target_error_unchanged_when_a_layer_is_too_slow():
     with pytest.raises(FoldingError) as e:
         search_folding(cnn(), 1e6, CLOCK)
     assert str(e.value) == ("layer conv0: target 1e+06 fps at 100 MHz allows 100 cycles per frame, but the fastest "
-                            "folding (pe=1, simd=9) needs 576 (its sliding window swg0 streams one word of at most C=1 "
-                            "channels per cycle: 576 words per frame); lower --fps or raise --clock-mhz")
+                            "folding (pe=1, simd=9) needs 576 (its sliding window swg0 streams C=1 channels a cycle: "
+                            "576 words per frame); lower --fps or raise --clock-mhz")
 
 
 def test_fixed_layers_are_kept():

@@ -1214,28 +1214,28 @@ REGRESSIONS = {
     "mul_one_input": ("mlp", lambda m: _node(m, "Mul_n35").input.pop(), "node Mul_n35 (Mul): takes 2 inputs (two operands), not 1"),
     # bit widths: int(inf) / int(nan) / 1 << 1e30 raised OverflowError / ValueError
     "bit_width_inf": ("mlp", lambda m: _set_init(m, "b3", np.array(INF, np.float32)),
-                      "node Quant_0 (Quant): bit width must be a whole number, not [inf]"),
+                      "node Quant_n5 (Quant): bit width must be a whole number, not [inf]"),
     "bit_width_nan": ("mlp", lambda m: _set_init(m, "b3", np.array(NAN, np.float32)),
-                      "node Quant_0 (Quant): bit width must be a whole number, not [nan]"),
+                      "node Quant_n5 (Quant): bit width must be a whole number, not [nan]"),
     "bit_width_huge": ("mlp", lambda m: _set_init(m, "b9", np.array(1e30, np.float32)),
-                       "node Quant_1 (Quant): bit width 1000000015047466219876688855040 is out of range; accepted: 1 to 16 "
+                       "node Quant_n11 (Quant): bit width 1000000015047466219876688855040 is out of range; accepted: 1 to 16 "
                        "(up to 64 for a quantised bias)"),
     "bit_width_zero": ("mlp", lambda m: _set_init(m, "b3", np.array(0, np.float32)),
-                       "node Quant_0 (Quant): bit width 0 is out of range; accepted: 1 to 16 (up to 64 for a quantised bias)"),
+                       "node Quant_n5 (Quant): bit width 0 is out of range; accepted: 1 to 16 (up to 64 for a quantised bias)"),
     # an unknown rounding mode was accepted, and failed only when the host head ran
     "rounding_mode": ("residual", lambda m: _set_attr(_node(m, "Quant_n5"), "rounding_mode", "s"),
-                      "node Quant_0 (Quant): rounding_mode must be one of ROUND, HALF_EVEN, CEIL, FLOOR, UP, DOWN, "
+                      "node Quant_n5 (Quant): rounding_mode must be one of ROUND, HALF_EVEN, CEIL, FLOOR, UP, DOWN, "
                       "ROUND_TO_ZERO, HALF_UP, HALF_DOWN, not 'S'"),
     # BipolarQuant scales were not checked: an infinite weight scale built a wrong accelerator
     "bipolar_scale_inf": ("binary", lambda m: _set_init(m, "s5", np.array(INF, np.float32)),
-                          "node BipolarQuant_1 (BipolarQuant): scale must be finite and positive, not [inf]"),
+                          "node BipolarQuant_n7 (BipolarQuant): scale must be finite and positive, not [inf]"),
     # a scale of the wrong length failed in numpy broadcasting inside the MatMul lowering
     "scale_shape": ("binary", lambda m: _set_init(m, "s20", np.array([0.1, 0.2], np.float32)),
-                    "node BipolarQuant_2 (BipolarQuant): scale of shape (2,) does not broadcast to its input of shape "
+                    "node BipolarQuant_n22 (BipolarQuant): scale of shape (2,) does not broadcast to its input of shape "
                     "(6, 4); accepted: a scalar or one value per channel"),
     # NaN weights became int64 garbage and overflowed the resource estimate
     "nan_weight": ("residual", _w21_with_nan,
-                   "node Quant_2 (Quant): the constant Quant_2_param0 it quantises must be finite, not [nan]"),
+                   "node Quant_n26 (Quant): the constant w21 it quantises must be finite, not [nan]"),
     # a tensor produced twice left an MVAU without an output type (AttributeError in validate)
     "duplicate_producer": ("mlp", _duplicate_gemm,
                            "tensor gemm_31: produced by both node Gemm_n32 (Gemm) and node Gemm_n32 (Gemm); "
@@ -1243,46 +1243,45 @@ REGRESSIONS = {
     "duplicate_initializer": ("mlp", lambda m: m.graph.initializer.append(numpy_helper.from_array(np.array(0.5, np.float32), "s7")),
                               "tensor s7: two initializers have this name; accepted: one producer per tensor"),
     "dangling_accumulator": ("mlp", _dead_gemm,
-                             "node Gemm_0 (Gemm): its result reaches neither a quantiser nor the graph output; accepted: "
+                             "node Dead_Gemm (Gemm): its result reaches neither a quantiser nor the graph output; accepted: "
                              "every MatMul/Conv/Add followed by a quantiser, or the last one by the output"),
     # input channels that the weights do not read: numpy reshape error
     "conv_channels": ("cnn", _channels,
-                      "node Conv_0 (Conv): weights of shape (4, 2, 3, 3) read 2 input channels, but the input "
-                      "Quant_0_out0 has 7 (shape (1, 7, 6, 6))"),
+                      "node Conv_n13 (Conv): weights of shape (4, 2, 3, 3) read 2 input channels, but the input "
+                      "quant_4 has 7 (shape (1, 7, 6, 6))"),
     # a declared output shape the graph does not compute: the build succeeded, the host tail could not reshape
     "output_shape": ("mlp", lambda m: setattr(m.graph.output[0].type.tensor_type.shape.dim[1], "dim_value", 5),
-                     "output global_out: declared of shape (1, 5), but the graph computes (1, 3)"),
+                     "output mul_34: declared of shape (1, 5), but the graph computes (1, 3)"),
     # a zero (or symbolic) dimension was read as 1
     "empty_dimension": ("mlp", lambda m: setattr(m.graph.output[0].type.tensor_type.shape.dim[1], "dim_value", 0),
-                        "tensor global_out: shape (1, 0) has an unknown, empty or negative dimension; accepted: positive "
+                        "tensor mul_34: shape (1, 0) has an unknown, empty or negative dimension; accepted: positive "
                         "sizes (only the batch axis may be symbolic)"),
     # an empty weight tensor: IndexError reading its scale
     "empty_weights": ("cnn", lambda m: _set_init(m, "w6", np.zeros((0, 2, 3, 3), np.float32)),
-                      "node Quant_1 (Quant): the constant Quant_1_param0 it quantises is empty (shape (0, 2, 3, 3))"),
+                      "node Quant_n11 (Quant): the constant w6 it quantises is empty (shape (0, 2, 3, 3))"),
     # window attributes of the wrong length: ValueError unpacking in SlidingWindow.validate, IndexError on pads
     "strides_length": ("cnn", lambda m: _set_attr(_node(m, "Conv_n13"), "strides", [3, 3, 3]),
-                       "node Conv_0 (Conv): strides must be 2 positive integers, not [3, 3, 3]"),
+                       "node Conv_n13 (Conv): strides must be 2 positive integers, not [3, 3, 3]"),
     "pads_type": ("cnn", lambda m: _set_attr(_node(m, "Conv_n13"), "pads", "s"),
-                  "node Conv_0 (Conv): pads must be 4 non-negative integers (top, left, bottom, right), not []"),
+                  "node Conv_n13 (Conv): pads must be 4 non-negative integers (top, left, bottom, right), not []"),
     "kernel_shape": ("cnn", lambda m: _set_attr(_node(m, "Conv_n13"), "kernel_shape", [1, 1]),
-                     "node Conv_0 (Conv): kernel_shape [1, 1] does not match the weights of shape (4, 2, 3, 3)"),
+                     "node Conv_n13 (Conv): kernel_shape [1, 1] does not match the weights of shape (4, 2, 3, 3)"),
 
     # attributes of the wrong type: float('s')
     "attribute_type": ("binary", lambda m: _set_attr(_node(m, "BatchNormalization_n15"), "epsilon", "s"),
-                       "node BatchNormalization_0 (BatchNormalization): attribute epsilon must be a number, not 's'"),
+                       "node BatchNormalization_n15 (BatchNormalization): attribute epsilon must be a number, not 's'"),
     "attribute_nan": ("mlp", lambda m: _set_attr(_node(m, "Gemm_n32"), "alpha", NAN),
-                      "node Gemm_0 (Gemm): attribute alpha must be a finite number, not nan"),
+                      "node Gemm_n32 (Gemm): attribute alpha must be a finite number, not nan"),
     # non-finite element-wise constants and an impossible BatchNorm
     "operand_nan": ("mlp", lambda m: _set_init(m, "m33", np.array(NAN, np.float32)),
-                    "node Mul_0 (Mul): operand must be finite, not [nan]"),
+                    "node Mul_n35 (Mul): operand must be finite, not [nan]"),
     "negative_variance": ("binary", lambda m: _set_init(m, "var13", np.array([1, -1, 2, -2, -4, -8], np.float32)),
-                          "node BatchNormalization_0 (BatchNormalization): variance + epsilon must be positive, not "
+                          "node BatchNormalization_n15 (BatchNormalization): variance + epsilon must be positive, not "
                           "[-0.99999, -1.99999, -3.99999]"),
     # the unsupported-op message listed all 32 ops: 358 characters
     "unsupported_op": ("mlp", lambda m: setattr(_node(m, "Relu_n18"), "op_type", "Foo"),
-                       "node Foo_0: op Foo is not supported; accepted: quantisers (Quant, BipolarQuant, Trunc, MultiThreshold), "
-                       "MatMul, Gemm, Conv, per-channel element-wise ops (Add, Mul, BatchNormalization, Relu, Clip, …), "
-                       "pooling, reshapes, Concat, ArgMax"),
+                       "node Relu_n18: op Foo is not supported; accepted: quantisers, MatMul, Gemm, Conv, per-channel element-wise "
+                       "ops (Add, Mul, BatchNormalization, Relu, …), pooling, reshapes, Concat, ArgMax"),
     "cycle": ("mlp", _cycle, "node MatMul_n13 (MatMul): is on a cycle (its inputs depend on its own output); "
                              "accepted: an acyclic graph"),
 }
@@ -1303,7 +1302,7 @@ def test_regression_folding_file(tmp_path, text, message):
 
 
 @pytest.mark.parametrize("folding,message", [
-    ([1, 2], "not a list"), ({"fc0": 4}, "not a number for layer 'fc0'"), ({3: {"pe": 1}}, "not a key 3 of type int"),
+    ({"fc0": 4}, "not a number for layer 'fc0'"), ({3: {"pe": 1}}, "not a key 3 of type int"),
     ({"fc0": None}, "not null for layer 'fc0'"),
 ])
 def test_regression_folding_dict(tmp_path, folding, message):

@@ -104,6 +104,9 @@ def test_api_model_types(tmp_path):
     ({"topk": 2.5}, "topk must be a whole number ≥ 1, not 2.5"),
     ({"topk": True}, "topk must be a whole number ≥ 1, not True"),
     ({"folding": 3}, 'folding must be a JSON file\'s path or a dict like {"fc0": {"pe": 4, "simd": 8}}, not 3'),
+    ({"folding": [1, 2]}, 'folding must be a JSON file\'s path or a dict like {"fc0": {"pe": 4, "simd": 8}}, not [1, 2]'),
+    ({"folding": {"fc0": None}}, 'folding: must map layer names to objects like {"fc0": {"pe": 4, "simd": 8}}, not null '
+                                 "for layer 'fc0'"),
     ({"name": ""}, "name must be a non-empty printable string of at most 200 characters, not ''"),
     ({"save_steps": "yes"}, "save_steps must be True or False, not 'yes'"),
     ({"force": 1}, "force must be True or False, not 1"),

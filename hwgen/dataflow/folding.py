@@ -878,8 +878,8 @@ def _too_slow_error(graph, u, fps, clock_mhz, budget):
         return capped
     why = ""
     if feeder is not None and fastest.sc >= fastest.lc:
-        why = (f" (its sliding window {feeder.name} streams one word of at most C={feeder.channels} "
-               f"channels per cycle: {fastest.sc} words per frame)")
+        why = (f" (its sliding window {feeder.name} streams C={feeder.channels} channels a cycle: "
+               f"{fastest.sc} words per frame)")
     return FoldingError(
         f"layer {layer.name}: target {fps:g} fps at {clock_mhz:g} MHz allows {budget} cycles per frame, "
         f"but the fastest folding ({', '.join(f'{k}={v}' for k, v in sorted(fastest.fold.items()))}) needs {fastest.cycles}{why}; "

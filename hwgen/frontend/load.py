@@ -19,6 +19,7 @@ LEGACY_DOMAINS = ("finn.custom_op.general", "finn", "qonnx.custom_op", "onnx.bre
 QUANT_OPS = ("Quant", "IntQuant", "BipolarQuant", "Trunc", "MultiThreshold")
 _NAME_KEY = "hwgen.source_name"          # a node's name in the user's file, kept through the clean-up
 _OUTPUTS_KEY = "hwgen.source_outputs"    # the names of its output tensors there (JSON list)
+_INPUTS_KEY = "hwgen.source_inputs"      # and of its input tensors
 _CONTAINERS = ("torch.nn.modules.container.",)
 
 
@@ -55,7 +56,12 @@ def _normalise_domains(model):
 def _remember_names(model):
     import json
     for node in model.graph.node:
-        for key, value in ((_NAME_KEY, node.name), (_OUTPUTS_KEY, json.dumps(list(node.output)))):
+        outs, ins = list(node.output), list(node.input)
+        if not all(isinstance(t, str) for t in outs + ins):      # a damaged file: names that are not text
+            outs = ins = []
+        name = node.name if isinstance(node.name, str) else ""
+        for key, value in ((_NAME_KEY, name), (_OUTPUTS_KEY, json.dumps(outs) if outs else ""),
+                           (_INPUTS_KEY, json.dumps(ins) if ins else "")):
             if value:
                 e = node.metadata_props.add()
                 e.key, e.value = key, value
@@ -67,12 +73,9 @@ def _take(node, key):
     """The value of metadata ``key`` of ``node`` (None), removing it."""
     props = node.metadata_props
     found = [p.value for p in props if p.key == key]
-    if found:
-        keep = [(p.key, p.value) for p in props if p.key != key]
-        del props[:]
-        for k, v in keep:
-            e = props.add()
-            e.key, e.value = k, v
+    for i in reversed(range(len(props))):
+        if props[i].key == key:
+            del props[i]
     return found[-1] if found else None
 
 
@@ -85,6 +88,7 @@ def _restore_names(wrapper, graph_io):
     nodes = list(model.graph.node)
     names = [_take(n, _NAME_KEY) for n in nodes]
     outputs = [_take(n, _OUTPUTS_KEY) for n in nodes]
+    inputs = [_take(n, _INPUTS_KEY) for n in nodes]
     wanted = [n if n is not None else node.name for n, node in zip(names, nodes)]
     count = {}
     for n in wanted:
@@ -92,25 +96,32 @@ def _restore_names(wrapper, graph_io):
     for node, orig in zip(nodes, names):
         if orig is not None and count[orig] == 1:
             node.name = orig
-    # tensors: the graph's input and output, and every node's outputs
+    # tensors: the graph's input and output, every node's outputs and the initializers it reads
     g = model.graph
     inits = {i.name for i in g.initializer}
     pairs = list(zip([i.name for i in g.input if i.name not in inits], graph_io[0]))
     pairs += list(zip([o.name for o in g.output], graph_io[1]))
-    for node, orig in zip(nodes, outputs):
+
+    def listed(text):
         try:
-            orig = json.loads(orig) if orig else []
+            return json.loads(text) if text else []
         except ValueError:
-            orig = []
-        if len(orig) == len(node.output):
-            pairs += list(zip(list(node.output), orig))
+            return []
+    for node, outs, ins in zip(nodes, outputs, inputs):
+        outs, ins = listed(outs), listed(ins)
+        if len(outs) == len(node.output):
+            pairs += list(zip(list(node.output), outs))
+        if len(ins) == len(node.input):
+            pairs += [(c, o) for c, o in zip(list(node.input), ins) if c in inits]
     used = ({i.name for i in g.input} | {o.name for o in g.output} | {v.name for v in g.value_info} | inits
             | {t for n in g.node for t in n.output})
-    wanted = {}
+    wanted, origs = {}, {}
     for cur, orig in pairs:
         wanted.setdefault(orig, set()).add(cur)
+        origs.setdefault(cur, set()).add(orig)
     for orig, curs in wanted.items():
-        if len(curs) == 1 and orig and (cur := next(iter(curs))) != orig and orig not in used:
+        cur = next(iter(curs))
+        if len(curs) == 1 and len(origs[cur]) == 1 and orig and cur != orig and orig not in used:
             wrapper.rename_tensor(cur, orig)
             used.discard(cur)
             used.add(orig)

@@ -34,8 +34,8 @@ HANDLERS.update({op: lower_elementwise for op in ELEMENTWISE_OPS})
 HANDLERS.update({op: lower_shape for op in SHAPE_OPS})
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
 # the families of SUPPORTED_OPS, short enough for a one-line error (ARCHITECTURE §6)
-ACCEPTED_OPS = ("quantisers (Quant, BipolarQuant, Trunc, MultiThreshold), MatMul, Gemm, Conv, per-channel "
-                "element-wise ops (Add, Mul, BatchNormalization, Relu, Clip, …), pooling, reshapes, Concat, ArgMax")
+ACCEPTED_OPS = ("quantisers, MatMul, Gemm, Conv, per-channel element-wise ops (Add, Mul, BatchNormalization, "
+                "Relu, …), pooling, reshapes, Concat, ArgMax")
 
 _ELEMENTWISE_INPUTS = {"Relu": (1, 1, "x"), "Clip": (1, 3, "x, min, max"),
                        "BatchNormalization": (5, 5, "x, scale, bias, mean, variance")}
