@@ -50,7 +50,13 @@ class _Steps:
         self.enabled = enabled
         self.timings = {}
 
-    def step(self, name, fn, *args, **kw):
+    def step(self, name, fn, *args, reports=False, **kw):
+        """``fn(*args, **kw)`` as the step ``name``; ``reports``: ``fn`` reports its own progress (timed only)."""
+        if reports:
+            t0 = time.perf_counter()
+            res = fn(*args, **kw)
+            self.timings[name] = time.perf_counter() - t0
+            return res
         with _progress.task(name, enabled=self.enabled) as t:
             res = fn(*args, **kw)
         self.timings[name] = t.seconds
@@ -186,7 +192,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
             if save_steps:
                 snapshots.append(("plumbed", graph.to_json()))
             memfiles = {}                       # $readmemh files of big ROMs, beside the Verilog
-            verilog = steps.step("generate Verilog", _verilog, graph, memfiles, progress)
+            verilog = steps.step("generate Verilog", _verilog, graph, memfiles, progress, reports=True)
             manifest, report = steps.step("write", _write, out.path, graph, model, verilog, memfiles, name,
                                           clock_mhz, fps, snapshots)
         except HwgenError as e:
