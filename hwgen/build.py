@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 from . import progress as _progress
 from . import validate
-from .dataflow.folding import DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, folded_layers, load_folding, search_folding
+from .dataflow.folding import (DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, cycle_budget, folded_layers, load_folding,
+                               search_folding)
 from .devices import DEFAULT_MARGIN, make_budget, warn_beyond_devices
 from .dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
 from .errors import FoldingError, HwgenError
 from .outdir import OutputDir
 from .report import make_report, render_markdown
-from .sources import annotate
+from .sources import located
 from .streams import tdata_bits, words_per_frame
 
 __all__ = ["build", "Build", "MANIFEST_FORMAT"]
@@ -105,7 +106,7 @@ def _fold(graph, folding, fps, clock_mhz, budget=None, allow_slower=False):
 def _check_pinned(graph, fixed, fps, clock_mhz, source, allow_slower):
     """An explicit target that a layer pinned by the folding misses is an error (a warning with
     ``allow_slower``): the search folds only the other layers."""
-    allowed = int(clock_mhz * 1e6 / fps + 1e-6)
+    allowed = cycle_budget(fps, clock_mhz)
     slow = [graph.layer(n) for n in fixed if graph.layer(n).cycles() > allowed]
     if not slow:
         return
@@ -131,12 +132,6 @@ def _plumb(graph):
 def _verilog(graph, memfiles=None, progress=False):
     from .hdl.top import to_verilog
     return to_verilog(graph, name=TOP_NAME, progress=progress, memfiles=memfiles)
-
-
-def _flag(value, what):
-    if not isinstance(value, bool):
-        raise HwgenError(f"{what} must be True or False, not {validate.shown(value)}")
-    return value
 
 
 def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_CLOCK_MHZ,
@@ -169,7 +164,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     name = validate.name(name)
     for flag, what in ((progress, "progress"), (save_steps, "save_steps"), (force, "force"),
                        (allow_slower, "allow_slower")):
-        _flag(flag, what)
+        validate.flag(flag, what)
     if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
         raise HwgenError(f"out_dir must be a path, not {validate.shown(out_dir)}")
     budget = make_budget(device, max_lut=max_lut, max_ff=max_ff, max_bram=max_bram, max_dsp=max_dsp, margin=margin)
@@ -196,10 +191,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
             manifest, report = steps.step("write", _write, out.path, graph, model, verilog, memfiles, name,
                                           clock_mhz, fps, snapshots)
         except HwgenError as e:
-            message = annotate(str(e), model, getattr(graph, "sources", None))
-            if message == str(e):
-                raise
-            raise type(e)(message) from None
+            raise located(e, model, getattr(graph, "sources", None)) from None
         out.commit()
     out_dir = out.out
     seconds = time.perf_counter() - t0

@@ -10,7 +10,7 @@ message about one of hwgen's IR layers (``layer fc0: …`` becomes
 
 import re
 
-__all__ = ["annotate", "describe_node"]
+__all__ = ["annotate", "located", "describe_node"]
 
 _NODE = re.compile(r"node (\S+?)(?: \(([^()]*)\))?: ")
 _LAYER = re.compile(r"layer (\S+?): ")
@@ -48,3 +48,10 @@ def annotate(message, model, sources=None):
         src = src if isinstance(src, str) else ", ".join(map(str, src))
         return f"layer {m.group(1)} (node {describe_node(model, src)}): {message[m.end():]}"
     return message
+
+
+def located(error, model, sources=None):
+    """``error`` (a :class:`~hwgen.errors.HwgenError`) with its message :func:`annotate`\ d: the same
+    exception when nothing was added, else a new one of its type — for ``raise located(e, …) from None``."""
+    message = annotate(str(error), model, sources)
+    return error if message == str(error) else type(error)(message)

@@ -14,7 +14,7 @@ import tempfile
 
 from .errors import HwgenError
 
-__all__ = ["shown", "positive_number", "positive_int", "model_source", "folding_source", "input_file", "output_file", "name"]
+__all__ = ["shown", "positive_number", "positive_int", "flag", "model_source", "folding_source", "input_file", "output_file", "name"]
 
 _SHOW = 40
 
@@ -53,6 +53,13 @@ def positive_int(value, what, *, optional=False):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise HwgenError(f"{what} must be a whole number ≥ 1, not {shown(value)}")
     return int(value)
+
+
+def flag(value, what):
+    """``True`` or ``False`` (not 1, not "yes")."""
+    if not isinstance(value, bool):
+        raise HwgenError(f"{what} must be True or False, not {shown(value)}")
+    return value
 
 
 def name(value, what="name"):

@@ -219,17 +219,14 @@ def load(model_or_path):
     if n_in != 1 or len(model.graph.output) != 1:
         raise FrontendError(f"graph {model.graph.name or '?'}: must have exactly one input and one output, not {n_in} and {len(model.graph.output)}")
     from ..lower import check_arity          # before the clean-up: its errors are long, and the names still the file's
-    from ..sources import annotate
+    from ..sources import located
     try:
         _check_producers(model)
         _sort_nodes(model)
         for node in model.graph.node:
             check_arity(node)
     except FrontendError as e:               # with the node's module, as the lowering's messages have it
-        message = annotate(str(e), model)
-        if message == str(e):
-            raise
-        raise type(e)(message) from None
+        raise located(e, model) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

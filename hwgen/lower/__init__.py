@@ -12,7 +12,7 @@ import numpy as np
 from ..dataflow import DataflowGraph
 from ..dtypes import smallest_dtype
 from ..errors import HwgenError, UnsupportedError
-from ..sources import annotate
+from ..sources import located
 from .context import LoweringContext, channel_vector
 from .elementwise import ELEMENTWISE_OPS, lower_elementwise
 from .branch import lower_concat
@@ -91,10 +91,7 @@ def lower(model, name="model", topk=None):
     try:
         return _lower(ctx, model, name, topk)
     except HwgenError as e:
-        message = annotate(str(e), model, ctx.sources)
-        if message == str(e):
-            raise
-        raise type(e)(message) from None
+        raise located(e, model, ctx.sources) from None
 
 
 def _lower(ctx, model, name, topk):
