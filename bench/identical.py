@@ -187,7 +187,8 @@ def main(argv=None):
         with open(args.compare) as f:
             before = json.load(f)
         same = 0
-        for name in sorted(set(before) | set(result)):
+        names = set(result) if args.only else set(before) | set(result)
+        for name in sorted(names):
             a, b = before.get(name), result.get(name)
             if a == b:
                 same += 1
@@ -202,7 +203,7 @@ def main(argv=None):
             changed = [k for k in keys if k in ma]
             print(f"{name}: differs in {', '.join(files) or '-'}; manifest keys added {added or '-'}, changed {changed or '-'}"
                   + (f"; error before: {a['error']}" if 'error' in a else "") + (f"; error after: {b['error']}" if 'error' in b else ""))
-        print(f"{same} of {len(set(before) | set(result))} builds identical")
+        print(f"{same} of {len(names)} builds identical")
     return 0
 
 

@@ -172,3 +172,27 @@ def test_finn_streamlined_multithreshold(tmp_path):
     ir = apply_tail(g.tail, g.execute(apply_head(g.head, x)))
     ref = np.concatenate([execute_onnx(w, {g.head["input_name"]: x[i:i + 1]})[g.tail["output_name"]] for i in range(len(x))])
     np.testing.assert_allclose(ir, ref, rtol=0, atol=1e-6)
+
+
+def test_one_quantiser_per_accumulator():
+    """Two quantisers of one MatMul's result: the MVAU's output stage can serve only one of them
+    (the lowering once re-flipped its weight rows for the second, silently)."""
+    import hwgen
+    from hwgen.errors import UnsupportedError
+    from hwgen.lower import lower
+    from qonnx_builder import GraphBuilder
+
+    rng = np.random.default_rng(5)
+    b = GraphBuilder((1, 6))
+    b.act(0.25, bits=4, signed=False)
+    acc = b.matmul(rng.normal(size=(6, 4)), 0.1, 4)
+    q1 = b.quant(acc, 0.5, bits=4, signed=False)
+    q2 = b.quant(acc, 0.25, bits=4, signed=False)
+    b.cur = b.node("Add", [q1, q2])
+    m = hwgen.load(b.model((1, 4)))
+    with pytest.raises(UnsupportedError) as e:
+        lower(m)
+    src = next(n.name for n in m.graph.node if n.op_type == "MatMul")
+    second = [n.name for n in m.graph.node if n.op_type == "Quant"][-1]
+    assert str(e.value) == (f"node {second} (Quant): the result of node {src} is already quantised by another node; "
+                            "accepted: one quantiser (or the graph output) per MatMul/Conv/Add result")

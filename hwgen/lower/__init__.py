@@ -122,7 +122,7 @@ def _lower(ctx, model, name, topk):
         if isinstance(base, IntTensor):
             tail_ops, end = out.ops, base
         else:                                    # an MVAU/AddStreams: its accumulator is the output
-            base.out_dt = smallest_dtype(*base.acc_range)
+            ctx.close_layer(base, f"output {out_name}", out_dt="raw")
             tail_ops, end = out.ops, None
     elif isinstance(out, IntTensor) and out.producer is not None and out.producer.kind == "LabelSelect":
         tail_ops, end = [], out                  # class indices: nothing to do on the host

@@ -54,7 +54,7 @@ def lower_add_streams(ctx, node, a, b, negate_b=False):
     unit = sa / p
     shape = tuple(a.ir_shape)
     layer = AddStreams(ctx.new_name("add"), shape=shape, in_dt=a.dt, in_dt_b=b.dt, ka=int(p), kb=int(q), out_dt=None)
-    ctx.add_layer(layer, node.name, [a, b])
+    ctx.add_layer(layer, node.name, [a, b], open=True)
     lo, hi = layer.acc_range
     C = a.channels
     ops = [{"op": "mul", "value": unit}]

@@ -3,6 +3,7 @@
 import numpy as np
 from onnx import numpy_helper
 
+from ..dtypes import smallest_dtype
 from ..errors import UnsupportedError
 from .values import Acc, Const, FloatInput, IntConst, IntTensor
 
@@ -37,6 +38,7 @@ class LoweringContext:
         self.graph = model.graph
         self.values = {}
         self.layers = []
+        self.open = {}              # layer name -> the node whose result it is: output stage not yet set
         self.head = None
         self.counters = {}
         self.sources = {}           # IR layer name -> ONNX node name(s)
@@ -123,10 +125,34 @@ class LoweringContext:
             return INPUT
         return consumes.producer.name
 
-    def add_layer(self, layer, source, consumes):
-        """Append ``layer`` reading ``consumes`` (an IntTensor, an IR layer, or a list of IntTensors)."""
+    def add_layer(self, layer, source, consumes, open=False):
+        """Append ``layer`` reading ``consumes`` (an IntTensor, an IR layer, or a list of IntTensors).
+
+        ``open``: an accumulating layer (MVAU, VVAU, AddStreams) whose output stage (thresholds,
+        output type, the sign of its rows) the quantiser that consumes its result sets, once, with
+        :meth:`close_layer`; no handler changes a layer otherwise after adding it."""
         srcs = consumes if isinstance(consumes, (list, tuple)) else [consumes]
         layer.inputs = tuple(self.ref(c) for c in srcs)
         self.layers.append(layer)
         self.sources[layer.name] = source
+        if open:
+            self.open[layer.name] = source
+        return layer
+
+    def close_layer(self, layer, where, **stage):
+        """Set the output stage of the open ``layer`` (attributes ``stage``) for the consumer ``where``.
+
+        ``out_dt="raw"``: the layer emits its accumulator, typed by its range (after the other changes).
+        A second consumer of the same accumulator is refused: the stage can serve only one."""
+        if layer.name not in self.open:
+            raise UnsupportedError(f"{where}: the result of node {self.sources.get(layer.name, layer.name)} is already "
+                                   f"quantised by another node; accepted: one quantiser (or the graph output) per "
+                                   f"MatMul/Conv/Add result")
+        del self.open[layer.name]
+        raw = stage.get("out_dt") == "raw"
+        for k, v in stage.items():
+            if not (k == "out_dt" and raw):
+                setattr(layer, k, v)
+        if raw:
+            layer.out_dt = smallest_dtype(*layer.acc_range)
         return layer

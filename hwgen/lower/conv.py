@@ -118,7 +118,7 @@ def lower_conv(ctx, node):
         from ..dataflow import accumulator_range
         lo, hi = accumulator_range(W, x.dt)
         rowsum = W.sum(axis=1)
-    ctx.add_layer(layer, node.name, swg)
+    ctx.add_layer(layer, node.name, swg, open=True)
     ops = []
     if pad_value != 0:
         ops.append({"op": "add", "value": -pad_value * rowsum.astype(np.float64)})

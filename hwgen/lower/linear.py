@@ -56,7 +56,7 @@ def lower_matmul(ctx, node):
     if x.perm is not None:           # the input is a flattened feature map streamed channels-last
         W = W[:, x.perm]
     layer = MVAU(ctx.new_name("fc"), mw=mw, mh=mh, in_dt=x.dt, wdt=wdt, out_dt=None, weights=W)
-    ctx.add_layer(layer, node.name, x)
+    ctx.add_layer(layer, node.name, x, open=True)
     ops = []
     if zp_x != 0:
         ops.append({"op": "add", "value": -zp_x * W.sum(axis=1).astype(np.float64)})

@@ -7,7 +7,7 @@ import onnx
 
 from ..dataflow import MVAU, VVAU, AddStreams, Requant, Thresholding
 from .requant import MAX_THRESHOLDS
-from ..dtypes import DType
+from ..dtypes import DType, smallest_dtype
 from ..errors import HwgenError, UnsupportedError
 from ..host import ROUNDING_MODES, eval_ops, quantise
 from .context import channel_vector
@@ -101,7 +101,6 @@ def _trunc_desc(ctx, node, x):
 
 def lower_trunc(ctx, node):
     """Trunc of an integer tensor (after average pooling): a monotone requantisation."""
-    from ..dtypes import smallest_dtype
     x = ctx.get(node.input[0], node)
     if isinstance(x, IntTensor):
         x = int_to_acc(x)
@@ -257,24 +256,29 @@ def lower_quant(ctx, node):
     ctx.values[out] = finish_segment(ctx, node, x, q, dt)
 
 
+def _signed_rows(layer, sign):
+    """The output-stage attributes that make ``layer`` compute ``sign`` (±1 per channel) times its
+    accumulator, so that a decreasing requantisation becomes an increasing one: an add's two
+    multipliers negated (``sign`` all −1), or an MVAU's/VVAU's weight rows (their type one bit
+    wider when −(−2^(b−1)) needs it)."""
+    if not np.any(sign < 0):
+        return {}
+    if isinstance(layer, AddStreams):
+        return {"ka": -layer.ka, "kb": -layer.kb}
+    w = layer.weights * sign[:, None]
+    wdt = layer.wdt if layer.wdt.allowed(w) else smallest_dtype(int(w.min()), int(w.max()))
+    return {"weights": w, "wdt": wdt}
+
+
 def _requantise(ctx, node, acc, T, sign, base, dt, scale, zp, slope=None):
     """Many output levels: the producer emits its raw integers and a proven-exact Requant follows."""
-    from ..dtypes import smallest_dtype
     from .requant import fit_requant
     where = f"node {node.name} ({node.op_type})"
     src = acc.base
     if isinstance(src, (MVAU, VVAU, AddStreams)):
-        if np.any(sign < 0):
-            if isinstance(src, AddStreams):
-                if not np.all(sign < 0):
-                    raise UnsupportedError(f"{where}: mixed-direction requantisation after an add is not supported")
-                src.ka, src.kb = -src.ka, -src.kb
-            else:
-                src.weights = src.weights * sign[:, None]
-                if not src.wdt.allowed(src.weights):
-                    src.wdt = smallest_dtype(int(src.weights.min()), int(src.weights.max()))
-        src.thresholds = None
-        src.out_dt = smallest_dtype(*src.acc_range)
+        if np.any(sign < 0) and isinstance(src, AddStreams) and not np.all(sign < 0):
+            raise UnsupportedError(f"{where}: mixed-direction requantisation after an add is not supported")
+        ctx.close_layer(src, where, thresholds=None, out_dt="raw", **_signed_rows(src, sign))
         if isinstance(src, AddStreams):
             lo = np.full(T.shape[0], src.acc_range[0]); hi = np.full(T.shape[0], src.acc_range[1])
         elif isinstance(src, VVAU):
@@ -326,26 +330,12 @@ def finish_segment(ctx, node, acc, q, dt, out_scale=None, out_zp=None):
     if T.shape[1] > MAX_THRESHOLDS:
         from .requant import chain_slope
         return _requantise(ctx, node, acc, T, sign, base, dt, scale, zp, chain_slope(acc.ops, qc, T.shape[0]))
-    if isinstance(acc.base, AddStreams):
+    if isinstance(acc.base, (AddStreams, MVAU, VVAU)):
         layer = acc.base
-        if np.any(sign < 0):
-            if not np.all(sign < 0):
-                raise UnsupportedError(f"node {node.name}: a requantisation after an add that decreases for some channels and increases for others is not supported")
-            layer.ka, layer.kb = -layer.ka, -layer.kb
-        layer.thresholds = T
-        layer.out_dt = dt
-        layer.out_base = int(base)
-        ctx.int_outputs[layer.name] = node.output[0]
-        return IntTensor(tuple(shape), dt, scale, zp, layer, node.name)
-    if isinstance(acc.base, (MVAU, VVAU)):
-        layer = acc.base
-        layer.weights = layer.weights * sign[:, None]
-        if not layer.wdt.allowed(layer.weights):      # −(−2^(b−1)) needs one more bit
-            from ..dtypes import smallest_dtype
-            layer.wdt = smallest_dtype(int(layer.weights.min()), int(layer.weights.max()))
-        layer.thresholds = T
-        layer.out_dt = dt
-        layer.out_base = int(base)
+        if np.any(sign < 0) and isinstance(layer, AddStreams) and not np.all(sign < 0):
+            raise UnsupportedError(f"node {node.name}: a requantisation after an add that decreases for some channels and increases for others is not supported")
+        ctx.close_layer(layer, f"node {node.name} ({node.op_type})", thresholds=T, out_dt=dt, out_base=int(base),
+                        **_signed_rows(layer, sign))
         ctx.int_outputs[layer.name] = node.output[0]
         return IntTensor(tuple(shape), dt, scale, zp, layer, node.name)
     src = acc.base                                      # an IntTensor: standalone thresholding

@@ -32,14 +32,12 @@ def scores_are_monotone(x):
 
 def _materialise(ctx, x, where):
     """The integer stream behind scores ``x`` (an MVAU's raw accumulator for an Acc)."""
-    from ..dtypes import smallest_dtype
     if isinstance(x, IntTensor):
         return x
     base = x.base
     if isinstance(base, IntTensor):
         return base
-    if base.thresholds is None and getattr(base, "out_dt", None) is None:
-        base.out_dt = smallest_dtype(*base.acc_range)
+    ctx.close_layer(base, where, out_dt="raw")
     return IntTensor(tuple(x.shape), base.out_dt, np.float64(1.0), np.float64(0.0), base, where)
 
 
