@@ -18,10 +18,6 @@ MAX_THRESHOLDS = 255
 LIMIT = 1 << 96          # |a·M| stays below this (exact wide products in the reference and the hardware)
 
 
-def _ceil_div(a, b):
-    return -((-a) // b)
-
-
 def _ints(values, big):
     return np.array(values, dtype=object) if big else np.asarray(values, dtype=np.int64)
 
