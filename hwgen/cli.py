@@ -210,7 +210,7 @@ def _cmd_search(a):
                  epochs_float=a.epochs, epochs_qat=a.epochs, qat_restarts=a.restarts, seed=a.seed, sim=a.sim,
                  synth=not a.no_synth, max_lut=a.max_lut, device=a.device,
                  min_accuracy=None if a.min_accuracy is None else a.min_accuracy / 100,
-                 progress=None if a.quiet else print)
+                 progress=not a.quiet)
     print("\n".join([res.table(), ""] + res.summary() + ["", res.timing_table()]))
     print(f"written: {', '.join(res.files.values())}")
     return 0 if all(r.mismatches == 0 for r in res.rows) else 1

@@ -60,13 +60,6 @@ class VerifyResult:
     out_dir: str = ""
     log: str = ""                        # the simulation log
 
-    @property
-    def throughput_ratio(self):
-        """Measured over estimated cycles per frame (1.0 = as estimated)."""
-        if not self.cycles_per_frame or not self.estimated_cycles_per_frame:
-            return None
-        return self.cycles_per_frame / self.estimated_cycles_per_frame
-
     def table(self):
         return format_table(self)
 

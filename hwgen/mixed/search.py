@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from ..errors import HwgenError
+from .. import progress as _progress
 
 __all__ = ["search", "SearchResult", "Row", "format_assignment"]
 
@@ -206,6 +207,15 @@ def _timed(timings, key, report, fn, *args, **kw):
     timings[key] = time.perf_counter() - t
     report(f"{key}: {timings[key]:.1f} s")
     return res
+
+
+def _reporter(progress):
+    """The one-line reporting function of ``progress`` (see :func:`search`)."""
+    if callable(progress):
+        return progress
+    if progress is None or progress is False:
+        return lambda line: None
+    return lambda line: _progress.info(line)
 
 
 def _epoch_printer(progress, tag, every=10):
@@ -398,7 +408,7 @@ def _write(res):
 def search(float_model, data, *, out, in_bits=4, fps=1e6, clock_mhz=100.0, budgets=None, n_points=6,
            max_lut=None, device=None, min_accuracy=None,
            baselines=BASELINES, epochs_float=None, epochs_qat=40, qat_restarts=3, val_fraction=0.2, sens_samples=64,
-           seed=0, sim="verilator", synth=True, progress=print):
+           seed=0, sim="verilator", synth=True, progress=True):
     """Search per-layer bit widths of ``float_model`` (untrained; see :mod:`hwgen.mixed.quantize` for the
     layers it may contain) for the accuracy–LUT frontier at ``fps`` frames/s and ``clock_mhz``, and prove it.
 
@@ -423,7 +433,8 @@ def search(float_model, data, *, out, in_bits=4, fps=1e6, clock_mhz=100.0, budge
     bits are ``in_bits``, and the model itself, as it is, is built and verified beside the others
     (row ``start``).  Training is
     seeded with ``seed``; the model's initial weights are the caller's (seed before building it).
-    ``progress``: a function of one line (``None`` is silent).  Torch runs on one thread meanwhile (these
+    ``progress``: ``True`` reports through :mod:`hwgen.progress` (``[hwgen] …`` lines on standard
+    error, the logger ``"hwgen"``), ``False``/``None`` is silent, a function of one line takes the lines.  Torch runs on one thread meanwhile (these
     small models train many times faster so).  Returns a :class:`SearchResult`.
     """
     import torch
@@ -448,7 +459,7 @@ def search(float_model, data, *, out, in_bits=4, fps=1e6, clock_mhz=100.0, budge
     ctx = {"start": start, "start_assignment": start_assignment, "out": os.path.abspath(os.fspath(out)), "in_bits": in_bits, "fps": fps, "clock_mhz": clock_mhz,
            "budgets": budgets, "n_points": n_points, "baselines": baselines, "epochs_float": epochs_float,
            "epochs_qat": epochs_qat, "qat_restarts": qat_restarts, "limit": limit, "min_accuracy": min_accuracy, "sens_samples": sens_samples, "seed": seed, "sim": sim, "synth": synth,
-           "progress": progress or (lambda line: None)}
+           "progress": _reporter(progress)}
     try:
         return _search(float_model, data, ctx)
     finally:
