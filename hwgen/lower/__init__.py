@@ -10,7 +10,6 @@ cannot be integer stays on the host as the head and the tail.
 import numpy as np
 
 from ..dataflow import DataflowGraph
-from ..dtypes import smallest_dtype
 from ..errors import HwgenError, UnsupportedError
 from ..sources import located
 from .context import LoweringContext, channel_vector

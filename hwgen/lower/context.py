@@ -5,7 +5,7 @@ from onnx import numpy_helper
 
 from ..dtypes import smallest_dtype
 from ..errors import UnsupportedError
-from .values import Acc, Const, FloatInput, IntConst, IntTensor
+from .values import Const, FloatInput, IntConst, IntTensor
 
 __all__ = ["LoweringContext", "channel_vector"]
 

@@ -6,8 +6,8 @@ import numpy as np
 from ..dataflow import MVAU, VVAU, SlidingWindow
 from ..errors import UnsupportedError
 from .context import channel_vector
-from .quant import MAX_WEIGHT_BITS, _attr
-from .values import Acc, Const, IntConst, IntTensor
+from .quant import _attr, quantised_weights
+from .values import Acc, IntTensor
 
 __all__ = ["lower_conv", "window_attrs"]
 
@@ -60,15 +60,7 @@ def _pad_value(node, x):
 def lower_conv(ctx, node):
     x = _int_tensor_4d(ctx, node, ctx.get(node.input[0], node))
     where = f"node {node.name} (Conv)"
-    w = ctx.get(node.input[1], node)
-    if isinstance(w, Const):
-        raise UnsupportedError(f"{where}: weights must be quantised (a Quant/BipolarQuant on the weight), not float")
-    if not isinstance(w, IntConst):
-        raise UnsupportedError(f"{where}: weights must be a quantised constant, not a computed tensor")
-    if w.dt.bits > MAX_WEIGHT_BITS:
-        raise UnsupportedError(f"node {w.node} (Quant): weight bit width {w.dt.bits} is out of range; accepted: 1 to {MAX_WEIGHT_BITS}")
-    if np.any(w.zero_point != 0):
-        raise UnsupportedError(f"node {w.node} (Quant): weight zero point must be 0")
+    w = quantised_weights(ctx, node, node.input[1])
     Wq = w.q.astype(np.int64)
     if Wq.ndim != 4:
         raise UnsupportedError(f"{where}: only 2-D convolutions are supported, not weights of shape {Wq.shape}")

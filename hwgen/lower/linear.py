@@ -5,23 +5,15 @@ import numpy as np
 from ..dataflow import MVAU, accumulator_range
 from ..errors import UnsupportedError
 from .context import channel_vector
-from .quant import MAX_WEIGHT_BITS, _attr
-from .values import Acc, Const, IntConst, IntTensor
+from .quant import _attr, quantised_weights
+from .values import Acc, IntTensor
 
 __all__ = ["lower_matmul"]
 
 
 def _weights(ctx, node, name, trans):
     """(W_int (MH, MW), per-row scale (MH,) or scalar, dt) from a quantised constant."""
-    w = ctx.get(name, node)
-    if isinstance(w, Const):
-        raise UnsupportedError(f"node {node.name} ({node.op_type}): weights must be quantised (a Quant/BipolarQuant on the weight), not float")
-    if not isinstance(w, IntConst):
-        raise UnsupportedError(f"node {node.name} ({node.op_type}): weights must be a quantised constant, not a computed tensor")
-    if w.dt.bits > MAX_WEIGHT_BITS:
-        raise UnsupportedError(f"node {w.node} (Quant): weight bit width {w.dt.bits} is out of range; accepted: 1 to {MAX_WEIGHT_BITS}")
-    if np.any(w.zero_point != 0):
-        raise UnsupportedError(f"node {w.node} (Quant): weight zero point must be 0, not {np.asarray(w.zero_point).ravel()[:4].tolist()}")
+    w = quantised_weights(ctx, node, name)
     if w.q.ndim != 2:
         raise UnsupportedError(f"node {node.name} ({node.op_type}): weights must be a matrix, not of shape {w.q.shape}")
     q = w.q.astype(np.int64)

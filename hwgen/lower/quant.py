@@ -256,6 +256,22 @@ def lower_quant(ctx, node):
     ctx.values[out] = finish_segment(ctx, node, x, q, dt)
 
 
+def quantised_weights(ctx, node, name):
+    """The quantised constant ``name`` that node ``node`` (MatMul, Gemm, Conv) multiplies by: an
+    :class:`IntConst` of at most :data:`MAX_WEIGHT_BITS` bits with zero point 0, else a one-line error."""
+    w = ctx.get(name, node)
+    where = f"node {node.name} ({node.op_type})"
+    if isinstance(w, Const):
+        raise UnsupportedError(f"{where}: weights must be quantised (a Quant/BipolarQuant on the weight), not float")
+    if not isinstance(w, IntConst):
+        raise UnsupportedError(f"{where}: weights must be a quantised constant, not a computed tensor")
+    if w.dt.bits > MAX_WEIGHT_BITS:
+        raise UnsupportedError(f"node {w.node} (Quant): weight bit width {w.dt.bits} is out of range; accepted: 1 to {MAX_WEIGHT_BITS}")
+    if np.any(w.zero_point != 0):
+        raise UnsupportedError(f"node {w.node} (Quant): weight zero point must be 0, not {np.asarray(w.zero_point).ravel()[:4].tolist()}")
+    return w
+
+
 def _signed_rows(layer, sign):
     """The output-stage attributes that make ``layer`` compute ``sign`` (±1 per channel) times its
     accumulator, so that a decreasing requantisation becomes an increasing one: an add's two
