@@ -20,7 +20,9 @@ from hwgen.errors import HwgenError
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 MANIFEST = {"format": "hwgen-build/1", "name": "tiny", "top": "hwgen_top", "verilog": ["rtl/hwgen_top.v"],
-            "clock_mhz": 125.0, "input": {"tdata_bits": 32}, "output": {"tdata_bits": 8}}
+            "clock_mhz": 125.0,
+            "input": {"shape": [1, 4], "dtype": "UINT8", "lanes": 4, "lane_bits": 8, "tdata_bits": 32, "words_per_frame": 1},
+            "output": {"shape": [1, 1], "dtype": "UINT8", "lanes": 1, "lane_bits": 8, "tdata_bits": 8, "words_per_frame": 1}}
 
 FILES = ["Makefile", "flows/README.md", "flows/board_ulx3s.lpf", "flows/board_wrapper.v", "flows/synth_ecp5.ys",
          "flows/synth_ice40.ys", "flows/synth_xilinx.ys", "vivado/create_project.tcl", "vivado/hwgen_top.xdc"]
