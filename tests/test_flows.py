@@ -229,6 +229,32 @@ def test_summarize_pnr():
         flows.summarize_pnr({}, device="85k", package="CABGA381", speed=8, clock_mhz=100)
 
 
+def test_report_md_with_pnr_and_synth(spec_build, tmp_path):
+    """report.md is re-rendered (not patched): the P&R line below the estimated resources, the
+    synthesis sections at the end."""
+    b = spec_build("quant_output")
+    out = tmp_path / "b"
+    shutil.copytree(b.out_dir, out)
+    before = (out / "report.md").read_text().split("\n")
+    (out / "pnr").mkdir()
+    pnr = flows.summarize_pnr(PNR_REPORT, device="85k", package="CABGA381", speed=8, clock_mhz=100.0)
+    (out / "pnr/ecp5.json").write_text(json.dumps(pnr))
+    assert flows.write_synth_report(out) == out / "report.md"
+    lines = (out / "report.md").read_text().split("\n")
+    at = next(i for i, l in enumerate(lines) if l.startswith("- estimated resources")) + 1
+    assert lines[at] == ("- ECP5 place and route (nextpnr-ecp5 85k CABGA381 speed 8): **Fmax 159.7 MHz** "
+                         "(constraint 100 MHz, met); 517 TRELLIS_COMB, 141 TRELLIS_FF, 0 DP16KD")
+    assert lines[:at] + lines[at + 1:] == before
+    (out / "synth").mkdir()
+    (out / "synth/xilinx.json").write_text(json.dumps(flows.summarize_synth("xilinx", STAT_HIER, STAT_FLAT, REPORT)))
+    flows.write_synth_report(out)
+    text = (out / "report.md").read_text()
+    assert text.split("\n")[at] == lines[at] and "## synthesised (synth_xilinx -family xc7) vs estimated" in text
+    from hwgen.report import render_markdown
+    assert text == render_markdown(b.report, synth={"xilinx": json.loads((out / "synth/xilinx.json").read_text())},
+                                   pnr=pnr)
+
+
 def test_run_errors(tmp_path):
     with pytest.raises(HwgenError, match="flows: target must be one of synth, synth-xilinx"):
         flows.run(tmp_path, "route")
