@@ -11,6 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from . import manifest as _manifest
 from . import progress as _progress
 from . import validate
 from .dataflow.folding import (DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, cycle_budget, folded_layers, load_folding,
@@ -21,11 +22,10 @@ from .errors import FoldingError, HwgenError
 from .outdir import OutputDir
 from .report import make_report, render_markdown
 from .sources import located
-from .streams import tdata_bits, words_per_frame
 
 __all__ = ["build", "Build", "MANIFEST_FORMAT"]
 
-MANIFEST_FORMAT = "hwgen-build/1"
+MANIFEST_FORMAT = _manifest.FORMAT      # (hwgen.manifest defines the manifest)
 TOP_NAME = "hwgen_top"
 
 
@@ -62,11 +62,6 @@ class _Steps:
             res = fn(*args, **kw)
         self.timings[name] = t.seconds
         return res
-
-
-def _stream_info(shape, dt, lanes):
-    return {"shape": list(shape), "dtype": dt.name, "lanes": lanes, "lane_bits": dt.bits,
-            "tdata_bits": tdata_bits(lanes, dt), "words_per_frame": words_per_frame(shape, lanes)}
 
 
 def _load_and_lower(model_or_path, name, topk=None):
@@ -210,7 +205,6 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
 
 def _write(path, graph, model, verilog, memfiles, name, clock_mhz, fps, snapshots):
     """Write the build's files into the (staging) directory ``path``; returns (manifest, report)."""
-    from .dataflow.graph import INPUT
     from .flows import write_flows        # make -C OUT synth | pnr | bitstream | vivado
     os.makedirs(os.path.join(path, "rtl"))
     vpath = os.path.join("rtl", f"{TOP_NAME}.v")
@@ -221,24 +215,10 @@ def _write(path, graph, model, verilog, memfiles, name, clock_mhz, fps, snapshot
             f.write(text)
     graph.save(path)
     model.save(os.path.join(path, "source.onnx"))
-    first = next(l for l in graph.layers if INPUT in graph.input_refs(l))
-    last = graph.layers[-1]
-    cycles = graph.cycles()
-    manifest = {
-        "format": MANIFEST_FORMAT, "name": name, "top": TOP_NAME, "verilog": [vpath],
-        "memfiles": [os.path.join("rtl", fn) for fn in sorted(memfiles)],
-        "clock_mhz": clock_mhz, "fps_target": fps,
-        "input": _stream_info(first.in_shape, first.idt, first.in_lanes),
-        "output": _stream_info(last.out_shape, last.odt, last.out_lanes),
-        "cycles_per_frame": cycles, "fps": clock_mhz * 1e6 / cycles,
-        "ports": {"clk": "clk", "rst": "rst (active high, synchronous)",
-                  "in": ["s_axis_tdata", "s_axis_tvalid", "s_axis_tready"],
-                  "out": ["m_axis_tdata", "m_axis_tvalid", "m_axis_tready"]},
-        "head": graph.head, "tail": graph.tail, "source": "source.onnx",
-    }
-    with open(os.path.join(path, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-        f.write("\n")
+    manifest = _manifest.make(graph, name=name, top=TOP_NAME, verilog=[vpath],
+                              memfiles=[os.path.join("rtl", fn) for fn in sorted(memfiles)],
+                              clock_mhz=clock_mhz, fps=fps)
+    _manifest.write(path, manifest)
     write_flows(path, manifest)
     report = make_report(graph, clock_mhz, fps)
     with open(os.path.join(path, "report.json"), "w") as f:

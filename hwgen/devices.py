@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 from .errors import HwgenError
 
-__all__ = ["DEVICES", "RESOURCES", "DEFAULT_MARGIN", "Budget", "device", "make_budget", "unit_names", "beyond_devices",
+__all__ = ["FAMILIES", "DEVICES", "RESOURCES", "DEFAULT_MARGIN", "Budget", "device", "make_budget", "unit_names", "beyond_devices",
            "warn_beyond_devices"]
 
+#: the device families hwgen estimates, folds and synthesises for
+FAMILIES = ("xilinx", "ecp5", "ice40")
 RESOURCES = ("LUT", "FF", "BRAM18", "DSP")
 DEFAULT_MARGIN = 0.9
 
@@ -108,7 +110,6 @@ def make_budget(device_name=None, *, max_lut=None, max_ff=None, max_bram=None, m
         limits = {k: int(math.floor(d[k] * margin + 1e-9)) for k in RESOURCES}
         limits.update({k: v for k, v in explicit.items() if v is not None})
         return Budget(d["family"], limits, d["name"], margin)
-    from .dataflow.estimate import FAMILIES
     family = family or "xilinx"
     if family not in FAMILIES:
         raise HwgenError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")

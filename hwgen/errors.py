@@ -27,3 +27,7 @@ class FoldingError(HwgenError):
 
 class VerifyError(HwgenError):
     """A build directory or input set cannot be verified."""
+
+
+class ManifestError(HwgenError):
+    """A directory is not a hwgen build directory, or its manifest.json is not what ``hwgen build`` writes."""

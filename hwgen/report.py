@@ -1,6 +1,6 @@
 """Build reports: report.json (machine-readable) and report.md (for people)."""
 
-__all__ = ["make_report", "render_markdown", "render_synth"]
+__all__ = ["make_report", "render_markdown", "render_synth", "render_pnr"]
 
 
 def make_report(graph, clock_mhz, fps_target, build_seconds=None):
@@ -59,7 +59,8 @@ def render_synth(rep, synth):
     """Markdown section: estimated vs synthesised resources per layer and in total, for each
     ``{family: synth/<family>.json document}`` in ``synth`` (LUT = LUT + LUTRAM sites; the
     estimate of a family other than xilinx is converted by :mod:`hwgen.dataflow.estimate`)."""
-    from .dataflow.estimate import FAMILIES, convert_resources
+    from .dataflow.estimate import convert_resources
+    from .devices import FAMILIES
     lines = []
     for fam in [f for f in FAMILIES if f in synth]:
         doc = synth[fam]
@@ -82,14 +83,26 @@ def render_synth(rep, synth):
     return "\n".join(lines)
 
 
-def render_markdown(rep, synth=None):
-    """report.md; with ``synth`` (``{family: synth/<family>.json}``) a synthesised-vs-estimated section."""
+def render_markdown(rep, synth=None, pnr=None):
+    """report.md; with ``synth`` (``{family: synth/<family>.json}``) a synthesised-vs-estimated section;
+    with ``pnr`` (``pnr/ecp5.json``) the achieved Fmax and utilisation below the estimated resources."""
     if synth:
-        return _render_markdown(rep).rstrip("\n") + "\n" + render_synth(rep, synth)
-    return _render_markdown(rep)
+        return _render_markdown(rep, pnr).rstrip("\n") + "\n" + render_synth(rep, synth)
+    return _render_markdown(rep, pnr)
 
 
-def _render_markdown(rep):
+def render_pnr(pnr):
+    """The report line of a ``pnr/ecp5.json`` document (None without an Fmax)."""
+    if not pnr or "fmax_mhz" not in pnr:
+        return None
+    u = pnr.get("utilization", {})
+    used = ", ".join(f"{u[k]['used']:,} {k}" for k in ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D") if k in u)
+    return (f"- ECP5 place and route (nextpnr-ecp5 {pnr.get('device')} {pnr.get('package')} speed {pnr.get('speed')}): "
+            f"**Fmax {pnr['fmax_mhz']:.1f} MHz** (constraint {pnr.get('clock_mhz', 0):g} MHz, "
+            f"{'met' if pnr.get('timing_met') else 'not met'}){'; ' + used if used else ''}")
+
+
+def _render_markdown(rep, pnr=None):
     lines = [f"# hwgen build report: {rep['name']}", ""]
     lines.append(f"- throughput: **{rep['fps']:,.0f} frames/s** at {rep['clock_mhz']:g} MHz "
                  f"({rep['cycles_per_frame']:,} cycles per frame, bottleneck `{rep['bottleneck']}`)")
@@ -97,6 +110,8 @@ def _render_markdown(rep):
         lines.append(f"- folding target: {rep['fps_target']:,.0f} frames/s")
     r = rep["resources"]
     lines.append(f"- estimated resources: {r['LUT']:,} LUT, {r['FF']:,} FF, {r['BRAM18']} BRAM18, {r['DSP']} DSP")
+    if render_pnr(pnr):
+        lines.append(render_pnr(pnr))
     fi = rep.get("fifos") or {}
     if fi.get("count"):
         how = (f", sized from the word-level schedule over {fi['frames']} frames"

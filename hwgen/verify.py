@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from . import progress as _progress, watch
-from .errors import HwgenError, VerifyError
+from .errors import HwgenError, ManifestError, VerifyError
+from .manifest import load as load_manifest
 from .simulators import SIMULATORS, prepare
 
 __all__ = ["verify", "VerifyResult", "format_table", "testbench_dir", "DEFAULT_FRAMES"]
 
-MANIFEST_FORMAT = "hwgen-build/1"
 DEFAULT_FRAMES = 32
 TB_MODULE = "tb_stream"
 CONFIG_ENV = "HWGEN_TB_CONFIG"
@@ -123,42 +123,22 @@ def _say(progress, msg):
 
 
 def _load_build(out_dir):
-    out = Path(out_dir)
-    if not out.is_dir():
-        raise VerifyError(f"build directory {out}: not found; accepted: a directory written by `hwgen build` "
-                          "(manifest.json, model.json, params.npz, rtl/)")
-    mpath = out / "manifest.json"
+    """The build's directory, checked manifest (:func:`hwgen.manifest.load`), graph and Verilog sources."""
     try:
-        manifest = json.loads(mpath.read_text())
-    except OSError:
-        raise VerifyError(f"build directory {out}: no manifest.json; accepted: a directory written by `hwgen build`") from None
-    except ValueError as e:
-        raise VerifyError(f"{mpath}: not valid JSON ({e})") from None
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise VerifyError(f"{mpath}: format must be {MANIFEST_FORMAT!r}, not {manifest.get('format')!r}")
-    for key in ("top", "verilog", "input", "output"):
-        if key not in manifest:
-            raise VerifyError(f"{mpath}: key {key!r} missing; accepted: a manifest written by `hwgen build`")
-    for side in ("input", "output"):
-        for key in ("shape", "dtype", "lanes", "lane_bits", "tdata_bits", "words_per_frame"):
-            if key not in manifest[side]:
-                raise VerifyError(f"{mpath}: {side}.{key} missing; accepted: a manifest written by `hwgen build`")
+        manifest = load_manifest(out_dir)
+    except ManifestError as e:
+        raise VerifyError(str(e)) from None
+    out = Path(out_dir)
     sources = [out / v for v in manifest["verilog"]]
-    for s in sources:
-        if not s.is_file():
-            raise VerifyError(f"build directory {out}: Verilog source {s} listed in manifest.json not found")
     from .dataflow import DataflowGraph
     graph = DataflowGraph.load(str(out))
     return out, manifest, graph, sources
 
 
 def _memfiles(out, manifest):
-    """The build's ROM files (``manifest["memfiles"]``: big ROMs' contents, read by ``$readmemh``)."""
-    files = [out / rel for rel in manifest.get("memfiles", [])]
-    for f in files:
-        if not f.is_file():
-            raise VerifyError(f"build directory {out}: ROM file {f} listed in manifest.json not found")
-    return files
+    """The build's ROM files (``manifest["memfiles"]``: big ROMs' contents, read by ``$readmemh``;
+    :func:`hwgen.manifest.load` checked that they exist)."""
+    return [out / rel for rel in manifest.get("memfiles", [])]
 
 
 def _inputs(inputs, frames, head, seed):

@@ -20,7 +20,9 @@ from hwgen.errors import HwgenError
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 MANIFEST = {"format": "hwgen-build/1", "name": "tiny", "top": "hwgen_top", "verilog": ["rtl/hwgen_top.v"],
-            "clock_mhz": 125.0, "input": {"tdata_bits": 32}, "output": {"tdata_bits": 8}}
+            "clock_mhz": 125.0,
+            "input": {"shape": [1, 4], "dtype": "UINT8", "lanes": 4, "lane_bits": 8, "tdata_bits": 32, "words_per_frame": 1},
+            "output": {"shape": [1, 1], "dtype": "UINT8", "lanes": 1, "lane_bits": 8, "tdata_bits": 8, "words_per_frame": 1}}
 
 FILES = ["Makefile", "flows/README.md", "flows/board_ulx3s.lpf", "flows/board_wrapper.v", "flows/synth_ecp5.ys",
          "flows/synth_ice40.ys", "flows/synth_xilinx.ys", "vivado/create_project.tcl", "vivado/hwgen_top.xdc"]
@@ -225,6 +227,32 @@ def test_summarize_pnr():
     assert slow["timing_met"] is False
     with pytest.raises(HwgenError, match="pnr: not a nextpnr --report document"):
         flows.summarize_pnr({}, device="85k", package="CABGA381", speed=8, clock_mhz=100)
+
+
+def test_report_md_with_pnr_and_synth(spec_build, tmp_path):
+    """report.md is re-rendered (not patched): the P&R line below the estimated resources, the
+    synthesis sections at the end."""
+    b = spec_build("quant_output")
+    out = tmp_path / "b"
+    shutil.copytree(b.out_dir, out)
+    before = (out / "report.md").read_text().split("\n")
+    (out / "pnr").mkdir()
+    pnr = flows.summarize_pnr(PNR_REPORT, device="85k", package="CABGA381", speed=8, clock_mhz=100.0)
+    (out / "pnr/ecp5.json").write_text(json.dumps(pnr))
+    assert flows.write_synth_report(out) == out / "report.md"
+    lines = (out / "report.md").read_text().split("\n")
+    at = next(i for i, l in enumerate(lines) if l.startswith("- estimated resources")) + 1
+    assert lines[at] == ("- ECP5 place and route (nextpnr-ecp5 85k CABGA381 speed 8): **Fmax 159.7 MHz** "
+                         "(constraint 100 MHz, met); 517 TRELLIS_COMB, 141 TRELLIS_FF, 0 DP16KD")
+    assert lines[:at] + lines[at + 1:] == before
+    (out / "synth").mkdir()
+    (out / "synth/xilinx.json").write_text(json.dumps(flows.summarize_synth("xilinx", STAT_HIER, STAT_FLAT, REPORT)))
+    flows.write_synth_report(out)
+    text = (out / "report.md").read_text()
+    assert text.split("\n")[at] == lines[at] and "## synthesised (synth_xilinx -family xc7) vs estimated" in text
+    from hwgen.report import render_markdown
+    assert text == render_markdown(b.report, synth={"xilinx": json.loads((out / "synth/xilinx.json").read_text())},
+                                   pnr=pnr)
 
 
 def test_run_errors(tmp_path):

@@ -59,10 +59,11 @@ import math
 import numpy as np
 import os
 
+from ..devices import FAMILIES
+
 __all__ = ["FAMILIES", "layer_resources", "graph_resources", "convert_resources", "calibrated", "terms", "memory",
            "dsp_multiplier", "calibration", "load_calibration", "CALIBRATION_PATH"]
 
-FAMILIES = ("xilinx", "ecp5", "ice40")
 CALIBRATION_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "calibration.json")
 
 # ------------------------------------------------------------------------------- yosys rules

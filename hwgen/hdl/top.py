@@ -45,7 +45,8 @@ from .swg import SlidingWindowComponent
 from .thresholding import ThresholdingComponent
 from .vvau import VVAUComponent
 
-__all__ = ["COMPONENTS", "component_for", "input_port", "output_port", "Top", "to_verilog"]
+__all__ = ["COMPONENTS", "component_for", "input_port", "output_port", "Top", "to_verilog", "module_names",
+           "submodule_names"]
 
 #: Layer kind → component class.
 COMPONENTS = {
@@ -199,6 +200,27 @@ def check_chain(layers):
     resolve_edges(layers)
 
 
+def submodule_names(layers):
+    """The submodule name of each of ``layers``, in order: the layer's name made a Verilog
+    identifier (:func:`~hwgen.hdl.common.sanitize`), then ``_1``, ``_2`` … until unique."""
+    used, names = set(), []
+    for layer in layers:
+        name = base = sanitize(layer.name)
+        k = 1
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def module_names(graph, top="hwgen_top"):
+    """``{layer name: Verilog module name}`` of ``graph``'s layers in the emitted top ``top``
+    (``hwgen_top.fc0``: the top's name, a dot, the layer's submodule name), as :class:`Top` names them."""
+    layers = list(graph.layers)
+    return {l.name: f"{top}.{n}" for l, n in zip(layers, submodule_names(layers))}
+
+
 class Top(wiring.Component):
     """The accelerator: every layer of ``graph`` connected along its streams, AXI4-Stream in and out.
 
@@ -229,13 +251,7 @@ class Top(wiring.Component):
         self._on_layer = on_layer
         try:
             self.edges = resolve_edges(layers)
-            used = set()
-            for layer in layers:
-                name = base = sanitize(layer.name)
-                k = 1
-                while name in used:
-                    name, k = f"{base}_{k}", k + 1
-                used.add(name)
+            for layer, name in zip(layers, submodule_names(layers)):
                 comp = component_for(layer)
                 if rom_files is not None:         # big ROMs of this layer become $readmemh files
                     comp.rom_files, comp.rom_scope = rom_files, name
