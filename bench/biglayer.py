@@ -121,7 +121,7 @@ def one(n, fold, workdir):
     from hwgen import progress
     from hwgen.dataflow.folding import DEFAULT_FPS, apply_folding, folded_layers, search_folding
     from hwgen.dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
-    from hwgen.devices import beyond_devices
+    from hwgen.dataflow.fit import beyond_devices
     from hwgen.errors import HwgenError
     from hwgen.hdl.top import to_verilog
     from hwgen.lower import lower

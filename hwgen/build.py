@@ -16,7 +16,8 @@ from . import progress as _progress
 from . import validate
 from .dataflow.folding import (DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, cycle_budget, folded_layers, load_folding,
                                search_folding)
-from .devices import DEFAULT_MARGIN, make_budget, warn_beyond_devices
+from .dataflow.fit import warn_beyond_devices
+from .devices import DEFAULT_MARGIN, make_budget
 from .dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
 from .errors import FoldingError, HwgenError
 from .outdir import OutputDir
@@ -66,7 +67,7 @@ class _Steps:
 
 def _load_and_lower(model_or_path, name, topk=None):
     from .frontend import load
-    from .frontend.load import module_of
+    from .sources import module_of
     from .lower import lower
 
     model = load(model_or_path)

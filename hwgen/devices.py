@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 
 from .errors import HwgenError
 
-__all__ = ["FAMILIES", "DEVICES", "RESOURCES", "DEFAULT_MARGIN", "Budget", "device", "make_budget", "unit_names", "beyond_devices",
-           "warn_beyond_devices"]
+__all__ = ["FAMILIES", "DEVICES", "RESOURCES", "DEFAULT_MARGIN", "Budget", "device", "make_budget", "unit_names"]
 
 #: the device families hwgen estimates, folds and synthesises for
 FAMILIES = ("xilinx", "ecp5", "ice40")
@@ -114,38 +113,3 @@ def make_budget(device_name=None, *, max_lut=None, max_ff=None, max_bram=None, m
     if family not in FAMILIES:
         raise HwgenError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
     return Budget(family, {k: v for k, v in explicit.items() if v is not None}, "limits", 1.0)
-
-
-def beyond_devices(graph):
-    """None when ``graph``'s estimated resources fit at least one device of :data:`DEVICES` (at
-    full capacity), else a one-line message naming, per family, the nearest device and what it
-    lacks (resource, needed, capacity)."""
-    from .dataflow.estimate import graph_resources
-    parts = []
-    for family in dict.fromkeys(d[0] for d in DEVICES.values()):
-        used = graph_resources(graph, family)
-        u = unit_names(family)
-        best = None
-        for name, (fam, *caps, _part) in DEVICES.items():
-            if fam != family:
-                continue
-            over = [(k, used[k], c) for k, c in zip(RESOURCES, caps) if used[k] > c]
-            if not over:
-                return None
-            key = (len(over), sum(n / max(c, 1) for _, n, c in over))
-            if best is None or key < best[0]:
-                best = (key, name, over)
-        if best is not None:
-            _, name, over = best
-            parts.append(f"{name} " + ", ".join(f"{n:,} {u[k]} > {c:,}" for k, n, c in over))
-    return ("the folding fits no device hwgen lists (estimate; nearest per family: " + "; ".join(parts)
-            + "): it builds, but as folded it fits none of them")
-
-
-def warn_beyond_devices(graph):
-    """A :func:`hwgen.progress.warn` line when ``graph`` fits no listed device (:func:`beyond_devices`)."""
-    msg = beyond_devices(graph)
-    if msg is not None:
-        from .progress import warn
-        warn(msg)
-    return msg

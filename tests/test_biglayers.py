@@ -219,7 +219,7 @@ def test_target_within_the_cap_folds():
 # -- fitting no device ------------------------------------------------------------------------
 
 def test_warning_when_no_device_fits(capsys):
-    from hwgen.devices import beyond_devices, warn_beyond_devices
+    from hwgen.dataflow.fit import beyond_devices, warn_beyond_devices
     graph = DataflowGraph([_w8_layer(pe=32, simd=128)], name="big")     # 4,096 multipliers
     msg = warn_beyond_devices(graph)
     assert msg == beyond_devices(graph)
@@ -231,6 +231,6 @@ def test_warning_when_no_device_fits(capsys):
 
 
 def test_no_warning_when_a_device_fits(capsys):
-    from hwgen.devices import warn_beyond_devices
+    from hwgen.dataflow.fit import warn_beyond_devices
     assert warn_beyond_devices(DataflowGraph([_w8_layer(n=16, pe=1, simd=4)], name="s")) is None
     assert capsys.readouterr().err == ""

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..dataflow import DataflowGraph
 from ..errors import HwgenError, UnsupportedError
+from ..frontend.arity import check_arity
 from ..sources import located
 from .context import LoweringContext, channel_vector
 from .elementwise import ELEMENTWISE_OPS, lower_elementwise
@@ -23,7 +24,7 @@ from .select import append_label_select, lower_argmax
 from .shape import SHAPE_OPS, lower_shape
 from .values import Acc, IntTensor
 
-__all__ = ["lower", "SUPPORTED_OPS", "check_arity"]
+__all__ = ["lower", "SUPPORTED_OPS"]
 
 HANDLERS = {"Quant": lower_quant, "IntQuant": lower_quant, "BipolarQuant": lower_quant,
             "MatMul": lower_matmul, "Gemm": lower_matmul, "Conv": lower_conv, "Trunc": lower_trunc,
@@ -35,38 +36,6 @@ SUPPORTED_OPS = tuple(sorted(HANDLERS))
 # the families of SUPPORTED_OPS, short enough for a one-line error (ARCHITECTURE §6)
 ACCEPTED_OPS = ("quantisers, MatMul, Gemm, Conv, per-channel element-wise ops (Add, Mul, BatchNormalization, "
                 "Relu, …), pooling, reshapes, Concat, ArgMax")
-
-_ELEMENTWISE_INPUTS = {"Relu": (1, 1, "x"), "Clip": (1, 3, "x, min, max"),
-                       "BatchNormalization": (5, 5, "x, scale, bias, mean, variance")}
-# op -> (required inputs, most inputs, what they are); a required input may not be empty
-INPUTS = {"Quant": (4, 4, "x, scale, zero point, bit width"), "IntQuant": (4, 4, "x, scale, zero point, bit width"),
-          "BipolarQuant": (2, 2, "x, scale"),
-          "Trunc": (5, 6, "x, scale, zero point, input bit width, [output scale,] output bit width"),
-          "MultiThreshold": (2, 2, "x, thresholds"), "MatMul": (2, 2, "x, weights"), "Gemm": (2, 3, "x, weights, bias"),
-          "Conv": (2, 3, "x, weights, bias"), "Concat": (1, None, "the tensors to join"), "ArgMax": (1, 1, "x"),
-          "Reshape": (1, 2, "x, shape"), "Squeeze": (1, 2, "x, axes"), "Unsqueeze": (1, 2, "x, axes"),
-          "Dropout": (1, 3, "x, ratio, training mode"), "ReduceMean": (1, 2, "x, axes"), "ReduceMax": (1, 2, "x, axes")}
-INPUTS.update({op: _ELEMENTWISE_INPUTS.get(op, (2, 2, "two operands")) for op in ELEMENTWISE_OPS})
-INPUTS.update({op: (1, 1, "x") for op in POOL_OPS + SHAPE_OPS if op not in INPUTS})
-
-
-def check_arity(node):
-    """A node of a supported op has the inputs it takes (none of the required ones empty) and an output."""
-    if node.op_type not in INPUTS:
-        return
-    lo, hi, what = INPUTS[node.op_type]
-    where = f"node {node.name} ({node.op_type})"
-    n = len(node.input)
-    if n < lo or (hi is not None and n > hi):
-        count = f"{lo}" if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
-        raise UnsupportedError(f"{where}: takes {count} input{'s' if hi != 1 else ''} ({what}), not {n}")
-    for i in range(lo):
-        if not node.input[i]:
-            raise UnsupportedError(f"{where}: input {i} ({what.split(', ')[i] if hi is not None else 'tensor'}) is empty; "
-                                   f"accepted: {what}")
-    if not node.output or not node.output[0]:
-        raise UnsupportedError(f"{where}: has no output")
-
 
 def _jsonable(v):
     if isinstance(v, np.ndarray):
