@@ -1,9 +1,13 @@
 """The compiler pipeline: QONNX file -> verified-ready build directory.
 
-The pipeline is one readable list of named steps (:data:`STEPS`); with
-``save_steps=True`` every step's dataflow graph is saved under
-``OUT/steps/NN_<step>/``.  Everything is written to a temporary directory
-first and renamed into place, so a failed build leaves nothing half-written.
+The build is one readable list of named steps, :data:`STEPS`: each takes the build's
+state (:class:`_State`) and adds to it, each is timed and reported through
+:mod:`hwgen.progress`; with ``save_steps=True`` the dataflow graph after each step
+that changes it is saved, reloadable with :meth:`DataflowGraph.load`, as
+``OUT/steps/NN_<step>/model.json`` + ``params.npz``.  The throughput target is
+resolved once, at entry, into a cycle budget (the folding step's input).  Every file
+is written into a staging directory and renamed into place (:mod:`hwgen.outdir`),
+so a failed build leaves nothing half-written.
 """
 
 import json
@@ -14,17 +18,17 @@ from dataclasses import dataclass, field
 from . import manifest as _manifest
 from . import progress as _progress
 from . import validate
-from .dataflow.folding import (DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, cycle_budget, folded_layers, load_folding,
-                               search_folding)
 from .dataflow.fit import warn_beyond_devices
-from .devices import DEFAULT_MARGIN, make_budget
+from .dataflow.folding import (DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, cycle_budget, folded_layers, load_folding,
+                               search_folding, OPTION_KEYS)
 from .dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
+from .devices import DEFAULT_MARGIN, make_budget
 from .errors import FoldingError, HwgenError
 from .outdir import OutputDir
 from .report import make_report, render_markdown
-from .sources import located
+from .sources import located, module_of
 
-__all__ = ["build", "Build", "MANIFEST_FORMAT"]
+__all__ = ["build", "Build", "STEPS", "MANIFEST_FORMAT"]
 
 MANIFEST_FORMAT = _manifest.FORMAT      # (hwgen.manifest defines the manifest)
 TOP_NAME = "hwgen_top"
@@ -45,37 +49,53 @@ class Build:
         return self.manifest["cycles_per_frame"]
 
 
-class _Steps:
-    """Runs the named steps of one build, each a :func:`hwgen.progress.task`, and keeps their times."""
+@dataclass
+class _State:
+    """What the steps of one build read and write: the arguments, then each step's product."""
+    source: object                  # the model: a path, ModelProto or ModelWrapper
+    path: str                       # the staging directory the files go into
+    name: str
+    folding: object = None          # a folding dict or file, or None
+    fps: float = None               # the throughput asked for, or None
+    clock_mhz: float = DEFAULT_CLOCK_MHZ
+    budget: object = None           # a hwgen.devices.Budget, or None
+    topk: int = None
+    allow_slower: bool = False
+    progress: bool = True
+    model: object = None            # load: the cleaned-up QONNX model (qonnx ModelWrapper)
+    graph: object = None            # lower .. size FIFOs: the dataflow graph
+    verilog: str = None             # generate Verilog
+    memfiles: dict = field(default_factory=dict)        # generate Verilog: $readmemh files of big ROMs
+    manifest: dict = None           # report
+    report: dict = None             # report
 
-    def __init__(self, enabled):
-        self.enabled = enabled
-        self.timings = {}
 
-    def step(self, name, fn, *args, reports=False, **kw):
-        """``fn(*args, **kw)`` as the step ``name``; ``reports``: ``fn`` reports its own progress (timed only)."""
-        if reports:
-            t0 = time.perf_counter()
-            res = fn(*args, **kw)
-            self.timings[name] = time.perf_counter() - t0
-            return res
-        with _progress.task(name, enabled=self.enabled) as t:
-            res = fn(*args, **kw)
-        self.timings[name] = t.seconds
-        return res
+@dataclass(frozen=True)
+class Step:
+    """One named step of the build: ``run(state)``; ``graph``: it changes the dataflow graph (its
+    result is what ``--save-steps`` saves); ``reports``: it reports its own progress (timed only)."""
+    name: str
+    run: object
+    graph: bool = False
+    reports: bool = False
 
 
-def _load_and_lower(model_or_path, name, topk=None):
+# -- the steps --------------------------------------------------------------------------------
+def _load(s):
     from .frontend import load
-    from .sources import module_of
-    from .lower import lower
+    s.model = load(s.source)
 
-    model = load(model_or_path)
-    graph = lower(model, name=name, topk=topk)
-    modules = {n.name: module_of(n) for n in model.graph.node}
-    graph.source_modules = {l: modules.get(src) for l, src in getattr(graph, "sources", {}).items()
-                            if isinstance(src, str) and modules.get(src)}
-    return model, graph
+
+def _lower(s):
+    from .lower import lower
+    s.graph = lower(s.model, name=s.name, topk=s.topk)
+    modules = {n.name: module_of(n) for n in s.model.graph.node}
+    s.graph.source_modules = {l: modules.get(src) for l, src in getattr(s.graph, "sources", {}).items()
+                              if isinstance(src, str) and modules.get(src)}
+
+
+def _fold_step(s):
+    _fold(s.graph, s.folding, s.fps, s.clock_mhz, s.budget, s.allow_slower)
 
 
 def _fold(graph, folding, fps, clock_mhz, budget=None, allow_slower=False):
@@ -116,18 +136,99 @@ def _check_pinned(graph, fixed, fps, clock_mhz, source, allow_slower):
     _progress.warn(what)
 
 
-def _plumb(graph):
-    for p in (InsertDuplicates(), InsertWidthConverters(), InsertFIFOs()):
-        graph, _ = p.apply(graph)
-        if isinstance(p, InsertFIFOs):
-            graph.fifo_sizing = p.stats
-    graph.validate()
-    return graph
+def _plumb(s):
+    for p in (InsertDuplicates(), InsertWidthConverters()):
+        s.graph, _ = p.apply(s.graph)
 
 
-def _verilog(graph, memfiles=None, progress=False):
+def _size_fifos(s):
+    p = InsertFIFOs()
+    s.graph, _ = p.apply(s.graph)
+    s.graph.fifo_sizing = p.stats
+    s.graph.validate()
+    warn_beyond_devices(s.graph)            # a folding no listed device holds still builds, with a warning
+
+
+def _generate(s):
     from .hdl.top import to_verilog
-    return to_verilog(graph, name=TOP_NAME, progress=progress, memfiles=memfiles)
+    s.verilog = to_verilog(s.graph, name=TOP_NAME, progress=s.progress, memfiles=s.memfiles)
+    os.makedirs(os.path.join(s.path, "rtl"))
+    with open(os.path.join(s.path, "rtl", f"{TOP_NAME}.v"), "w") as f:
+        f.write(s.verilog)
+    for fn, text in sorted(s.memfiles.items()):
+        with open(os.path.join(s.path, "rtl", fn), "w") as f:
+            f.write(text)
+
+
+def resolved_folding(graph):
+    """The folding of ``graph``'s layers as a folding document (``{"layer": {"pe": P, "simd": S, …}}``,
+    with the options the folding chose), reusable as ``folding=``; plumbing layers are left out."""
+    doc = {}
+    for l in graph.layers:
+        if not l.folding or l.kind in ("FIFO", "WidthConverter", "Duplicate"):
+            continue
+        entry = dict(sorted(l.folding.items()))
+        entry.update({k: getattr(l, k) for k in OPTION_KEYS if getattr(l, k, None) is not None})
+        doc[l.name] = entry
+    return doc
+
+
+def _json(path, doc):
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def _report(s):
+    from .hdl.top import module_names
+    s.graph.save(s.path)
+    s.model.save(os.path.join(s.path, "source.onnx"))
+    _json(os.path.join(s.path, "folding.json"), resolved_folding(s.graph))
+    memfiles = [os.path.join("rtl", fn) for fn in sorted(s.memfiles)]
+    s.manifest = _manifest.make(s.graph, name=s.name, top=TOP_NAME, verilog=[os.path.join("rtl", f"{TOP_NAME}.v")],
+                                memfiles=memfiles, clock_mhz=s.clock_mhz, fps=s.fps,
+                                modules=module_names(s.graph, TOP_NAME))
+    _manifest.write(s.path, s.manifest)
+    s.report = make_report(s.graph, s.clock_mhz, s.fps)
+    _json(os.path.join(s.path, "report.json"), s.report)
+    with open(os.path.join(s.path, "report.md"), "w") as f:
+        f.write(render_markdown(s.report))
+
+
+def _flows(s):
+    from .flows import write_flows        # make -C OUT synth | pnr | bitstream | vivado
+    write_flows(s.path, s.manifest)
+
+
+#: The build, in order.
+STEPS = (
+    Step("load", _load),                            # QONNX file -> cleaned-up QONNX model
+    Step("lower", _lower, graph=True),              # -> integer dataflow graph (hwgen IR)
+    Step("fold", _fold_step, graph=True),           # PE/SIMD per layer: the folding file, the search
+    Step("plumb", _plumb, graph=True),              # forks (Duplicate), width converters
+    Step("size FIFOs", _size_fifos, graph=True),    # FIFO depths from the word-level schedule
+    Step("generate Verilog", _generate, reports=True),  # Amaranth components -> rtl/hwgen_top.v (+ ROM files)
+    Step("report", _report),                        # model.json, folding.json, manifest.json, report.*
+    Step("flows", _flows),                          # Makefile and the synthesis / P&R / Vivado scripts
+)
+
+
+def _run_steps(s, save_steps):
+    """Run :data:`STEPS` on ``s``; returns ``{step: seconds}``."""
+    timings, saved = {}, 0
+    for step in STEPS:
+        if step.reports:
+            t0 = time.perf_counter()
+            step.run(s)
+            timings[step.name] = time.perf_counter() - t0
+        else:
+            with _progress.task(step.name, enabled=s.progress) as t:
+                step.run(s)
+            timings[step.name] = t.seconds
+        if save_steps and step.graph:
+            s.graph.save(os.path.join(s.path, "steps", f"{saved:02d}_{step.name.replace(' ', '_')}"))
+            saved += 1
+    return timings
 
 
 def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_CLOCK_MHZ,
@@ -147,8 +248,9 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     ``out_dir`` must be a new path or a directory an earlier build wrote (:mod:`hwgen.outdir`);
     ``force`` replaces any other directory or file, but never the model or a directory holding it.
     Every argument is checked before any work; a bad one raises a one-line :class:`~hwgen.errors.HwgenError`.
-    Writes ``rtl/hwgen_top.v``, ``manifest.json``, ``model.json``, ``params.npz``,
-    ``report.md``, ``report.json`` and ``source.onnx``, atomically.
+    Writes ``rtl/hwgen_top.v``, ``manifest.json``, ``model.json``, ``params.npz``, ``folding.json``
+    (the resolved folding, reusable as ``folding=``), ``report.md``, ``report.json``, ``source.onnx``
+    and the flow files (``Makefile``, ``flows/``, ``vivado/``), atomically.
     """
     t0 = time.perf_counter()
     # -- every argument checked at the door, before any work -------------------------------
@@ -168,29 +270,17 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
         name = os.path.splitext(os.path.basename(model_or_path))[0] if isinstance(model_or_path, str) else "model"
     inputs = [p for p in (model_or_path, folding) if isinstance(p, str)]
 
-    steps = _Steps(progress)
     with OutputDir(out_dir, inputs=inputs, force=force) as out:
-        model = None
-        graph = None
+        s = _State(model_or_path, out.path, name, folding=folding, fps=fps, clock_mhz=clock_mhz, budget=budget,
+                   topk=topk, allow_slower=allow_slower, progress=progress)
         try:
-            model, graph = steps.step("load and lower", _load_and_lower, model_or_path, name, topk)
-            snapshots = [("lowered", graph.to_json())] if save_steps else []
-            graph = steps.step("folding", _fold, graph, folding, fps, clock_mhz, budget, allow_slower)
-            if save_steps:
-                snapshots.append(("folded", graph.to_json()))
-            graph = steps.step("stream plumbing", _plumb, graph)
-            warn_beyond_devices(graph)          # a folding no listed device holds still builds, with a warning
-            if save_steps:
-                snapshots.append(("plumbed", graph.to_json()))
-            memfiles = {}                       # $readmemh files of big ROMs, beside the Verilog
-            verilog = steps.step("generate Verilog", _verilog, graph, memfiles, progress, reports=True)
-            manifest, report = steps.step("write", _write, out.path, graph, model, verilog, memfiles, name,
-                                          clock_mhz, fps, snapshots)
+            timings = _run_steps(s, save_steps)
         except HwgenError as e:
-            raise located(e, model, getattr(graph, "sources", None)) from None
+            raise located(e, s.model, getattr(s.graph, "sources", None)) from None
         out.commit()
     out_dir = out.out
     seconds = time.perf_counter() - t0
+    graph, manifest, report = s.graph, s.manifest, s.report
     if budget is not None:
         from .dataflow.estimate import graph_resources
         from .devices import unit_names
@@ -201,35 +291,4 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     _progress.info(f"wrote {out_dir} in {seconds:.2f} s: {manifest['cycles_per_frame']:,} cycles/frame, "
                    f"{manifest['fps']:,.0f} frames/s at {clock_mhz:g} MHz, ~{report['resources']['LUT']:,} LUT", progress)
     vpath = manifest["verilog"][0]
-    return Build(out_dir, graph, manifest, report, os.path.join(out_dir, vpath), seconds, steps.timings)
-
-
-def _write(path, graph, model, verilog, memfiles, name, clock_mhz, fps, snapshots):
-    """Write the build's files into the (staging) directory ``path``; returns (manifest, report)."""
-    from .flows import write_flows        # make -C OUT synth | pnr | bitstream | vivado
-    os.makedirs(os.path.join(path, "rtl"))
-    vpath = os.path.join("rtl", f"{TOP_NAME}.v")
-    with open(os.path.join(path, vpath), "w") as f:
-        f.write(verilog)
-    for fn, text in sorted(memfiles.items()):
-        with open(os.path.join(path, "rtl", fn), "w") as f:
-            f.write(text)
-    graph.save(path)
-    model.save(os.path.join(path, "source.onnx"))
-    manifest = _manifest.make(graph, name=name, top=TOP_NAME, verilog=[vpath],
-                              memfiles=[os.path.join("rtl", fn) for fn in sorted(memfiles)],
-                              clock_mhz=clock_mhz, fps=fps)
-    _manifest.write(path, manifest)
-    write_flows(path, manifest)
-    report = make_report(graph, clock_mhz, fps)
-    with open(os.path.join(path, "report.json"), "w") as f:
-        json.dump(report, f, indent=1, sort_keys=True)
-        f.write("\n")
-    with open(os.path.join(path, "report.md"), "w") as f:
-        f.write(render_markdown(report))
-    for i, (tag, (doc, arrays)) in enumerate(snapshots):
-        d = os.path.join(path, "steps", f"{i:02d}_{tag}")
-        os.makedirs(d)
-        with open(os.path.join(d, "model.json"), "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-    return manifest, report
+    return Build(out_dir, graph, manifest, report, os.path.join(out_dir, vpath), seconds, timings)

@@ -25,6 +25,7 @@ import json
 import os
 from pathlib import Path
 
+from .dataflow.graph import INPUT
 from .errors import ManifestError
 from .streams import tdata_bits, words_per_frame
 
@@ -47,11 +48,10 @@ def stream_info(shape, dt, lanes):
             "tdata_bits": tdata_bits(lanes, dt), "words_per_frame": words_per_frame(shape, lanes)}
 
 
-def make(graph, *, name, top, verilog, memfiles=(), clock_mhz, fps=None, source="source.onnx"):
+def make(graph, *, name, top, verilog, memfiles=(), clock_mhz, fps=None, source="source.onnx", modules):
     """The manifest of a build of the plumbed ``graph`` whose top module ``top`` is in ``verilog``
-    (paths relative to the build directory; ``memfiles`` likewise)."""
-    from .dataflow.graph import INPUT
-    from .hdl.top import module_names
+    (paths relative to the build directory; ``memfiles`` likewise); ``modules``: ``{layer name:
+    Verilog module name}`` as the generator named them (:func:`hwgen.hdl.top.module_names`)."""
     first = next(l for l in graph.layers if INPUT in graph.input_refs(l))
     last = graph.layers[-1]
     cycles = graph.cycles()
@@ -64,7 +64,7 @@ def make(graph, *, name, top, verilog, memfiles=(), clock_mhz, fps=None, source=
         "cycles_per_frame": cycles, "fps": clock_mhz * 1e6 / cycles,
         "ports": {k: list(v) if isinstance(v, list) else v for k, v in PORTS.items()},
         "head": graph.head, "tail": graph.tail, "source": source,
-        "modules": module_names(graph, top),
+        "modules": dict(modules),
     }
 
 
