@@ -1,16 +1,17 @@
 """Names a user can find: messages about a node or layer name it as the user's file does.
 
 The loader keeps the node names of the user's file and can tell the Brevitas/PyTorch
-module a node came from (:func:`hwgen.frontend.load.module_of`).  :func:`annotate`
+module a node came from (:func:`module_of`).  :func:`annotate`
 adds that module to a message about a node (``node NAME (Op): …`` becomes
 ``node NAME (Op, module features.3: QuantConv2d): …``) and the source node to a
 message about one of hwgen's IR layers (``layer fc0: …`` becomes
 ``layer fc0 (node NAME, module 1: QuantLinear): …``).
 """
 
+import ast
 import re
 
-__all__ = ["annotate", "located", "describe_node"]
+__all__ = ["annotate", "located", "describe_node", "module_of"]
 
 _NODE = re.compile(r"node (\S+?)(?: \(([^()]*)\))?: ")
 _LAYER = re.compile(r"layer (\S+?): ")
@@ -23,9 +24,30 @@ def _node(model, name):
     return None
 
 
+#: torch module classes that only contain others (never the module a node belongs to)
+_CONTAINERS = ("torch.nn.modules.container.",)
+
+
+def module_of(node):
+    """The Brevitas/PyTorch module a node was exported from, as ``"features.3: QuantConv2d"``, where the
+    exporter recorded it (torch's dynamo exporter does, in ``pkg.torch.onnx.name_scopes``); else None."""
+    props = {p.key: p.value for p in node.metadata_props}
+    try:
+        scopes = ast.literal_eval(props["pkg.torch.onnx.name_scopes"])
+        classes = ast.literal_eval(props["pkg.torch.onnx.class_hierarchy"])
+    except (KeyError, ValueError, SyntaxError):
+        return None
+    pairs = [(s, c) for s, c in zip(scopes, classes) if isinstance(s, str) and isinstance(c, str)
+             and s and c.startswith(("brevitas.nn.", "torch.nn.modules.")) and not c.startswith(_CONTAINERS)]
+    if not pairs:
+        return None
+    brevitas = [p for p in pairs if p[0] and p[1].startswith("brevitas.nn.")]
+    scope, cls = (brevitas or pairs)[0]
+    return f"{scope}: {cls.rsplit('.', 1)[-1]}"
+
+
 def describe_node(model, name):
     """``"NAME, module M"`` for an ONNX node of ``model`` (just ``NAME`` where no module is recorded)."""
-    from .frontend.load import module_of
     n = _node(model, name) if model is not None else None
     mod = module_of(n) if n is not None else None
     return f"{name}, module {mod}" if mod else name
@@ -33,7 +55,6 @@ def describe_node(model, name):
 
 def annotate(message, model, sources=None):
     """``message`` with its subject node's module, or its subject layer's source node, added."""
-    from .frontend.load import module_of
     m = _NODE.match(message)
     if m and model is not None:
         n = _node(model, m.group(1))

@@ -11,6 +11,7 @@ import warnings
 import onnx
 
 from ..errors import FrontendError
+from ..sources import module_of
 
 __all__ = ["load", "module_of", "QONNX_DOMAIN", "LEGACY_DOMAINS", "QUANT_OPS"]
 
@@ -20,7 +21,6 @@ QUANT_OPS = ("Quant", "IntQuant", "BipolarQuant", "Trunc", "MultiThreshold")
 _NAME_KEY = "hwgen.source_name"          # a node's name in the user's file, kept through the clean-up
 _OUTPUTS_KEY = "hwgen.source_outputs"    # the names of its output tensors there (JSON list)
 _INPUTS_KEY = "hwgen.source_inputs"      # and of its input tensors
-_CONTAINERS = ("torch.nn.modules.container.",)
 
 
 def _read(model_or_path):
@@ -125,25 +125,6 @@ def _restore_names(wrapper, graph_io):
             wrapper.rename_tensor(cur, orig)
             used.discard(cur)
             used.add(orig)
-
-
-def module_of(node):
-    """The Brevitas/PyTorch module a node was exported from, as ``"features.3: QuantConv2d"``, where the
-    exporter recorded it (torch's dynamo exporter does, in ``pkg.torch.onnx.name_scopes``); else None."""
-    props = {p.key: p.value for p in node.metadata_props}
-    try:
-        import ast
-        scopes = ast.literal_eval(props["pkg.torch.onnx.name_scopes"])
-        classes = ast.literal_eval(props["pkg.torch.onnx.class_hierarchy"])
-    except (KeyError, ValueError, SyntaxError):
-        return None
-    pairs = [(s, c) for s, c in zip(scopes, classes) if isinstance(s, str) and isinstance(c, str)
-             and s and c.startswith(("brevitas.nn.", "torch.nn.modules.")) and not c.startswith(_CONTAINERS)]
-    if not pairs:
-        return None
-    brevitas = [p for p in pairs if p[0] and p[1].startswith("brevitas.nn.")]
-    scope, cls = (brevitas or pairs)[0]
-    return f"{scope}: {cls.rsplit('.', 1)[-1]}"
 
 
 def _check_producers(model):
