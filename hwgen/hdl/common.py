@@ -20,7 +20,6 @@ from amaranth.lib.wiring import In, Out
 
 from ..dataflow.pipeline import pipeline_levels
 from ..dtypes import dtype as _dtype, smallest_dtype
-from ..errors import HwgenError
 from .rom import rom_read_port
 
 __all__ = [
