@@ -15,6 +15,7 @@ __all__ = ["annotate", "located", "describe_node", "module_of"]
 
 _NODE = re.compile(r"node (\S+?)(?: \(([^()]*)\))?: ")
 _LAYER = re.compile(r"layer (\S+?): ")
+#: torch module classes that only contain others (never the module a node belongs to)
 _CONTAINERS = ("torch.nn.modules.container.",)
 
 

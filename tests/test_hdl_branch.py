@@ -292,9 +292,9 @@ def test_add_throughput(pe, shape, out, pipeline):
     assert intervals(res.out_cycles[0], layer.out_words) == [layer.cycles()] * 3
     assert np.all(np.diff(res.out_cycles[0]) == 1)
     assert res.in_cycles[0] == res.in_cycles[1] and np.all(np.diff(res.in_cycles[0]) == 1)
-    assert res.out_cycles[0][0] - res.in_cycles[0][0] == AddStreamsComponent.latency_of(layer)
+    assert res.out_cycles[0][0] - res.in_cycles[0][0] == layer.latency()
     expected = 2 if pipeline == "none" else 3 + (layer.thresholds is not None)
-    assert AddStreamsComponent.latency_of(layer) == expected
+    assert layer.latency() == expected
 
 
 def test_add_errors():
@@ -348,7 +348,7 @@ def test_concat_throughput(channels, lanes):
     res = simulate_concat(layer, xs, gaps=0.0, backpressure=0.0)
     assert intervals(res.out_cycles[0], layer.out_words) == [layer.cycles()] * 3
     assert np.all(np.diff(res.out_cycles[0]) == 1)
-    assert res.out_cycles[0][0] - res.in_cycles[0][0] == ConcatComponent.LATENCY
+    assert res.out_cycles[0][0] - res.in_cycles[0][0] == layer.latency() == 1
 
 
 def test_concat_errors():

@@ -73,7 +73,7 @@ def test_labelselect_throughput(pe, k):
     words_in = 10 // pe
     lasts = res.in_cycles[words_in - 1::words_in]           # handshakes of the frames' last words
     assert [b - a for a, b in zip(lasts, lasts[1:])] == [layer.cycles()] * 4
-    assert [res.out_cycles[f * k] - lasts[f] for f in range(5)] == [LabelSelectComponent.LATENCY] * 5
+    assert [res.out_cycles[f * k] - lasts[f] for f in range(5)] == [layer.latency()] * 5
 
 
 def test_labelselect_errors():

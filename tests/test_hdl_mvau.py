@@ -164,12 +164,12 @@ def test_mvau_pipeline(case, pipeline):
     sf = layer.mw // layer.simd
     assert res.out_cycles[0] - res.in_cycles[sf - 1] == res.dut.LATENCY
     if pipeline == "none":
-        assert res.dut.LATENCY == MVAUComponent.LATENCY == 3
+        assert res.dut.LATENCY == layer.latency() == 3
 
 
 def test_mvau_pipeline_stages():
     """Tree cuts: no stage holds more than k adder levels (the accumulator counting as one)."""
-    from hwgen.hdl.common import tree_split_points
+    from hwgen.dataflow.pipeline import tree_split_points
     assert tree_split_points(32, 0) == set()
     assert tree_split_points(32, 2) == {2, 4}           # 5 levels + acc: prod | 1-2 | 3-4 | 5+acc
     assert tree_split_points(32, 3) == {3}
@@ -192,7 +192,7 @@ def test_mvau_pipeline_roundtrip():
     assert MVAU.from_json(attrs, arrays).pipeline == 3
     del attrs["pipeline"]
     old = MVAU.from_json(attrs, arrays)
-    from hwgen.hdl.common import DEFAULT_PIPELINE, pipeline_levels
+    from hwgen.dataflow.pipeline import DEFAULT_PIPELINE, pipeline_levels
     assert pipeline_levels(old) == DEFAULT_PIPELINE
 
 

@@ -109,7 +109,7 @@ def test_pool_throughput(c, k, pe, mode):
     res = simulate_layer(layer, x, PoolComponent, gaps=0.0, backpressure=0.0)
     assert streamsim.frame_intervals(res, layer.out_words) == [layer.cycles()] * 3
     assert list(np.diff(res.in_cycles)) == [1] * (len(res.in_cycles) - 1)
-    assert res.out_cycles[0] - res.in_cycles[k - 1] == PoolComponent.LATENCY
+    assert res.out_cycles[0] - res.in_cycles[k - 1] == layer.latency() == 1
 
 
 @pytest.mark.parametrize("c,ifm,pe", [(4, (3, 3), 2), (4, (2, 2), 4), (6, (1, 1), 1), (8, (5, 4), 2)])
@@ -121,7 +121,7 @@ def test_gpool_throughput(c, ifm, pe):
     assert streamsim.frame_intervals(res, layer.out_words) == [layer.cycles()] * 3
     assert list(np.diff(res.in_cycles)) == [1] * (len(res.in_cycles) - 1)
     first_last_pixel = layer.in_words - layer.out_words
-    assert res.out_cycles[0] - res.in_cycles[first_last_pixel] == GlobalPoolComponent.LATENCY
+    assert res.out_cycles[0] - res.in_cycles[first_last_pixel] == layer.latency() == 2
 
 
 def test_pool_large_elaboration_fast():

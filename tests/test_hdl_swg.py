@@ -15,7 +15,7 @@ from hwgen.dataflow import FIFO, MVAU, DataflowGraph, SlidingWindow
 from hwgen.dtypes import DType
 from hwgen.errors import HwgenError
 from hwgen.hdl import SlidingWindowComponent, Top
-from hwgen.hdl.common import pipeline_levels
+from hwgen.dataflow.pipeline import pipeline_levels
 from hwgen.hdl.swg import buffer_rows
 from hwgen.streams import pack
 
@@ -143,12 +143,13 @@ def test_swg_throughput_cnv_layer1():
 
 @pytest.mark.parametrize("pipeline", ["auto", "none"])
 def test_swg_latency(pipeline):
-    """A window word is valid LATENCY cycles after the handshake of the last input word it needs."""
+    """A window word is valid 1 + ``layer.latency()`` cycles after the handshake of the last input
+    word it needs (the write, then the read issue)."""
     layer = make_swg((3, 4), 2, (1, 1), (1, 1), P0, 2, False, pipeline=pipeline)
     res = simulate_layer(layer, frames_for(layer, 1, 0), SlidingWindowComponent, gaps=0.0,
                          backpressure=0.0)
-    lat = res.dut.LATENCY
-    assert lat == SlidingWindowComponent.latency_of(layer) + 1 == (2 if pipeline == "none" else 3)
+    lat = layer.latency() + 1
+    assert lat == (2 if pipeline == "none" else 3)
     assert [o - i for o, i in zip(res.out_cycles, res.in_cycles)] == [lat] * 12
     layer = make_swg((3, 4), 2, (2, 2), (1, 1), (1, 1, 0, 0), 1, False, pipeline=pipeline)
     res = simulate_layer(layer, frames_for(layer, 1, 0), SlidingWindowComponent, gaps=0.0,

@@ -7,19 +7,28 @@ parameters.  Every kind provides
 * ``execute(x) -> y``: the bit-exact integer reference (numpy int64, with a
   leading batch axis), the only golden model tests use;
 * ``cycles()``: ideal cycles per frame;
-* ``resources()``: estimated ``{"LUT", "FF", "BRAM18", "DSP"}``;
+* ``latency()``: cycles from the step of its hardware that completes an output
+  word to that word being valid on the output (for its ``pipeline`` setting);
+* ``schedule(arrivals, frames)``: the word-level max-plus model of its hardware
+  (:mod:`hwgen.dataflow.schedule` sizes the FIFOs with it);
+* ``cost_terms()``: the quantities whose calibrated multiples make its resource
+  estimate, and ``resources()``: that estimate, ``{"LUT", "FF", "BRAM18", "DSP"}``
+  (:mod:`hwgen.dataflow.estimate`);
 * ``validate()``: raises :class:`HwgenError` on an impossible configuration.
+
+:class:`Channelwise` gathers what the kinds folded by ``pe`` channels per word
+share, :class:`Thresholded` what the kinds ending in optional thresholds share.
 """
 
-import math
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from ..dtypes import DType, dtype
 from ..errors import FoldingError, HwgenError
+from .estimate import calibrated
 
-__all__ = ["Layer", "register", "LAYER_KINDS", "divisors", "rom_resources"]
+__all__ = ["Layer", "Channelwise", "Thresholded", "register", "LAYER_KINDS", "divisors"]
 
 LAYER_KINDS = {}
 
@@ -34,15 +43,6 @@ def register(cls):
 
 def divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def rom_resources(width, depth, style="auto", rom=True):
-    """LUT (LUT6 + LUTRAM sites) and BRAM18 of a ``width`` × ``depth`` memory with a synchronous
-    read port (``rom``: initialised, no write port) as synth_xilinx maps it for ``style``
-    (``auto``/``distributed``/``block``); see :func:`hwgen.dataflow.estimate.memory`."""
-    from .estimate import memory
-    m = memory(width, depth, style, rom=rom)
-    return {"LUT": int(math.ceil(m["LUT"] + m["LUTRAM"])), "BRAM18": int(m["BRAM18"])}
 
 
 @dataclass
@@ -148,8 +148,28 @@ class Layer:
     def cycles(self):
         raise NotImplementedError
 
+    def latency(self):
+        """Cycles from the step of this layer's hardware that completes an output word to that
+        word being valid on its output."""
+        raise NotImplementedError(f"no latency for layer kind {self.kind}")
+
+    def schedule(self, arrivals, frames):
+        """Word-level schedule of this layer's hardware over ``frames`` frames, given the
+        cycles at which the words of each input arrive (``arrivals[k]``, all frames): ``(reads,
+        outs)``, the cycles in which it takes the words of each input and in which the words
+        of each output become valid (unbounded output FIFOs)."""
+        raise NotImplementedError(f"no schedule model for layer kind {self.kind}")
+
+    def cost_terms(self):
+        """``{"LUT": {term: value}, "FF": {term: value}, "BRAM18": n, "DSP": n}``: the quantities
+        whose calibrated multiples add up to this layer's estimate (BRAM18 and DSP are
+        structural); :func:`hwgen.dataflow.estimate.calibrated`."""
+        raise ValueError(f"layer {getattr(self, 'name', self)}: no resource model for kind {self.kind!r}")
+
     def resources(self):
-        raise NotImplementedError
+        """Calibrated synth_xilinx estimate ``{"LUT", "FF", "BRAM18", "DSP"}`` (terms:
+        :meth:`cost_terms`, coefficients: :mod:`hwgen.dataflow.estimate`)."""
+        return calibrated(self)
 
     def validate(self):
         pass
@@ -202,6 +222,54 @@ class Layer:
             "idt": self.idt.name, "odt": self.odt.name,
             "folding": self.folding, "cycles": self.cycles(), "resources": self.resources(),
         }
+
+
+class Channelwise:
+    """Mixin of the kinds folded by ``pe`` channels per stream word (fields ``pe`` and
+    ``channels``): ``pe`` lanes in and out, folding ``{"pe": …}``, PE must divide C."""
+
+    @property
+    def in_lanes(self):
+        return self.pe
+
+    @property
+    def out_lanes(self):
+        return self.pe
+
+    @property
+    def folding(self):
+        return {"pe": self.pe}
+
+    @property
+    def channel_groups(self):
+        """Words per pixel: ``C / PE``."""
+        return self.channels // self.pe
+
+    def check_pe(self):
+        """A :class:`FoldingError` unless PE is a positive integer dividing C."""
+        if not isinstance(self.pe, int) or self.pe < 1 or self.channels % self.pe:
+            raise FoldingError(f"layer {self.name}: PE={self.pe} must divide C={self.channels}")
+
+
+class Thresholded:
+    """Mixin of the kinds whose output is an accumulator or, with ``thresholds`` (``(C, N)``),
+    ``out_base + out_step · Σ_i [acc ≥ T[c, i]]``."""
+
+    @property
+    def out_step(self):
+        """Output step per threshold passed: 2 for a BIPOLAR output, else 1."""
+        return 2 if self.odt.name == "BIPOLAR" else 1
+
+    @property
+    def n_thresholds(self):
+        """Thresholds per channel (0 without thresholds)."""
+        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
+
+    def threshold_output(self, acc):
+        """The output of accumulator values ``acc`` (channels last)."""
+        if self.thresholds is None:
+            return acc
+        return apply_thresholds(acc, self.thresholds, self.out_base, self.out_step)
 
 
 def apply_thresholds(acc, thresholds, out_base, out_step):

@@ -8,17 +8,29 @@
   Cycles: ``words`` per frame.
 * :class:`Concat` emits, per pixel, the channels of input 0, then input 1, …
   (all inputs share the data type and lanes).  Cycles: ``words`` per frame.
+
+Hardware (:mod:`hwgen.hdl.branch`): all three move one word per cycle; the fork's
+outputs are its input (no register), the join's output word is valid
+:meth:`AddStreams.latency` cycles after it took both input words, the concat's 1 cycle
+after it took the input word.
+
+Cost terms: Duplicate — const, ``outs`` (one per output). AddStreams (P = PE, acc =
+accumulator bits, n = thresholds per channel) — LUT: const, ``add`` P·acc, ``mul``
+(constant multipliers ka, kb not in DSPs), ``thr``/``cthr``, ``mem``; FF: const, ``io``,
+``acc``, ``thr``; DSP48E1: P per non-power-of-two k with bits(input) + bits(k) ≥ 9.
+Concat — const, ``width`` (LUT: the input multiplexer).
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import DType, smallest_dtype
-from ..errors import FoldingError, HwgenError
-from .base import Layer, apply_thresholds, register
-from .estimate import calibrated
+from ..errors import HwgenError
+from .base import Channelwise, Layer, Thresholded, register
+from .estimate import memory, rule, threshold_columns
+from .maxplus import asap
+from .pipeline import pipeline_levels
 
 __all__ = ["Duplicate", "AddStreams", "Concat"]
 
@@ -67,14 +79,22 @@ class Duplicate(Layer):
     def cycles(self):
         return self.in_words
 
-    def resources(self):
-        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
-        return calibrated(self)
+    def latency(self):
+        """Cycles from an input word being valid to it being valid on the outputs: 0."""
+        return 0
+
+    def schedule(self, arrivals, frames):
+        """One word per cycle, on every output in the cycle it is taken."""
+        r = asap(arrivals[0])
+        return [r], [r + self.latency() for _ in range(self.n_out)]
+
+    def cost_terms(self):
+        return {"LUT": {"const": 1, "outs": self.n_out}, "FF": {"const": 1, "outs": self.n_out}, "BRAM18": 0, "DSP": 0}
 
 
 @register
 @dataclass
-class AddStreams(Layer):
+class AddStreams(Channelwise, Thresholded, Layer):
     kind = "AddStreams"
     n_inputs = 2
     ARRAYS = ("thresholds",)
@@ -89,7 +109,7 @@ class AddStreams(Layer):
     out_base: int = 0
     pe: int = 1
     # register stages: "auto" (pipelined), "none"/0 (combinational stages) or k >= 1 (pipelined);
-    # see hwgen.hdl.common.pipeline_levels
+    # see hwgen.dataflow.pipeline
     pipeline: int | str = "auto"
 
     @property
@@ -107,22 +127,8 @@ class AddStreams(Layer):
         return (tuple(self.shape), tuple(self.shape))
 
     @property
-    def in_lanes(self):
-        return self.pe
-
-    out_lanes = in_lanes
-
-    @property
-    def folding(self):
-        return {"pe": self.pe}
-
-    @property
     def channels(self):
         return self.shape[-1]
-
-    @property
-    def out_step(self):
-        return 2 if self.odt.name == "BIPOLAR" else 1
 
     @property
     def acc_range(self):
@@ -134,14 +140,9 @@ class AddStreams(Layer):
     def acc_dt(self):
         return smallest_dtype(*self.acc_range)
 
-    @property
-    def n_thresholds(self):
-        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
-
     def validate(self):
         self.check_rom_words()
-        if not isinstance(self.pe, int) or self.pe < 1 or self.channels % self.pe:
-            raise FoldingError(f"layer {self.name}: PE={self.pe} must divide C={self.channels}")
+        self.check_pe()
         if self.thresholds is not None:
             T = self.thresholds
             if T.ndim != 2 or T.shape[0] != self.channels or np.any(np.diff(T, axis=1) < 0):
@@ -159,17 +160,47 @@ class AddStreams(Layer):
         b = np.asarray(b, dtype=np.int64).reshape((len(b),) + self.in_shape)
         if not (self.in_dt.allowed(a) and self.in_dt_b.allowed(b)):
             raise HwgenError(f"layer {self.name}: input values outside {self.in_dt} / {self.in_dt_b}")
-        acc = self.ka * a + self.kb * b
-        if self.thresholds is None:
-            return acc
-        return apply_thresholds(acc, self.thresholds, self.out_base, self.out_step)
+        return self.threshold_output(self.ka * a + self.kb * b)
 
     def cycles(self):
         return self.in_words
 
-    def resources(self):
-        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
-        return calibrated(self)
+    def latency(self):
+        """Cycles from the handshake of the two input words to their output word being valid: 2;
+        pipelined + 1 (sum register), + 1 more with thresholds (comparison register)."""
+        if not pipeline_levels(self):
+            return 2
+        return 3 + (self.thresholds is not None)
+
+    def schedule(self, arrivals, frames):
+        """One word per cycle, taken from both inputs together once both have it."""
+        r = asap(np.maximum(arrivals[0], arrivals[1]))
+        return [r, r.copy()], [r + self.latency()]
+
+    def cost_terms(self):
+        P, acc, n = self.pe, self.acc_dt.bits, self.n_thresholds
+        tb = acc + 1
+        mul = dsp = 0
+        for dt, kk in ((self.in_dt, self.ka), (self.in_dt_b, self.kb)):
+            kk = abs(int(kk))
+            if kk in (0, 1) or kk & (kk - 1) == 0:        # 0, ±1, powers of two: no multiplier
+                continue
+            kk >>= (kk & -kk).bit_length() - 1            # trailing zeros are a shift (yosys strips them)
+            kb = kk.bit_length() + 1                      # the constant as a signed operand
+            if dt.bits >= 2 and dt.bits + kb >= rule("dsp_y_min", 9):
+                dsp += P
+            else:
+                mul += P * dt.bits * kb
+        G = self.channels // P
+        tvar, tfrac = threshold_columns(self, P) if n else (0, 0.0)
+        tmem = memory(P * n * tb, G, "auto", cols=tvar) if n else memory(0, 0)
+        k = pipeline_levels(self)
+        thr_ff = tmem["FF"] * (2 if k else 1) if tmem["style"] == "logic" else (P * n * tb if (n and k) else 0)
+        return {"LUT": {"const": 1, "add": P * acc, "mul": mul, "thr": P * n * tb * tfrac,
+                        "cthr": P * n * tb * (1 - tfrac), "mem": tmem["LUT"] + tmem["LUTRAM"]},
+                "FF": {"const": 1, "io": P * (self.in_dt.bits + self.in_dt_b.bits + self.odt.bits),
+                       "acc": P * acc, "thr": thr_ff + (P * n if k else 0)},
+                "BRAM18": tmem["BRAM18"], "DSP": int(dsp)}
 
 
 @register
@@ -229,6 +260,28 @@ class Concat(Layer):
     def cycles(self):
         return self.out_words
 
-    def resources(self):
-        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
-        return calibrated(self)
+    def latency(self):
+        """Cycles from an input word's handshake to it being valid on the output."""
+        return 1
+
+    def schedule(self, arrivals, frames):
+        """Per pixel the words of input 0, then of input 1, …, one per cycle."""
+        per_px = [c // self.lanes for c in self.channels_in]
+        npx = frames * self.pixels
+        order_port = np.concatenate([np.full(w, j) for j, w in enumerate(per_px)])
+        order_idx = np.concatenate([np.arange(w) for w in per_px])
+        port = np.tile(order_port, npx)
+        pix = np.repeat(np.arange(npx), sum(per_px))
+        word = np.tile(order_idx, npx)
+        a = np.empty(port.size)
+        for j, w in enumerate(per_px):
+            m = port == j
+            a[m] = arrivals[j][pix[m] * w + word[m]]
+        r = asap(a)
+        reads = [r[port == j] for j in range(len(per_px))]
+        return reads, [r + self.latency()]
+
+    def cost_terms(self):
+        w = self.lanes * self.dt.bits
+        return {"LUT": {"const": 1, "width": w * len(self.channels_in)}, "FF": {"const": 1, "width": w},
+                "BRAM18": 0, "DSP": 0}

@@ -20,32 +20,12 @@ What is *not* fitted but modelled after yosys' own rules:
   ``rom_style``/``ram_style`` (the layer's ``mem_style``: ``distributed`` or
   ``block``, :func:`hwgen.hdl.common.memory_attrs`) forces one.
 
-The terms per kind (P = PE, Q = SIMD, W/A = weight/input bits, pb = product bits, acc =
-accumulator bits, n = thresholds per channel, tb = threshold bits; ``mem`` terms are the
-memory model's LUTs/FFs with coefficient 1, everything else is fitted):
-
-* MVAU — LUT: const; ``mul`` P·Q·W·A (soft multipliers; ``cmul`` when the weights are
-  constants, one weight word); ``sel`` P·Q·pb (1-bit × multi-bit: a multiplexer);
-  ``popcount`` P·(adder bits of a Q-input tree of 1-bit values) for XNOR; ``add`` P·(adder bits
-  of a Q-input tree of pb-bit products); ``acc`` P·acc; ``thr`` P·n·tb comparators (``cthr``
-  against constant thresholds); ``tmem`` threshold ROM; ``wmem`` weight ROM in soft logic (fitted: next
-  to the product logic it costs more than a stand-alone ROM), ``wmem_xnor`` the same for
-  XNOR layers; ``mem``
-  input buffer (LUTRAM). FF: const; ``regs`` (input/operand/accumulator/output registers and
-  the weight ROM's read register); ``thr`` (threshold words and comparison bits); ``pipe``
-  (registered products and adder-tree cuts, :func:`hwgen.hdl.common.tree_split_points`).
-  DSP48E1: P·Q when :func:`dsp_multiplier`.
-* VVAU — the MVAU's terms with Q = 1, weighted by the MVAU's coefficients (``core``), plus a const.
-* Thresholding — LUT: const, ``thr``/``cthr`` P·n·tb, ``mem``; FF: const, ``io``, ``thr``.
-* AddStreams — LUT: const, ``add`` P·acc, ``mul`` (constant multipliers ka, kb not in DSPs),
-  ``thr``, ``mem``; FF: const, ``io``, ``acc``, ``thr``; DSP: P per non-power-of-two k with
-  bits(input) + bits(k) ≥ 9.
-* Requant — LUT: const, ``mul`` (when not in DSPs), ``add``, ``mem``; FF: const, ``io``.
-* SlidingWindow — const, ``ctr`` (counter bits), ``width`` SIMD·bits, ``mem`` (line buffer RAM).
-* Pool / GlobalPool — const, ``lanes`` P·bits (+ ``mem``). FIFO — const, ``ptr``, ``width``,
-  ``regs`` (depth ≤ 2), ``mem``. WidthConverter — const, ``buf`` lcm(in, out)·bits.
-  Concat — const, ``width``. Duplicate — const, ``outs`` (built-in). LabelSelect — const,
-  ``lists`` P·min(k, C/P)·(bits + index bits), ``tree`` (P − 1)·(bits + index bits), ``io``.
+The terms of a kind are its layer's ``cost_terms()`` (each kind's module documents
+them: MVAU/VVAU in :mod:`hwgen.dataflow.mac`, the others next to their kind); ``mem``
+terms are the memory model's LUTs/FFs with coefficient 1, everything else is fitted.
+This module holds the shared rules the kinds build their terms from (memories, ROM
+columns, DSP mapping, adder trees) and the calibration that weighs them
+(:func:`calibrated`).
 
 Other families are derived from the Xilinx estimate by a per-kind factor fitted on
 a subset of the grid (:func:`layer_resources`): ECP5 (``synth_ecp5 -nodsp``,
@@ -62,7 +42,8 @@ import os
 from ..devices import FAMILIES
 
 __all__ = ["FAMILIES", "layer_resources", "graph_resources", "convert_resources", "calibrated", "terms", "memory",
-           "dsp_multiplier", "calibration", "load_calibration", "CALIBRATION_PATH"]
+           "mem_sum", "rom_columns", "threshold_columns", "dsp_multiplier", "product_bits", "tree_bits",
+           "tree_pipe_bits", "log2", "rule", "coefficients", "calibration", "load_calibration", "CALIBRATION_PATH"]
 
 CALIBRATION_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "calibration.json")
 
@@ -191,7 +172,7 @@ def dsp_multiplier(a_dt, b_dt):
     return a_dt.bits + b_dt.bits >= _rules().get("dsp_y_min", 9)
 
 
-def _product_bits(a_dt, b_dt):
+def product_bits(a_dt, b_dt):
     """Width of a product lane as the HDL builds it (a 1-bit operand is a multiplexer of
     ±/0 the other; mixed signedness adds the unsigned operand's sign bit)."""
     if a_dt.name == "BIPOLAR" and b_dt.name == "BIPOLAR":
@@ -203,7 +184,7 @@ def _product_bits(a_dt, b_dt):
     return a_dt.bits + b_dt.bits + (1 if _signed(a_dt) != _signed(b_dt) else 0)
 
 
-def _tree_bits(n, width):
+def tree_bits(n, width):
     """Adder bits of a balanced adder tree of ``n`` ``width``-bit values (one more bit per level)."""
     bits, k, d = 0, n, 0
     while k > 1:
@@ -258,12 +239,19 @@ def _rules():
     return calibration().get("rules", {})
 
 
+def rule(name, default):
+    """A measured synthesis rule of the calibration (e.g. ``dsp_y_min``: the fewest product
+    bits synth_xilinx maps to a DSP48E1), ``default`` when it does not say."""
+    return _rules().get(name, default)
+
+
 #: terms whose coefficient is 1 by construction (the memory model already counts LUTs, LUTRAM
 #: sites and read-register FFs as yosys maps them); not fitted
 FIXED = {"mem": 1.0}
 
 
-def _coefs(kind):
+def coefficients(kind):
+    """``{"LUT": {term: coef}, "FF": {term: coef}}`` of ``kind`` (calibrated, else built-in)."""
     cal = calibration().get("xilinx", {}).get(kind)
     base = DEFAULTS.get(kind, {"LUT": {"const": 20}, "FF": {"const": 20}})
     if not cal:
@@ -271,28 +259,13 @@ def _coefs(kind):
     return {r: {**FIXED, **{t: 0.0 for t in base.get(r, {})}, **cal.get(r, {})} for r in ("LUT", "FF")}
 
 
-# ------------------------------------------------------------------------------- terms per kind
-def _log2(n):
+# ------------------------------------------------------------------------------- shared terms
+def log2(n):
+    """Bits of a counter over ``n`` values (0 for ``n ≤ 1``)."""
     return math.ceil(math.log2(n)) if n > 1 else 0
 
 
-def _pipeline_levels(layer):
-    p = getattr(layer, "pipeline", None)
-    if p is None or p == "auto":
-        try:
-            from ..hdl.common import DEFAULT_PIPELINE
-            return int(DEFAULT_PIPELINE)
-        except ImportError:
-            return 0
-    if p == "none" or p is False:
-        return 0
-    try:
-        return max(0, int(p))
-    except (TypeError, ValueError):
-        return 0
-
-
-def _tree_pipe_bits(n, width, levels, extra=1):
+def tree_pipe_bits(n, width, levels, extra=1):
     """Register bits of a balanced adder tree of ``n`` ``width``-bit values cut every
     ``levels`` levels (the accumulator counting as ``extra`` more levels)."""
     if not levels or n <= 1:
@@ -306,196 +279,24 @@ def _tree_pipe_bits(n, width, levels, extra=1):
     return bits
 
 
-def _mem_sum(*mems):
+def mem_sum(*mems):
+    """``{"LUT", "FF", "BRAM18"}`` of the :func:`memory` results ``mems`` together (LUTRAM
+    sites counted as LUTs)."""
     return {"LUT": sum(m["LUT"] + m["LUTRAM"] for m in mems), "FF": sum(m["FF"] for m in mems),
             "BRAM18": sum(m["BRAM18"] for m in mems)}
 
 
-def _threshold_bits(layer):
-    acc = layer.acc_dt.bits if hasattr(layer, "acc_dt") else layer.idt.bits
-    return acc + 1
-
-
-def _mac_terms(layer, Q, in_lanes, P, depth_w, w_rom_width, ibuf=None):
-    """Terms shared by MVAU and VVAU: ``P`` lanes of ``Q`` products each (VVAU: ``Q = 1``)."""
-    W, A = layer.wdt, layer.idt
-    acc = layer.acc_dt.bits
-    xnor = W.name == "BIPOLAR" and A.name == "BIPOLAR"
-    dsp = dsp_multiplier(W, A)
-    pb = _product_bits(W, A)
-    n = layer.n_thresholds
-    tb = _threshold_bits(layer)
-    style = getattr(layer, "mem_style", "auto")
-    groups = layer.mh // P if layer.kind == "MVAU" else layer.channels // P
-    wmem = memory(w_rom_width, depth_w, style)
-    # distinct varying ROM columns; share of the comparators against a varying threshold
-    tvar, tfrac = threshold_columns(layer, P) if n else (0, 0.0)
-    tmem = memory(P * n * tb, groups, style, cols=tvar) if n else memory(0, 0)
-    mem = _mem_sum(*([ibuf] if ibuf else [memory(0, 0)]))
-    k = _pipeline_levels(layer)
-    one_bit = (W.bits == 1) != (A.bits == 1)
-    const_w = depth_w == 1            # one weight word: the weights are constants
-    mul = 0 if (dsp or W.bits == 1 or A.bits == 1) else P * Q * W.bits * A.bits
-    ctrl = _log2(depth_w) + _log2(groups) + _log2(max(1, depth_w // groups))    # step counters, ROM address
-    lut = {
-        "const": 1,
-        "ctrl": ctrl,
-        # products in LUTs: the cost per operand-bit pair grows with the operand widths (a 2×2
-        # product fits one LUT6 per output bit, a 4×4 one needs partial-product adders)
-        "mul": 0 if const_w or W.bits * A.bits > 9 else mul,
-        "mul_wide": 0 if const_w or W.bits * A.bits <= 9 else mul,
-        "cmul": mul if const_w else 0,
-        "sel": P * Q * pb if one_bit else 0,
-        "xnor": P * Q if xnor else 0,
-        "add": 0 if xnor or dsp else P * _tree_bits(Q, pb),
-        # products in DSP48s: the adder tree is still soft logic (the "mul" terms price it otherwise)
-        "dsp_add": P * _tree_bits(Q, pb) if dsp else 0,
-        "popcount": P * _tree_bits(Q, 1) if xnor else 0,
-        "acc": P * acc,
-        "thr": P * n * tb * tfrac,
-        "cthr": P * n * tb * (1 - tfrac),
-        "tmem": tmem["LUT"] + tmem["LUTRAM"],
-        "wmem": 0 if xnor else wmem["LUT"],
-        "wmem_xnor": wmem["LUT"] if xnor else 0,
-        "mem": mem["LUT"],
-        # the operand lanes (input word into every PE's products and adder tree): measured to grow
-        # with SIMD × input bits beyond what the product and adder terms explain (PE = 1, wide SIMD)
-        "inbits": in_lanes * A.bits,
-    }
-    # FFs: operand/accumulator/output registers and the weight ROM's read register; the threshold
-    # words (ROM read register and, pipelined, their copy: yosys keeps one or both); products and
-    # adder-tree cuts when pipelined
-    regs = in_lanes * A.bits + P * acc + P * layer.odt.bits + wmem["FF"] + (ibuf["FF"] if ibuf else 0)
-    pipe = 0
-    if k:
-        # (a DSP48E1 absorbs the operand and product registers of its multiplier)
-        regs += 0 if dsp else P * Q * W.bits + in_lanes * A.bits
-        pipe = (0 if dsp else P * Q * pb) + P * _tree_pipe_bits(Q, pb, k, 2 if xnor else 1)
-    if tmem["style"] == "logic":      # read register (+ its pipelined copy) of the distinct columns
-        thr = tmem["FF"] * (2 if k else 1)
-    else:
-        thr = P * n * tb if (n and k) else 0
-    thr += P * n if k else 0          # the registered comparison bits (thermometer code)
-    ff = {"const": 1, "ctrl": ctrl, "regs": regs, "thr": thr, "pipe": pipe}
-    return lut, ff, mem["BRAM18"] + wmem["BRAM18"] + tmem["BRAM18"], (P * Q if dsp else 0)
-
-
 def terms(layer):
     """``{"LUT": {term: value}, "FF": {term: value}, "BRAM18": n, "DSP": n}`` of ``layer``: the
-    quantities whose fitted multiples add up to its estimate (BRAM18 and DSP are structural)."""
-    kind = layer.kind
-    if kind == "MVAU":
-        P, Q = layer.pe, layer.simd
-        NF, SF = layer.mh // P, layer.mw // Q
-        ibuf = memory(Q * layer.idt.bits, SF, "auto", rom=False) if NF > 1 else None
-        lut, ff, bram, dsp = _mac_terms(layer, Q, Q, P, NF * SF, P * Q * layer.wdt.bits, ibuf)
-        return {"LUT": lut, "FF": ff, "BRAM18": bram, "DSP": dsp}
-    if kind == "VVAU":
-        # the MVAU's terms with Q = 1 product per lane, weighted by the MVAU's coefficients: one
-        # "core" term per resource (VVAU designs are too few to fit every term on their own)
-        P, K = layer.pe, layer.kernel_elems
-        lut, ff, bram, dsp = _mac_terms(layer, 1, P, P, (layer.channels // P) * K, P * layer.wdt.bits)
-        mv = _coefs("MVAU")
-        core = {r: sum(mv[r].get(t, 0.0) * v for t, v in d.items() if t != "const") for r, d in (("LUT", lut), ("FF", ff))}
-        return {"LUT": {"const": 1, "core": core["LUT"]}, "FF": {"const": 1, "core": core["FF"]}, "BRAM18": bram, "DSP": dsp}
-    if kind == "Thresholding":
-        P, n, tb = layer.pe, layer.n_thresholds, layer.idt.bits + 1
-        tvar, tfrac = threshold_columns(layer, P)
-        tmem = memory(P * n * tb, layer.channels // P, getattr(layer, "mem_style", "auto"), cols=tvar)
-        k = _pipeline_levels(layer)
-        thr_ff = tmem["FF"] * (2 if k else 1) if tmem["style"] == "logic" else (P * n * tb if k else 0)
-        return {"LUT": {"const": 1, "thr": P * n * tb * tfrac, "cthr": P * n * tb * (1 - tfrac),
-                        "mem": tmem["LUT"] + tmem["LUTRAM"]},
-                "FF": {"const": 1, "io": P * (layer.idt.bits * (2 if k else 1) + layer.odt.bits) + (P * n if k else 0),
-                       "thr": thr_ff},
-                "BRAM18": tmem["BRAM18"], "DSP": 0}
-    if kind == "Requant":
-        P = layer.pe
-        mb = int(max(abs(int(m)) for m in layer.mult)).bit_length() + 1
-        xb = layer.idt.bits
-        lo, hi = layer.product_range
-        pb = max(abs(lo), abs(hi)).bit_length() + 1
-        dsp = P * math.ceil(xb / 25) * math.ceil(mb / 18) if (xb >= 2 and mb >= 2 and xb + mb >= 9) else 0
-        G = layer.channels // P
-        mem = _mem_sum(memory(P * (mb + pb), G, getattr(layer, "mem_style", "auto")) if G > 1 else memory(0, 0))
-        return {"LUT": {"const": 1, "mul": 0 if dsp else P * xb * mb, "add": P * pb, "mem": mem["LUT"]},
-                "FF": {"const": 1, "io": P * (pb + layer.odt.bits), "mem": mem["FF"]},
-                "BRAM18": mem["BRAM18"], "DSP": int(dsp)}
-    if kind == "SlidingWindow":
-        from .swg import buffer_rows
-        w = layer.simd * layer.dt.bits
-        depth = buffer_rows(layer) * layer.ifm[1] * (layer.channels // layer.simd)
-        mem = _mem_sum(memory(w, depth, layer.mem_style, rom=False))
-        (ih, iw), (kh, kw) = layer.ifm, layer.kernel
-        (oh, ow), cf = layer.ofm, layer.channels // layer.simd
-        ctr = sum(_log2(v + 2) for v in (ih, iw * cf, depth, oh, ow, kh, kw, cf, kw * cf, ih + kh)) + 2 * _log2(depth)
-        return {"LUT": {"const": 1, "ctr": ctr, "width": w, "mem": mem["LUT"]},
-                "FF": {"const": 1, "ctr": ctr, "width": w, "mem": mem["FF"]},
-                "BRAM18": mem["BRAM18"], "DSP": 0}
-    if kind == "Pool":
-        b = layer.odt.bits
-        return {"LUT": {"const": 1, "lanes": layer.pe * b}, "FF": {"const": 1, "lanes": layer.pe * b},
-                "BRAM18": 0, "DSP": 0}
-    if kind == "GlobalPool":
-        b, P = layer.odt.bits, layer.pe
-        G = layer.channels // P
-        mem = _mem_sum(memory(P * b, G, "auto", rom=False) if G > 1 else memory(0, 0))
-        return {"LUT": {"const": 1, "lanes": P * b, "mem": mem["LUT"]},
-                "FF": {"const": 1, "lanes": P * b, "mem": mem["FF"]}, "BRAM18": mem["BRAM18"], "DSP": 0}
-    if kind == "FIFO":
-        w = layer.lanes * layer.dt.bits
-        if layer.depth <= 2:
-            return {"LUT": {"const": 1, "width": w}, "FF": {"const": 1, "regs": layer.depth * w},
-                    "BRAM18": 0, "DSP": 0}
-        mem = _mem_sum(memory(w, layer.depth, "auto", rom=False))
-        ptr = _log2(layer.depth + 1)
-        return {"LUT": {"const": 1, "ptr": ptr, "mem": mem["LUT"]},
-                "FF": {"const": 1, "ptr": ptr, "width": w, "mem": mem["FF"]}, "BRAM18": mem["BRAM18"], "DSP": 0}
-    if kind == "WidthConverter":
-        buf = math.lcm(layer.lanes_in, layer.lanes_out) * layer.dt.bits
-        return {"LUT": {"const": 1, "buf": buf}, "FF": {"const": 1, "buf": buf}, "BRAM18": 0, "DSP": 0}
-    if kind == "Duplicate":
-        return {"LUT": {"const": 1, "outs": layer.n_out}, "FF": {"const": 1, "outs": layer.n_out}, "BRAM18": 0, "DSP": 0}
-    if kind == "AddStreams":
-        P, acc, n = layer.pe, layer.acc_dt.bits, layer.n_thresholds
-        tb = acc + 1
-        mul = dsp = 0
-        for dt, kk in ((layer.in_dt, layer.ka), (layer.in_dt_b, layer.kb)):
-            kk = abs(int(kk))
-            if kk in (0, 1) or kk & (kk - 1) == 0:        # 0, ±1, powers of two: no multiplier
-                continue
-            kk >>= (kk & -kk).bit_length() - 1            # trailing zeros are a shift (yosys strips them)
-            kb = kk.bit_length() + 1                      # the constant as a signed operand
-            if dt.bits >= 2 and dt.bits + kb >= _rules().get("dsp_y_min", 9):
-                dsp += P
-            else:
-                mul += P * dt.bits * kb
-        G = layer.channels // P
-        tvar, tfrac = threshold_columns(layer, P) if n else (0, 0.0)
-        tmem = memory(P * n * tb, G, "auto", cols=tvar) if n else memory(0, 0)
-        k = _pipeline_levels(layer)
-        thr_ff = tmem["FF"] * (2 if k else 1) if tmem["style"] == "logic" else (P * n * tb if (n and k) else 0)
-        return {"LUT": {"const": 1, "add": P * acc, "mul": mul, "thr": P * n * tb * tfrac,
-                        "cthr": P * n * tb * (1 - tfrac), "mem": tmem["LUT"] + tmem["LUTRAM"]},
-                "FF": {"const": 1, "io": P * (layer.in_dt.bits + layer.in_dt_b.bits + layer.odt.bits),
-                       "acc": P * acc, "thr": thr_ff + (P * n if k else 0)},
-                "BRAM18": tmem["BRAM18"], "DSP": int(dsp)}
-    if kind == "Concat":
-        w = layer.lanes * layer.dt.bits
-        return {"LUT": {"const": 1, "width": w * len(layer.channels_in)}, "FF": {"const": 1, "width": w},
-                "BRAM18": 0, "DSP": 0}
-    if kind == "LabelSelect":
-        b, ib, P = layer.idt.bits, layer.odt.bits, layer.pe
-        lists = P * min(layer.k, layer.channels // P) * (b + ib + 1)      # per lane: a sorted list
-        return {"LUT": {"const": 1, "lists": lists, "tree": (P - 1) * (b + ib)},
-                "FF": {"const": 1, "lists": lists, "io": P * b}, "BRAM18": 0, "DSP": 0}
-    raise ValueError(f"layer {getattr(layer, 'name', layer)}: no resource model for kind {kind!r}")
+    quantities whose fitted multiples add up to its estimate (BRAM18 and DSP are structural);
+    the layer's own ``cost_terms()``."""
+    return layer.cost_terms()
 
 
 def calibrated(layer):
     """The Xilinx (synth_xilinx) estimate ``{"LUT", "FF", "BRAM18", "DSP"}`` of ``layer``."""
     t = terms(layer)
-    c = _coefs(layer.kind)
+    c = coefficients(layer.kind)
     out = {}
     for r in ("LUT", "FF"):
         out[r] = max(0, int(round(sum(c[r].get(k, 0.0) * v for k, v in t[r].items()))))

@@ -122,11 +122,6 @@ class DataflowGraph:
                     out.append((l, k))
         return out
 
-    @property
-    def is_chain(self):
-        return all(self.input_refs(l) == ([INPUT] if i == 0 else [self.layers[i - 1].name])
-                   for i, l in enumerate(self.layers))
-
     def execute(self, x):
         """Bit-exact integer reference of the whole graph: (N, *in_shape) -> (N, *out_shape)."""
         return self.execute_all(x)[(self.layers[-1].name, 0)]

@@ -5,6 +5,15 @@ Output: ``k`` class indices, largest value first; ties go to the lower index
 (as numpy's stable argsort of the negated values and ONNX ArgMax/TopK).
 Cycles per frame: ``C / PE`` (the ``k`` output words leave while the next
 frame streams in).
+
+Hardware (:mod:`hwgen.hdl.labelselect`): one input word per cycle into per-lane sorted
+lists; the ``k`` output words of a frame leave one per cycle from :meth:`LabelSelect.latency`
+cycles after its last input word, and the next frame's last word waits while more than
+one of them is left.
+
+Cost terms (P = PE, b = value bits, ib = index bits): LUT: const, ``lists``
+P·min(k, C/P)·(b + ib + 1) (per lane a sorted list), ``tree`` (P − 1)·(b + ib) (the merge
+of the lanes); FF: const, ``lists``, ``io`` P·b.
 """
 
 from dataclasses import dataclass
@@ -12,16 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dtypes import DType, smallest_dtype
-from ..errors import FoldingError, HwgenError
-from .base import Layer, register
-from .estimate import calibrated
+from ..errors import HwgenError
+from .base import Channelwise, Layer, register
+from .maxplus import NEG, asap
 
 __all__ = ["LabelSelect"]
 
 
 @register
 @dataclass
-class LabelSelect(Layer):
+class LabelSelect(Channelwise, Layer):
     kind = "LabelSelect"
 
     channels: int = 1
@@ -42,22 +51,13 @@ class LabelSelect(Layer):
         return (self.k,)
 
     @property
-    def in_lanes(self):
-        return self.pe
-
-    @property
     def out_lanes(self):
         return 1
-
-    @property
-    def folding(self):
-        return {"pe": self.pe}
 
     def validate(self):
         if not 1 <= self.k <= self.channels:
             raise HwgenError(f"layer {self.name}: k={self.k} must be between 1 and C={self.channels}")
-        if not isinstance(self.pe, int) or self.pe < 1 or self.channels % self.pe:
-            raise FoldingError(f"layer {self.name}: PE={self.pe} must divide C={self.channels}")
+        self.check_pe()
 
     def execute(self, x):
         x = self.check_input(x)
@@ -67,6 +67,29 @@ class LabelSelect(Layer):
     def cycles(self):
         return max(self.channels // self.pe, self.k)
 
-    def resources(self):
-        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
-        return calibrated(self)
+    def latency(self):
+        """Cycles from the handshake of a frame's last input word to its first output word being valid."""
+        return 2
+
+    def schedule(self, arrivals, frames):
+        """Frame by frame: the input words one per cycle, the last one not before the previous
+        frame's drain is down to one word; then the ``k`` outputs on consecutive cycles."""
+        a, n, k = arrivals[0], self.in_words, self.k
+        reads, outs = np.empty(frames * n), []
+        prev, drain_start = NEG, NEG
+        for f in range(frames):
+            seg = a[f * n:(f + 1) * n].copy()
+            seg[0] = max(seg[0], prev + 1)
+            seg[-1] = max(seg[-1], drain_start + k - 2)   # waits while the previous frame's drain has > 1 word
+            r = asap(seg)
+            reads[f * n:(f + 1) * n] = r
+            prev = r[-1]
+            drain_start = r[-1] + self.latency()
+            outs.append(drain_start + np.arange(k))
+        return [reads], [np.concatenate(outs)]
+
+    def cost_terms(self):
+        b, ib, P = self.idt.bits, self.odt.bits, self.pe
+        lists = P * min(self.k, self.channels // P) * (b + ib + 1)      # per lane: a sorted list
+        return {"LUT": {"const": 1, "lists": lists, "tree": (P - 1) * (b + ib)},
+                "FF": {"const": 1, "lists": lists, "io": P * b}, "BRAM18": 0, "DSP": 0}

@@ -8,17 +8,24 @@ else 1); without thresholds the accumulator itself is the output.
 Folding: ``pe`` output channels and ``simd`` input elements per cycle; the
 input stream carries ``simd`` lanes, the output stream ``pe`` lanes. Cycles per
 frame: ``(MH/PE)·(MW/SIMD)·pixels``.
+
+Hardware (:mod:`hwgen.hdl.mvau`): steps ``(pixel, nf, sf)``, one per cycle, reading an
+input word only when ``nf == 0`` (an input buffer replays the pixel's words for the
+other neuron folds); the output word of ``(pixel, nf)`` is valid :meth:`MVAU.latency`
+cycles after its step ``sf = SF − 1``.
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..dtypes import DType, smallest_dtype
+from ..dtypes import DType
 from ..errors import FoldingError, HwgenError
-from .base import Layer, apply_thresholds, register
-from .estimate import calibrated
+from .base import Layer, register
+from .estimate import memory
+from .mac import MACUnit
+from .maxplus import asap, need_after
+from .pipeline import pipeline_levels, tree_split_points
 
 __all__ = ["MVAU", "accumulator_range"]
 
@@ -33,7 +40,7 @@ def accumulator_range(weights, idt):
 
 @register
 @dataclass
-class MVAU(Layer):
+class MVAU(MACUnit, Layer):
     kind = "MVAU"
     ARRAYS = ("weights", "thresholds")
 
@@ -49,8 +56,8 @@ class MVAU(Layer):
     pe: int = 1
     simd: int = 1
     mem_style: str = "auto"
-    # register stages of the datapath: "auto" (the default of hwgen.hdl.common.DEFAULT_PIPELINE),
-    # "none"/0 (combinational stages) or k >= 1 (adder levels per stage); see hwgen.hdl.common.pipeline_levels
+    # register stages of the datapath: "auto" (the default of hwgen.dataflow.pipeline.DEFAULT_PIPELINE),
+    # "none"/0 (combinational stages) or k >= 1 (adder levels per stage); see hwgen.dataflow.pipeline
     pipeline: int | str = "auto"
 
     # ---------------------------------------------------------------
@@ -75,21 +82,9 @@ class MVAU(Layer):
         return {"pe": self.pe, "simd": self.simd}
 
     @property
-    def out_step(self):
-        return 2 if self.odt.name == "BIPOLAR" else 1
-
-    @property
     def acc_range(self):
         lo, hi = accumulator_range(self.weights, self.idt)
         return int(lo.min()), int(hi.max())
-
-    @property
-    def acc_dt(self):
-        return smallest_dtype(*self.acc_range)
-
-    @property
-    def n_thresholds(self):
-        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
 
     # ---------------------------------------------------------------
     def validate(self):
@@ -119,14 +114,34 @@ class MVAU(Layer):
 
     def execute(self, x):
         x = self.check_input(x)
-        acc = x @ self.weights.T
-        if self.thresholds is None:
-            return acc
-        return apply_thresholds(acc, self.thresholds, self.out_base, self.out_step)
+        return self.threshold_output(x @ self.weights.T)
 
     def cycles(self):
         return (self.mh // self.pe) * (self.mw // self.simd) * self.pixels
 
-    def resources(self):
-        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
-        return calibrated(self)
+    def tree_splits(self):
+        """Adder-tree levels after which the SIMD-input dot products are registered (pipelined
+        only; the accumulator counts as one more level, two after an XNOR popcount)."""
+        return tree_split_points(self.simd, pipeline_levels(self), extra=2 if self.xnor else 1)
+
+    def schedule(self, arrivals, frames):
+        """Steps ``(pixel, nf, sf)``, one per cycle; step ``(p, 0, s)`` needs input word
+        ``p·SF + s``; an output word :meth:`latency` cycles after each ``sf = SF − 1``."""
+        nf, sf, px = self.mh // self.pe, self.mw // self.simd, self.pixels
+        steps = np.arange(frames * px * nf * sf)
+        p, rest = np.divmod(steps, nf * sf)
+        f_, s_ = np.divmod(rest, sf)
+        need = np.where(f_ == 0, p * sf + s_, -1)
+        t = asap(need_after(arrivals[0], need))
+        reads = t[need >= 0]
+        outs = t[s_ == sf - 1] + self.latency()
+        return [reads], [outs]
+
+    def cost_terms(self):
+        """The MAC terms (:mod:`hwgen.dataflow.mac`) of PE lanes of SIMD products, with an input
+        buffer (``mem``, LUTRAM) of SF words when there is more than one neuron fold."""
+        P, Q = self.pe, self.simd
+        NF, SF = self.mh // P, self.mw // Q
+        ibuf = memory(Q * self.idt.bits, SF, "auto", rom=False) if NF > 1 else None
+        lut, ff, bram, dsp = self.mac_terms(Q, Q, NF * SF, P * Q * self.wdt.bits, NF, ibuf)
+        return {"LUT": lut, "FF": ff, "BRAM18": bram, "DSP": dsp}

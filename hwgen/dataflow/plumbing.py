@@ -12,12 +12,14 @@ works on explicit edges (``layer.inputs``):
 """
 
 import math
+import time
 
 import numpy as np
 
 from .branch import Duplicate
 from .fifo import FIFO, WidthConverter
 from .graph import INPUT, parse_ref
+from .schedule import fifo_occupancy, schedule
 
 __all__ = ["InsertDuplicates", "InsertWidthConverters", "InsertFIFOs"]
 
@@ -131,10 +133,6 @@ class InsertFIFOs:
         self.stats = {}
 
     def apply(self, graph):
-        import time
-
-        from .schedule import fifo_occupancy, schedule
-
         t0 = time.perf_counter()
         graph.make_edges_explicit()
         names, new = _Names(graph), []

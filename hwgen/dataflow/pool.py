@@ -10,6 +10,13 @@
 Max-pooling commutes with the non-decreasing requantisation before it and is
 exact on integers; a sum is the integer numerator of an average (the
 division stays in the scale of the tensor and the next quantiser).
+
+Hardware (:mod:`hwgen.hdl.pool`): one input word per cycle; a Pool's output word is
+valid 1 cycle after a group's K-th input word, a GlobalPool's words 2 cycles after each
+word of the frame's last pixel (:meth:`latency`).
+
+Cost terms (P = PE, b = output bits): const, ``lanes`` P·b (+ ``mem``, the GlobalPool's
+running-reduction memory of C/PE words).
 """
 
 from dataclasses import dataclass
@@ -17,9 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dtypes import DType, smallest_dtype
-from ..errors import FoldingError, HwgenError
-from .base import Layer, register
-from .estimate import calibrated
+from ..errors import HwgenError
+from .base import Channelwise, Layer, register
+from .estimate import mem_sum, memory
+from .maxplus import asap, grouped
 
 __all__ = ["Pool", "GlobalPool", "pool_dtype"]
 
@@ -35,8 +43,7 @@ def pool_dtype(mode, idt, n):
 def _check(layer):
     if layer.mode not in MODES:
         raise HwgenError(f"layer {layer.name}: mode must be one of {', '.join(MODES)}, not {layer.mode!r}")
-    if not isinstance(layer.pe, int) or layer.pe < 1 or layer.channels % layer.pe:
-        raise FoldingError(f"layer {layer.name}: PE={layer.pe} must divide C={layer.channels}")
+    layer.check_pe()
     want = pool_dtype(layer.mode, layer.idt, layer._n)
     if layer.mode == "sum" and (want.min < layer.odt.min or want.max > layer.odt.max):
         raise HwgenError(f"layer {layer.name}: output type {layer.odt} cannot hold sums of {layer._n} {layer.idt} values")
@@ -44,7 +51,7 @@ def _check(layer):
 
 @register
 @dataclass
-class Pool(Layer):
+class Pool(Channelwise, Layer):
     kind = "Pool"
 
     channels: int = 1
@@ -67,16 +74,6 @@ class Pool(Layer):
     def out_shape(self):
         return tuple(self.spatial) + (self.channels,)
 
-    @property
-    def in_lanes(self):
-        return self.pe
-
-    out_lanes = in_lanes
-
-    @property
-    def folding(self):
-        return {"pe": self.pe}
-
     def validate(self):
         _check(self)
 
@@ -91,14 +88,23 @@ class Pool(Layer):
     def cycles(self):
         return self.pixels * (self.channels // self.pe) * self.kernel_elems
 
-    def resources(self):
-        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
-        return calibrated(self)
+    def latency(self):
+        """Cycles from the handshake of a group's K-th input word to its output word being valid."""
+        return 1
+
+    def schedule(self, arrivals, frames):
+        """One input word per cycle; an output word :meth:`latency` cycles after every K-th."""
+        return grouped(arrivals, self.kernel_elems, self.latency())
+
+    def cost_terms(self):
+        b = self.odt.bits
+        return {"LUT": {"const": 1, "lanes": self.pe * b}, "FF": {"const": 1, "lanes": self.pe * b},
+                "BRAM18": 0, "DSP": 0}
 
 
 @register
 @dataclass
-class GlobalPool(Layer):
+class GlobalPool(Channelwise, Layer):
     kind = "GlobalPool"
 
     channels: int = 1
@@ -120,16 +126,6 @@ class GlobalPool(Layer):
     def out_shape(self):
         return (self.channels,)
 
-    @property
-    def in_lanes(self):
-        return self.pe
-
-    out_lanes = in_lanes
-
-    @property
-    def folding(self):
-        return {"pe": self.pe}
-
     def validate(self):
         _check(self)
 
@@ -142,6 +138,22 @@ class GlobalPool(Layer):
     def cycles(self):
         return self._n * self.channels // self.pe
 
-    def resources(self):
-        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
-        return calibrated(self)
+    def latency(self):
+        """Cycles from the handshake of a last-pixel input word to its output word being valid."""
+        return 2
+
+    def schedule(self, arrivals, frames):
+        """One input word per cycle; the C/PE output words of a frame each :meth:`latency`
+        cycles after the input word of the same channel group in the frame's last pixel."""
+        r = asap(arrivals[0])
+        g = self.channels // self.pe
+        per_frame = self.in_words
+        idx = (np.arange(frames)[:, None] * per_frame + per_frame - g + np.arange(g)[None, :]).ravel()
+        return [r], [r[idx] + self.latency()]
+
+    def cost_terms(self):
+        b, P = self.odt.bits, self.pe
+        G = self.channels // P
+        mem = mem_sum(memory(P * b, G, "auto", rom=False) if G > 1 else memory(0, 0))
+        return {"LUT": {"const": 1, "lanes": P * b, "mem": mem["LUT"]},
+                "FF": {"const": 1, "lanes": P * b, "mem": mem["FF"]}, "BRAM18": mem["BRAM18"], "DSP": 0}

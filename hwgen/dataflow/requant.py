@@ -6,6 +6,13 @@ by level, that it equals the segment's threshold function over the whole
 input range before choosing it.  ``pe`` channels per cycle; cycles per frame
 ``pixels · C / PE``.  ``x·M + B`` stays below 2^100 (checked in ``validate``):
 exact products wider than 64 bits are allowed where the proof needs them.
+
+Hardware (:mod:`hwgen.hdl.requant`): one word in and out per cycle, each output word
+valid :meth:`Requant.latency` cycles after its input word was taken.
+
+Cost terms (P = PE, xb = input bits, mb = multiplier bits, pb = sum bits): LUT: const,
+``mul`` P·xb·mb (when not in DSPs), ``add`` P·pb, ``mem`` (per-channel parameter ROM);
+FF: const, ``io``, ``mem``; DSP48E1 per lane when the product is wide enough.
 """
 
 import math
@@ -14,9 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dtypes import DType
-from ..errors import FoldingError, HwgenError
-from .base import Layer, register
-from .estimate import calibrated
+from ..errors import HwgenError
+from .base import Channelwise, Layer, register
+from .estimate import mem_sum, memory
+from .maxplus import step_through
+from .pipeline import pipeline_levels
 
 __all__ = ["Requant", "requant_reference"]
 
@@ -30,7 +39,7 @@ def requant_reference(x, mult, bias, shift, lo, hi):
 
 @register
 @dataclass
-class Requant(Layer):
+class Requant(Channelwise, Layer):
     kind = "Requant"
     ARRAYS = ()                  # mult/bias may exceed 64 bits: stored as decimal strings in model.json
 
@@ -45,7 +54,7 @@ class Requant(Layer):
     spatial: tuple = ()
     pe: int = 1
     # register stages: "auto" (pipelined), "none"/0 (combinational stages) or k >= 1 (pipelined);
-    # see hwgen.hdl.common.pipeline_levels
+    # see hwgen.dataflow.pipeline
     pipeline: int | str = "auto"
 
     @property
@@ -55,16 +64,6 @@ class Requant(Layer):
     out_shape = in_shape
 
     @property
-    def in_lanes(self):
-        return self.pe
-
-    out_lanes = in_lanes
-
-    @property
-    def folding(self):
-        return {"pe": self.pe}
-
-    @property
     def product_range(self):
         M = np.array([int(v) for v in self.mult], dtype=object)
         B = np.array([int(v) for v in self.bias], dtype=object)
@@ -72,8 +71,7 @@ class Requant(Layer):
         return min(ends), max(ends)
 
     def validate(self):
-        if not isinstance(self.pe, int) or self.pe < 1 or self.channels % self.pe:
-            raise FoldingError(f"layer {self.name}: PE={self.pe} must divide C={self.channels}")
+        self.check_pe()
         for a in ("mult", "bias"):
             v = getattr(self, a)
             if v is None or len(v) != self.channels:
@@ -106,6 +104,24 @@ class Requant(Layer):
     def cycles(self):
         return self.pixels * self.channels // self.pe
 
-    def resources(self):
-        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
-        return calibrated(self)
+    def latency(self):
+        """Cycles from an input word's handshake to its output word being valid: 3, or 5
+        pipelined (operand and sum registers)."""
+        return 5 if pipeline_levels(self) else 3
+
+    def schedule(self, arrivals, frames):
+        """One word in, one word out per cycle."""
+        return step_through(arrivals, self.latency())
+
+    def cost_terms(self):
+        P = self.pe
+        mb = int(max(abs(int(m)) for m in self.mult)).bit_length() + 1
+        xb = self.idt.bits
+        lo, hi = self.product_range
+        pb = max(abs(lo), abs(hi)).bit_length() + 1
+        dsp = P * math.ceil(xb / 25) * math.ceil(mb / 18) if (xb >= 2 and mb >= 2 and xb + mb >= 9) else 0
+        G = self.channels // P
+        mem = mem_sum(memory(P * (mb + pb), G, getattr(self, "mem_style", "auto")) if G > 1 else memory(0, 0))
+        return {"LUT": {"const": 1, "mul": 0 if dsp else P * xb * mb, "add": P * pb, "mem": mem["LUT"]},
+                "FF": {"const": 1, "io": P * (pb + self.odt.bits), "mem": mem["FF"]},
+                "BRAM18": mem["BRAM18"], "DSP": int(dsp)}

@@ -12,6 +12,13 @@ set to ``pad_value``, ordered
 
 Cycles per frame: one word in or out per cycle, so
 ``max(OH·OW·KH·KW·C, IH·IW·C) / SIMD``.
+
+Hardware (:mod:`hwgen.hdl.swg`): a writer storing the input words in a line buffer of
+:func:`buffer_rows` rows, one per cycle, and a reader issuing the window words one per
+cycle once the rows they need are written; a window word is valid
+:meth:`SlidingWindow.latency` cycles after its read issue.
+
+Cost terms: const, ``ctr`` (counter bits), ``width`` SIMD·bits, ``mem`` (line buffer RAM).
 """
 
 from dataclasses import dataclass
@@ -21,7 +28,9 @@ import numpy as np
 from ..dtypes import DType
 from ..errors import FoldingError, HwgenError
 from .base import Layer, register
-from .estimate import calibrated
+from .estimate import log2, mem_sum, memory
+from .maxplus import INF, NEG, asap
+from .pipeline import pipeline_levels
 
 __all__ = ["SlidingWindow", "im2col", "buffer_rows"]
 
@@ -152,7 +161,7 @@ class SlidingWindow(Layer):
     depthwise: bool = False
     mem_style: str = "auto"
     # register stages: "auto" (read address registered), "none"/0 (address adder into the memory
-    # read), or k >= 1 (as "auto"); see hwgen.hdl.common.pipeline_levels
+    # read), or k >= 1 (as "auto"); see hwgen.dataflow.pipeline
     pipeline: int | str = "auto"
 
     @property
@@ -211,6 +220,92 @@ class SlidingWindow(Layer):
         in_words = self.ifm[0] * self.ifm[1] * self.channels // self.simd
         return max(out_words, in_words)
 
-    def resources(self):
-        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
-        return calibrated(self)
+    def latency(self):
+        """Cycles from a window word's read issue (reader step) to it being valid on the output:
+        1, or 2 pipelined (registered read address). From the handshake of the last input word
+        it needs, one more (the write)."""
+        return 2 if pipeline_levels(self) else 1
+
+    def release_delay(self):
+        """Cycles after an output row's last read issue from which the writer may reuse the rows
+        it released: 1, or 2 when the read address is registered (pipelined)."""
+        return 2 if pipeline_levels(self) else 1
+
+    def _read_needs(self):
+        """``(IH, IW·CF, OH, SH, PT, need)``: ``need[y]`` the input word (within the frame) each
+        read issue of output row ``y`` needs, −1 for a pad position."""
+        ih, iw, cf, kh, kw, sh, sw, pt, pl, oh, ow = _geometry(self)
+        oy, ox, a, b, c = np.meshgrid(np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw), np.arange(cf),
+                                      indexing="ij")
+        if self.depthwise:          # (oy, ox, cf, kh, kw)
+            oy, ox, a, b, c = (x.transpose(0, 1, 4, 2, 3) for x in (oy, ox, a, b, c))
+        iy, ix = oy * sh - pt + a, ox * sw - pl + b
+        inside = (iy >= 0) & (iy < ih) & (ix >= 0) & (ix < iw)
+        need = np.where(inside, (iy * iw + ix) * cf + c, -1).reshape(oh, -1)      # per output row
+        return ih, iw * cf, oh, sh, pt, need
+
+    def schedule(self, arrivals, frames):
+        """Writer and reader coupled by the line buffer of ``R`` rows: the writer writes input row
+        ``g`` (one word per cycle) once the output row releasing row ``g − R`` has been issued
+        (:meth:`release_delay`); the reader issues a window word the cycle after the word it
+        needs was written. Its reads are the writes; outputs :meth:`latency` after the issues."""
+        ih, iwcf, oh, sh, pt, need = self._read_needs()
+        R = buffer_rows(self)
+        release = self.release_delay()
+        a = arrivals[0]
+        in_per_frame, t_r = ih * iwcf, need.shape[1]
+        writes = np.full(frames * in_per_frame, INF)
+        reads = np.empty(frames * oh * t_r)
+        row_end = []                      # issue time of the last word of each global output row
+
+        def need_after(o):                # `need` once global output row o is complete
+            f, y = divmod(o, oh)
+            return f * ih + (max(0, (y + 1) * sh - pt) if y + 1 < oh else ih)
+
+        state = {"g": 0, "last_w": NEG, "o_rel": 0}
+
+        def write_rows(upto):             # write global input rows state.g .. upto
+            while state["g"] <= upto and state["g"] < frames * ih:
+                g = state["g"]
+                start = NEG
+                if g - R + 1 > 0:         # slot free once `need` >= g − R + 1
+                    o = state["o_rel"]
+                    while o < len(row_end) and need_after(o) < g - R + 1:
+                        o += 1
+                    state["o_rel"] = o
+                    if o >= len(row_end):
+                        return            # released by an output row not scheduled yet
+                    start = row_end[o] + release
+                seg = a[g * iwcf:(g + 1) * iwcf].copy()
+                seg[0] = max(seg[0], start, state["last_w"] + 1)
+                w = asap(seg)
+                writes[g * iwcf:(g + 1) * iwcf] = w
+                state["last_w"] = w[-1]
+                state["g"] += 1
+
+        last_r = NEG
+        for o in range(frames * oh):
+            f, y = divmod(o, oh)
+            idx = need[y]
+            used = idx[idx >= 0]
+            if used.size:
+                write_rows(f * ih + int(used.max()) // iwcf)
+            req = np.where(idx >= 0, writes[np.maximum(idx, 0) + f * in_per_frame] + 1, NEG)
+            req[0] = max(req[0], last_r + 1)
+            r = asap(req)
+            reads[o * t_r:(o + 1) * t_r] = r
+            last_r = r[-1]
+            row_end.append(last_r)
+        write_rows(frames * ih - 1)       # rows no output row of the simulated frames reads
+        return [writes], [reads + self.latency()]
+
+    def cost_terms(self):
+        w = self.simd * self.dt.bits
+        depth = buffer_rows(self) * self.ifm[1] * (self.channels // self.simd)
+        mem = mem_sum(memory(w, depth, self.mem_style, rom=False))
+        (ih, iw), (kh, kw) = self.ifm, self.kernel
+        (oh, ow), cf = self.ofm, self.channels // self.simd
+        ctr = sum(log2(v + 2) for v in (ih, iw * cf, depth, oh, ow, kh, kw, cf, kw * cf, ih + kh)) + 2 * log2(depth)
+        return {"LUT": {"const": 1, "ctr": ctr, "width": w, "mem": mem["LUT"]},
+                "FF": {"const": 1, "ctr": ctr, "width": w, "mem": mem["FF"]},
+                "BRAM18": mem["BRAM18"], "DSP": 0}

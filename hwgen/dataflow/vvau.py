@@ -5,24 +5,28 @@ Input: per output pixel, a depthwise-ordered window from a
 kernel positions of a channel group before the next group.  Output channel
 ``c`` = ``Σ_k W[c, k] · x[k, c]``, then thresholds as in the MVAU.
 Cycles per frame: ``pixels · (C / PE) · K``.
+
+Hardware (:mod:`hwgen.hdl.vvau`): one input word per cycle; a group's output word is
+valid :meth:`VVAU.latency` cycles after its K-th input word.
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..dtypes import DType, smallest_dtype
-from ..errors import FoldingError, HwgenError
-from .base import Layer, apply_thresholds, register
-from .estimate import calibrated
+from ..dtypes import DType
+from ..errors import HwgenError
+from .base import Channelwise, Layer, register
+from .estimate import coefficients
+from .mac import MACUnit
+from .maxplus import grouped
 
 __all__ = ["VVAU"]
 
 
 @register
 @dataclass
-class VVAU(Layer):
+class VVAU(Channelwise, MACUnit, Layer):
     kind = "VVAU"
     ARRAYS = ("weights", "thresholds")
 
@@ -37,8 +41,8 @@ class VVAU(Layer):
     spatial: tuple = ()
     pe: int = 1
     mem_style: str = "auto"
-    # register stages of the datapath: "auto" (the default of hwgen.hdl.common.DEFAULT_PIPELINE),
-    # "none"/0 (combinational stages) or k >= 1 (adder levels per stage); see hwgen.hdl.common.pipeline_levels
+    # register stages of the datapath: "auto" (the default of hwgen.dataflow.pipeline.DEFAULT_PIPELINE),
+    # "none"/0 (combinational stages) or k >= 1 (adder levels per stage); see hwgen.dataflow.pipeline
     pipeline: int | str = "auto"
 
     @property
@@ -48,20 +52,6 @@ class VVAU(Layer):
     @property
     def out_shape(self):
         return tuple(self.spatial) + (self.channels,)
-
-    @property
-    def in_lanes(self):
-        return self.pe
-
-    out_lanes = in_lanes
-
-    @property
-    def folding(self):
-        return {"pe": self.pe}
-
-    @property
-    def out_step(self):
-        return 2 if self.odt.name == "BIPOLAR" else 1
 
     @property
     def acc_range(self):
@@ -75,22 +65,13 @@ class VVAU(Layer):
         a, b = W * self.idt.min, W * self.idt.max
         return np.minimum(a, b).sum(1), np.maximum(a, b).sum(1)
 
-    @property
-    def acc_dt(self):
-        return smallest_dtype(*self.acc_range)
-
-    @property
-    def n_thresholds(self):
-        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
-
     def validate(self):
         self.check_rom_words()
         if self.weights is None or self.weights.shape != (self.channels, self.kernel_elems):
             raise HwgenError(f"layer {self.name}: weights must have shape ({self.channels}, {self.kernel_elems})")
         if not self.wdt.allowed(self.weights):
             raise HwgenError(f"layer {self.name}: weights outside {self.wdt}")
-        if not isinstance(self.pe, int) or self.pe < 1 or self.channels % self.pe:
-            raise FoldingError(f"layer {self.name}: PE={self.pe} must divide C={self.channels}")
+        self.check_pe()
         if self.thresholds is not None:
             T = self.thresholds
             if T.ndim != 2 or T.shape[0] != self.channels or np.any(np.diff(T, axis=1) < 0):
@@ -105,14 +86,21 @@ class VVAU(Layer):
     def execute(self, x):
         x = self.check_input(x)
         win = self._unfold(x)
-        acc = (win * self.weights.T).sum(axis=-2)
-        if self.thresholds is None:
-            return acc
-        return apply_thresholds(acc, self.thresholds, self.out_base, self.out_step)
+        return self.threshold_output((win * self.weights.T).sum(axis=-2))
 
     def cycles(self):
         return self.pixels * (self.channels // self.pe) * self.kernel_elems
 
-    def resources(self):
-        """Calibrated synth_xilinx estimate (terms and coefficients: :mod:`hwgen.dataflow.estimate`)."""
-        return calibrated(self)
+    def schedule(self, arrivals, frames):
+        """One input word per cycle; an output word :meth:`latency` cycles after every K-th."""
+        return grouped(arrivals, self.kernel_elems, self.latency())
+
+    def cost_terms(self):
+        """The MAC terms (:mod:`hwgen.dataflow.mac`) with Q = 1 product per lane, weighted by the
+        MVAU's coefficients: one ``core`` term per resource, plus a const (VVAU designs are too
+        few to fit every term on their own)."""
+        P, K = self.pe, self.kernel_elems
+        lut, ff, bram, dsp = self.mac_terms(1, P, (self.channels // P) * K, P * self.wdt.bits, self.channels // P)
+        mv = coefficients("MVAU")
+        core = {r: sum(mv[r].get(t, 0.0) * v for t, v in d.items() if t != "const") for r, d in (("LUT", lut), ("FF", ff))}
+        return {"LUT": {"const": 1, "core": core["LUT"]}, "FF": {"const": 1, "core": core["FF"]}, "BRAM18": bram, "DSP": dsp}

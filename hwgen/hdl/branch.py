@@ -28,7 +28,8 @@
   "auto"), S1 only adds; the sums and the threshold ROM word are registered
   (A), the comparison bits are registered (C, with thresholds only), and the
   output register takes the code of each lane's count straight from the
-  thermometer code (no adder): ``LATENCY`` 3 raw, 4 thresholded. Every stage
+  thermometer code (no adder): ``LATENCY`` 3 raw, 4 thresholded
+  (:meth:`hwgen.dataflow.AddStreams.latency`). Every stage
   moves on when it is empty or the next one does, so bubbles collapse while
   the output is stalled, as S1's do unpipelined.
 
@@ -43,13 +44,15 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.branch import AddStreams, Concat, Duplicate
-from .common import (ThresholdParams, check_layer, decode_lane, encode_value, lane, pipeline_levels, scaled,
-                     select, stream_signature, thermometer_encode, threshold_count, value_shape)
+from ..dataflow.pipeline import pipeline_levels
+from .common import (ThresholdParams, check_layer, decode_lane, encode_value, implements, lane, scaled, select,
+                     stream_signature, thermometer_encode, threshold_count, value_shape)
 from .rom import rom_read_port
 
 __all__ = ["DuplicateComponent", "AddStreamsComponent", "ConcatComponent"]
 
 
+@implements(Duplicate)
 class DuplicateComponent(wiring.Component):
     """Stream fork built from an IR :class:`~hwgen.dataflow.Duplicate`.
 
@@ -59,9 +62,6 @@ class DuplicateComponent(wiring.Component):
     o0 … o{n−1} : ``Out(stream.Signature(unsigned(lanes · bits)))``
         Copies of the input stream.
     """
-
-    #: Cycles from an input word being valid to it being valid on the outputs.
-    LATENCY = 0
 
     def __init__(self, layer):
         check_layer(self, layer, Duplicate, "a Duplicate")
@@ -103,6 +103,7 @@ class DuplicateComponent(wiring.Component):
         return m
 
 
+@implements(AddStreams)
 class AddStreamsComponent(ThresholdParams, wiring.Component):
     """Element-wise ``ka·a + kb·b`` of two streams (+ thresholds) built from an IR
     :class:`~hwgen.dataflow.AddStreams`.
@@ -116,28 +117,16 @@ class AddStreamsComponent(ThresholdParams, wiring.Component):
     o : ``Out(stream.Signature(unsigned(PE · out_dt.bits)))``
     """
 
-    #: Cycles from an input handshake to the corresponding output word being valid,
-    #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
-    LATENCY = 2
-
     def __init__(self, layer):
         check_layer(self, layer, AddStreams, "an AddStreams")
         self.layer = layer
-        #: Latency of this instance (:meth:`latency_of` its layer).
-        self.LATENCY = self.latency_of(layer)
+        #: Cycles from the input handshakes to the output word being valid (``layer.latency()``).
+        self.LATENCY = layer.latency()
         super().__init__({
             "i0": In(stream_signature(layer.pe, layer.in_dt)),
             "i1": In(stream_signature(layer.pe, layer.in_dt_b)),
             "o": Out(stream_signature(layer.pe, layer.out_dt)),
         })
-
-    @classmethod
-    def latency_of(cls, layer):
-        """Latency of ``layer``'s hardware: 2; pipelined + 1 (sum register), + 1 more with
-        thresholds (comparison register)."""
-        if not pipeline_levels(layer):
-            return cls.LATENCY
-        return cls.LATENCY + 1 + (layer.thresholds is not None)
 
     @property
     def inputs(self):
@@ -249,6 +238,7 @@ class AddStreamsComponent(ThresholdParams, wiring.Component):
         return m
 
 
+@implements(Concat)
 class ConcatComponent(wiring.Component):
     """Channel concatenation of ``k`` streams built from an IR :class:`~hwgen.dataflow.Concat`.
 
@@ -258,9 +248,6 @@ class ConcatComponent(wiring.Component):
         Input ``j`` carries ``channels_in[j]`` channels per pixel.
     o : ``Out(stream.Signature(unsigned(lanes · bits)))``
     """
-
-    #: Cycles from an input handshake to the corresponding output word being valid.
-    LATENCY = 1
 
     def __init__(self, layer):
         check_layer(self, layer, Concat, "a Concat")

@@ -18,8 +18,8 @@ from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..dataflow.pipeline import pipeline_levels
 from ..dtypes import dtype as _dtype, smallest_dtype
-from ..errors import HwgenError
 from .rom import rom_read_port
 
 __all__ = [
@@ -27,8 +27,7 @@ __all__ = [
     "stream_signature", "lane", "value_shape", "decode_lane", "encode_value",
     "tree_sum", "product", "threshold_count", "threshold_dtype", "pack_rows",
     "memory_attrs", "sanitize", "check_layer", "select", "scaled",
-    "DEFAULT_PIPELINE", "pipeline_levels", "Pipe", "tree_split_points", "pipelined_tree_sums",
-    "thermometer_encode",
+    "Pipe", "pipelined_tree_sums", "thermometer_encode", "COMPONENTS", "implements",
 ]
 
 
@@ -305,13 +304,27 @@ def accumulate_and_output(m, comp, *, en, valid, first, last, addr, depth, terms
         m.d.sync += comp.o.payload.eq(Cat(*codes))
 
 
+#: IR layer class → the component class implementing it (filled by :func:`implements`).
+COMPONENTS = {}
+
+
+def implements(layer_cls):
+    """Class decorator: the component implements IR kind ``layer_cls`` (registered in
+    :data:`COMPONENTS`; its ``LAYER``)."""
+    def register(comp_cls):
+        comp_cls.LAYER = layer_cls
+        COMPONENTS[layer_cls] = comp_cls
+        return comp_cls
+    return register
+
+
 class LayerComponent(wiring.Component):
     """Base of the components built from one IR layer with one input stream ``i`` (``in_lanes``
     lanes of ``idt``) and one output stream ``o`` (``out_lanes`` lanes of ``odt``).
 
-    Subclasses set ``LAYER`` (the IR class), ``WHAT`` (its name in the "layer must be …"
-    error), the unpipelined ``LATENCY`` and ``latency_of(layer)``; an instance's ``LATENCY``
-    is that of its layer."""
+    Subclasses are registered with :func:`implements` (which sets ``LAYER``, the IR class)
+    and set ``WHAT`` (its name in the "layer must be …" error); an instance's ``LATENCY``
+    is its layer's (``layer.latency()``)."""
 
     LAYER = None
     WHAT = ""
@@ -319,8 +332,8 @@ class LayerComponent(wiring.Component):
     def __init__(self, layer):
         check_layer(self, layer, self.LAYER, self.WHAT)
         self.layer = layer
-        #: Latency of this instance (:meth:`latency_of` its layer).
-        self.LATENCY = self.latency_of(layer)
+        #: Cycles from the step completing an output word to it being valid (``layer.latency()``).
+        self.LATENCY = layer.latency()
         super().__init__({
             "i": In(stream_signature(layer.in_lanes, layer.idt)),
             "o": Out(stream_signature(layer.out_lanes, layer.odt)),
@@ -350,35 +363,7 @@ class ThresholdParams:
         return pack_rows(tdt.encode(T).reshape(groups, L.pe * T.shape[1]), tdt.bits)
 
 
-# -- pipelining ---------------------------------------------------------------------------------
-
-#: Adder-tree levels per register stage of a layer whose ``pipeline`` is unset (``None``/"auto").
-DEFAULT_PIPELINE = 2
-
-
-def pipeline_levels(layer):
-    """The pipelining of ``layer`` as adder-tree levels per register stage (0: none).
-
-    ``layer.pipeline`` may be ``None`` or ``"auto"`` (:data:`DEFAULT_PIPELINE`), ``"none"``
-    or ``0`` (no extra registers: the combinational stages of the unpipelined design), or a
-    positive integer ``k``: memory outputs and operands registered before any arithmetic,
-    products registered, adder trees cut by a register every ``k`` levels (the accumulator's
-    adder counting as the last level), threshold comparison and count/encoding in separate
-    stages. Only the MVAU's adder tree depends on ``k``; the other components are simply
-    pipelined (or not). On ECP5 (speed 8) ``k = 2`` reaches 150 MHz, ``k = 3`` about 149 MHz
-    on the digits MLP (SIMD 32, W4A4)."""
-    p = getattr(layer, "pipeline", None)
-    if isinstance(p, str) and p.isdigit():
-        p = int(p)
-    if p is None or p == "auto":
-        return DEFAULT_PIPELINE
-    if p == "none" or p is False:
-        return 0
-    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 0:
-        raise HwgenError(f"layer {layer.name}: pipeline must be 'auto', 'none' or a non-negative integer, "
-                         f"not {p!r}")
-    return int(p)
-
+# -- pipelining (the policy is the IR's: hwgen.dataflow.pipeline) ----------------------------------
 
 class Pipe:
     """Register stages of a datapath that all advance on ``en``, carrying control
@@ -411,16 +396,6 @@ class Pipe:
         self.ctrl = ctrl
         self.history.append(ctrl)
         return out
-
-
-def tree_split_points(n, levels, extra=1):
-    """Tree levels after which a balanced adder tree of ``n`` values is registered so that
-    no stage holds more than ``levels`` adder levels, ``extra`` adder levels following the
-    tree in the last stage (the accumulator); no split when ``levels`` is 0."""
-    depth = max(0, (n - 1).bit_length())
-    if not levels:
-        return set()
-    return {d for d in range(1, depth + 1) if (depth + extra - d) % levels == 0}
 
 
 def pipelined_tree_sums(pipe, vectors, splits, name="t"):

@@ -20,11 +20,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.fifo import WidthConverter
-from .common import check_layer, stream_signature
+from .common import check_layer, implements, stream_signature
 
 __all__ = ["WidthConverterComponent"]
 
 
+@implements(WidthConverter)
 class WidthConverterComponent(wiring.Component):
     """Stream width converter built from an IR :class:`~hwgen.dataflow.WidthConverter`.
 
@@ -45,12 +46,6 @@ class WidthConverterComponent(wiring.Component):
             "i": In(stream_signature(layer.in_lanes, layer.idt)),
             "o": Out(stream_signature(layer.out_lanes, layer.odt)),
         })
-
-    @property
-    def latency(self):
-        """Cycles from the first input handshake to the first valid output word."""
-        a, b = self.layer.lanes_in, self.layer.lanes_out
-        return 0 if a == b else math.lcm(a, b) // a
 
     def elaborate(self, platform):
         m = Module()

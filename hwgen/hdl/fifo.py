@@ -16,11 +16,12 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.fifo import FIFO
-from .common import check_layer, stream_signature
+from .common import check_layer, implements, stream_signature
 
 __all__ = ["FIFOComponent"]
 
 
+@implements(FIFO)
 class FIFOComponent(wiring.Component):
     """Stream FIFO built from an IR :class:`~hwgen.dataflow.FIFO`.
 
@@ -41,11 +42,6 @@ class FIFOComponent(wiring.Component):
             "i": In(stream_signature(layer.in_lanes, layer.idt)),
             "o": Out(stream_signature(layer.out_lanes, layer.odt)),
         })
-
-    @property
-    def latency(self):
-        """Cycles from a word's input handshake to it being valid on an empty FIFO's output."""
-        return 1 if self.layer.depth <= 2 else 2
 
     def elaborate(self, platform):
         m = Module()

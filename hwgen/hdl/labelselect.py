@@ -26,7 +26,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.labelselect import LabelSelect
-from .common import check_layer, decode_lane, lane, stream_signature, value_shape
+from .common import check_layer, implements, decode_lane, lane, stream_signature, value_shape
 
 __all__ = ["LabelSelectComponent"]
 
@@ -51,6 +51,7 @@ class _Entry:
         return _Entry(Mux(c, a.valid, b.valid), Mux(c, a.value, b.value), Mux(c, a.index, b.index))
 
 
+@implements(LabelSelect)
 class LabelSelectComponent(wiring.Component):
     """Streaming top-k index unit built from an IR :class:`~hwgen.dataflow.LabelSelect`.
 
@@ -61,9 +62,6 @@ class LabelSelectComponent(wiring.Component):
     o : ``Out(stream.Signature(unsigned(odt.bits)))``
         ``k`` indices per frame, one per word, largest value first.
     """
-
-    #: Cycles from the handshake of a frame's last input word to its first output word being valid.
-    LATENCY = 2
 
     def __init__(self, layer):
         check_layer(self, layer, LabelSelect, "a LabelSelect")

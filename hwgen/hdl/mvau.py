@@ -17,7 +17,7 @@ Pipeline (every stage advances together when ``en = ~o.valid | o.ready``), with
     S3  output register: threshold counts or accumulators, encoded in the output type
 
 Pipelined with ``pipeline = k`` ≥ 1 (the default "auto" is
-:data:`hwgen.hdl.common.DEFAULT_PIPELINE`)::
+:data:`hwgen.dataflow.pipeline.DEFAULT_PIPELINE`)::
 
     S0  as above
     S1  weight ROM word, input word (fresh or buffered)
@@ -32,7 +32,7 @@ Pipelined with ``pipeline = k`` ≥ 1 (the default "auto" is
         output code directly (no adder), or the raw accumulator
 
 The first output word is valid ``LATENCY`` cycles after the input handshake
-of the ``SF``-th input word (3 unpipelined; :meth:`MVAUComponent.latency_of`).
+of the ``SF``-th input word (3 unpipelined; :meth:`hwgen.dataflow.MVAU.latency`).
 Steady state: exactly ``NF·SF`` cycles per pixel, with no bubble between
 pixels or frames while the input has data and the output is ready.
 """
@@ -42,13 +42,15 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
 from ..dataflow.mvau import MVAU
-from .common import (LayerComponent, Pipe, ThresholdParams, accumulate_and_output, lane, memory_attrs, pack_rows,
-                     pipeline_levels, pipelined_tree_sums, product, tree_split_points, tree_sum)
+from ..dataflow.pipeline import pipeline_levels
+from .common import (LayerComponent, Pipe, ThresholdParams, accumulate_and_output, implements, lane, memory_attrs,
+                     pack_rows, pipelined_tree_sums, product, tree_sum)
 from .rom import rom_read_port
 
 __all__ = ["MVAUComponent"]
 
 
+@implements(MVAU)
 class MVAUComponent(ThresholdParams, LayerComponent):
     """Streaming matrix–vector–activation unit built from an IR :class:`~hwgen.dataflow.MVAU`.
 
@@ -65,31 +67,12 @@ class MVAUComponent(ThresholdParams, LayerComponent):
         Output channels, ``PE`` lanes per word.
     """
 
-    #: Cycles from the handshake of the SF-th input word to the first valid output,
-    #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
-    LATENCY = 3
-
-    LAYER = MVAU
     WHAT = "an MVAU"
 
-    @staticmethod
-    def tree_splits_of(layer):
-        """Adder-tree levels after which the dot products of ``layer`` are registered (pipelined)."""
-        xnor = layer.wdt.name == "BIPOLAR" and layer.idt.name == "BIPOLAR"
-        return tree_split_points(layer.simd, pipeline_levels(layer), extra=2 if xnor else 1)
-
-    @classmethod
-    def latency_of(cls, layer):
-        """Cycles from the handshake of the SF-th input word to the first valid output of ``layer``'s
-        hardware: 3, plus when pipelined the operand and product registers, the tree cuts and
-        the threshold comparison stage."""
-        if not pipeline_levels(layer):
-            return cls.LATENCY
-        return cls.LATENCY + 2 + len(cls.tree_splits_of(layer)) + (layer.thresholds is not None)
-
     def tree_splits(self):
-        """Adder-tree levels after which the dot products are registered (pipelined only)."""
-        return self.tree_splits_of(self.layer)
+        """Adder-tree levels after which the dot products are registered (pipelined only;
+        the layer's :meth:`~hwgen.dataflow.MVAU.tree_splits`)."""
+        return self.layer.tree_splits()
 
     # -- parameters as ROM contents (numpy, fast for large layers) --------------
     def weight_rom(self):
@@ -173,7 +156,7 @@ class MVAUComponent(ThresholdParams, LayerComponent):
 
         w_word = wport.data
         k = pipeline_levels(L)
-        xnor = wdt.name == "BIPOLAR" and idt.name == "BIPOLAR"
+        xnor = L.xnor
         if k == 0:
             dots = []
             for p in range(PE):

@@ -29,7 +29,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.pool import GlobalPool, Pool, pool_dtype
-from .common import check_layer, decode_lane, encode_value, lane, stream_signature, value_shape
+from .common import check_layer, implements, decode_lane, encode_value, lane, stream_signature, value_shape
 
 __all__ = ["PoolComponent", "GlobalPoolComponent"]
 
@@ -57,6 +57,7 @@ class _PoolBase(wiring.Component):
         return pool_dtype(L.mode, L.idt, L._n)
 
 
+@implements(Pool)
 class PoolComponent(_PoolBase):
     """Streaming window reduction (max or sum) built from an IR :class:`~hwgen.dataflow.Pool`.
 
@@ -66,9 +67,6 @@ class PoolComponent(_PoolBase):
         Depthwise window words, ``PE`` channels of one kernel position.
     o : ``Out(stream.Signature(unsigned(PE · odt.bits)))``
     """
-
-    #: Cycles from the handshake of a group's K-th input word to its output word being valid.
-    LATENCY = 1
 
     def __init__(self, layer):
         super().__init__(layer, Pool, "a Pool")
@@ -109,6 +107,7 @@ class PoolComponent(_PoolBase):
         return m
 
 
+@implements(GlobalPool)
 class GlobalPoolComponent(_PoolBase):
     """Streaming global reduction (max or sum over H·W) built from an IR
     :class:`~hwgen.dataflow.GlobalPool`.
@@ -120,9 +119,6 @@ class GlobalPoolComponent(_PoolBase):
     o : ``Out(stream.Signature(unsigned(PE · odt.bits)))``
         ``C/PE`` words of ``PE`` per-channel results.
     """
-
-    #: Cycles from the handshake of a last-pixel input word to its output word being valid.
-    LATENCY = 2
 
     def __init__(self, layer):
         super().__init__(layer, GlobalPool, "a GlobalPool")

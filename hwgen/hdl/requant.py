@@ -27,7 +27,7 @@ registered after S1 (R) before the products, and the sums after S2 (S) before
 the shift, clip and encoding.
 
 One word per cycle; the first output word is valid ``LATENCY`` cycles after
-the first input handshake: 3 unpipelined, 5 pipelined.
+the first input handshake: 3 unpipelined, 5 pipelined (:meth:`hwgen.dataflow.Requant.latency`).
 """
 
 import numpy as np
@@ -35,8 +35,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 
 from ..dataflow.requant import Requant
 from ..dtypes import smallest_dtype
-from .common import (LayerComponent, Pipe, decode_lane, encode_value, lane, memory_attrs, pipeline_levels,
-                     value_shape)
+from ..dataflow.pipeline import pipeline_levels
+from .common import LayerComponent, Pipe, decode_lane, encode_value, implements, lane, memory_attrs, value_shape
 from .rom import rom_read_port
 
 __all__ = ["RequantComponent"]
@@ -47,6 +47,7 @@ def _range(values):
     return min(values), max(values)
 
 
+@implements(Requant)
 class RequantComponent(LayerComponent):
     """Streaming fixed-point requantiser built from an IR :class:`~hwgen.dataflow.Requant`.
 
@@ -61,17 +62,7 @@ class RequantComponent(LayerComponent):
     o : ``Out(stream.Signature(unsigned(PE · odt.bits)))``
     """
 
-    #: Cycles from an input handshake to the corresponding output word being valid,
-    #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
-    LATENCY = 3
-
-    LAYER = Requant
     WHAT = "a Requant"
-
-    @classmethod
-    def latency_of(cls, layer):
-        """Latency of ``layer``'s hardware: 3, or 5 pipelined (operand and sum registers)."""
-        return cls.LATENCY + 2 if pipeline_levels(layer) else cls.LATENCY
 
     # -- per-lane parameters and exact widths (plain Python ints) ----------------
     def lane_params(self):

@@ -48,7 +48,7 @@ done (one ``en`` step after its issue), so no pending read loses its word.
 
 The writer takes an input word in the cycle ``i.valid & (D < R)`` and the
 reader may issue a read of it in the next cycle: a window word is valid on
-the output 2 cycles (3 pipelined: ``LATENCY``) after the handshake of the
+the output 2 cycles (3 pipelined: 1 + :meth:`hwgen.dataflow.SlidingWindow.latency`) after the handshake of the
 last input word it needs (pad words need none). Steady state: ``max(out_words, in_words)`` cycles per
 frame, with no bubble between frames, given ``R`` from :func:`buffer_rows`.
 
@@ -64,11 +64,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..dataflow.swg import SlidingWindow, _geometry, buffer_rows  # noqa: F401  (re-exported)
-from .common import check_layer, memory_attrs, pipeline_levels, stream_signature
+from ..dataflow.pipeline import pipeline_levels
+from .common import check_layer, implements, memory_attrs, stream_signature
 
 __all__ = ["SlidingWindowComponent", "buffer_rows"]
 
 
+@implements(SlidingWindow)
 class SlidingWindowComponent(wiring.Component):
     """Streaming window generator built from an IR :class:`~hwgen.dataflow.SlidingWindow`.
 
@@ -92,16 +94,9 @@ class SlidingWindowComponent(wiring.Component):
         Words of the line buffer, ``rows · IW · C/SIMD``.
     """
 
-    #: Cycles from the handshake of the last input word a window word needs to that word
-    #: being valid on the output, unpipelined (``pipeline="none"``); an instance's
-    #: ``LATENCY`` is that of its layer (:meth:`latency_of`).
-    LATENCY = 2
-
     def __init__(self, layer):
         check_layer(self, layer, SlidingWindow, "a SlidingWindow")
         self.layer = layer
-        #: Latency of this instance, from the input handshake (2, or 3 pipelined).
-        self.LATENCY = self.LATENCY + (1 if pipeline_levels(layer) else 0)
         self.rows = buffer_rows(layer)
         ih, iw, cf, *_ = _geometry(layer)
         self.depth = self.rows * iw * cf
@@ -109,15 +104,6 @@ class SlidingWindowComponent(wiring.Component):
             "i": In(stream_signature(layer.in_lanes, layer.idt)),
             "o": Out(stream_signature(layer.out_lanes, layer.odt)),
         })
-
-    @classmethod
-    def latency_of(cls, layer):
-        """Cycles from a word's read issue (reader step) to it being valid on the output: 1, or 2
-        pipelined (the convention of :func:`hwgen.dataflow.schedule.latency`; one less than
-        ``LATENCY``, which counts from the input handshake). Pipelined, the writer also sees
-        the rows an output row releases one cycle later (2 cycles after that row's last
-        issue instead of 1)."""
-        return 2 if pipeline_levels(layer) else 1
 
     def pad_word(self):
         """The output word of a pad position: every lane the code of ``pad_value``."""

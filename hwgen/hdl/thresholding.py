@@ -22,19 +22,21 @@ Pipelined (``pipeline`` ≥ 1, the default "auto")::
         directly (no adder)
 
 One word per cycle; the first output word is valid ``LATENCY`` cycles after
-the first input handshake: 2 unpipelined, 4 pipelined.
+the first input handshake: 2 unpipelined, 4 pipelined (:meth:`hwgen.dataflow.Thresholding.latency`).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 
 from ..dataflow.thresholding import Thresholding
-from .common import (LayerComponent, Pipe, ThresholdParams, decode_lane, encode_value, lane, memory_attrs,
-                     pipeline_levels, thermometer_encode, threshold_count)
+from ..dataflow.pipeline import pipeline_levels
+from .common import (LayerComponent, Pipe, ThresholdParams, decode_lane, encode_value, implements, lane, memory_attrs,
+                     thermometer_encode, threshold_count)
 from .rom import rom_read_port
 
 __all__ = ["ThresholdingComponent"]
 
 
+@implements(Thresholding)
 class ThresholdingComponent(ThresholdParams, LayerComponent):
     """Streaming multi-threshold unit built from an IR :class:`~hwgen.dataflow.Thresholding`.
 
@@ -49,17 +51,7 @@ class ThresholdingComponent(ThresholdParams, LayerComponent):
     o : ``Out(stream.Signature(unsigned(PE · odt.bits)))``
     """
 
-    #: Cycles from an input handshake to the corresponding output word being valid,
-    #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
-    LATENCY = 2
-
-    LAYER = Thresholding
     WHAT = "a Thresholding"
-
-    @classmethod
-    def latency_of(cls, layer):
-        """Latency of ``layer``'s hardware: 2, or 4 pipelined (operand and comparison registers)."""
-        return cls.LATENCY + 2 if pipeline_levels(layer) else cls.LATENCY
 
     def threshold_range(self):
         """The compared value is the input itself."""

@@ -32,47 +32,23 @@ from amaranth.lib.wiring import In, Out
 from ..dataflow.graph import INPUT
 from ..errors import HwgenError
 from ..streams import tdata_bits
-from .branch import AddStreamsComponent, ConcatComponent, DuplicateComponent
-from .common import sanitize
-from .dwc import WidthConverterComponent
-from .fifo import FIFOComponent
-from .labelselect import LabelSelectComponent
-from .mvau import MVAUComponent
+# the component modules register themselves with `implements` (COMPONENTS: IR class → component)
+from . import branch, dwc, fifo, labelselect, mvau, pool, requant, swg, thresholding, vvau  # noqa: F401
+from .common import COMPONENTS, sanitize
 from .rom import RomFiles
-from .pool import GlobalPoolComponent, PoolComponent
-from .requant import RequantComponent
-from .swg import SlidingWindowComponent
-from .thresholding import ThresholdingComponent
-from .vvau import VVAUComponent
 
 __all__ = ["COMPONENTS", "component_for", "input_port", "output_port", "Top", "to_verilog", "module_names",
            "submodule_names"]
 
-#: Layer kind → component class.
-COMPONENTS = {
-    "MVAU": MVAUComponent,
-    "Thresholding": ThresholdingComponent,
-    "FIFO": FIFOComponent,
-    "WidthConverter": WidthConverterComponent,
-    "SlidingWindow": SlidingWindowComponent,
-    "VVAU": VVAUComponent,
-    "Pool": PoolComponent,
-    "GlobalPool": GlobalPoolComponent,
-    "Duplicate": DuplicateComponent,
-    "AddStreams": AddStreamsComponent,
-    "Concat": ConcatComponent,
-    "LabelSelect": LabelSelectComponent,
-    "Requant": RequantComponent,
-}
-
 
 def component_for(layer):
     """The hardware component of an IR layer (a new :class:`wiring.Component`)."""
-    kind = getattr(layer, "kind", None)
-    if kind not in COMPONENTS:
+    comp = next((COMPONENTS[c] for c in type(layer).__mro__ if c in COMPONENTS), None)
+    if comp is None:
+        kind = getattr(layer, "kind", None)
         raise HwgenError(f"layer {getattr(layer, 'name', layer)}: kind must be one of "
-                         f"{sorted(COMPONENTS)} to have hardware, not {kind!r}")
-    return COMPONENTS[kind](layer)
+                         f"{sorted(c.kind for c in COMPONENTS)} to have hardware, not {kind!r}")
+    return comp(layer)
 
 
 def _n_inputs(layer):
@@ -193,11 +169,6 @@ def _check_edge(a, port, b, k):
     if a.out_lanes != b.in_lanes:
         raise HwgenError(f"layer {b.name}: {what} lanes {b.in_lanes} must match {src} "
                          f"lanes {a.out_lanes} (a WidthConverter is missing)")
-
-
-def check_chain(layers):
-    """Raise :class:`HwgenError` unless the streams of ``layers`` connect (see :func:`resolve_edges`)."""
-    resolve_edges(layers)
 
 
 def submodule_names(layers):

@@ -31,20 +31,22 @@ Pipelined (``pipeline`` ≥ 1, the default "auto")::
 One input word per cycle, no bubble between groups, pixels or frames:
 ``pixels·G·K`` cycles per frame. The output word of a group is valid
 ``LATENCY`` cycles after the handshake of its ``K``-th input word: 3
-unpipelined, 5 pipelined without thresholds, 6 with.
+unpipelined, 5 pipelined without thresholds, 6 with (:meth:`hwgen.dataflow.VVAU.latency`).
 """
 
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 
 from ..dataflow.vvau import VVAU
-from .common import (LayerComponent, Pipe, ThresholdParams, accumulate_and_output, lane, memory_attrs, pack_rows,
-                     pipeline_levels, product)
+from ..dataflow.pipeline import pipeline_levels
+from .common import (LayerComponent, Pipe, ThresholdParams, accumulate_and_output, implements, lane, memory_attrs,
+                     pack_rows, product)
 from .rom import rom_read_port
 
 __all__ = ["VVAUComponent"]
 
 
+@implements(VVAU)
 class VVAUComponent(ThresholdParams, LayerComponent):
     """Streaming depthwise vector–vector–activation unit built from an IR :class:`~hwgen.dataflow.VVAU`.
 
@@ -61,20 +63,7 @@ class VVAUComponent(ThresholdParams, LayerComponent):
         Output channels, ``PE`` lanes per word.
     """
 
-    #: Cycles from the handshake of a group's K-th input word to its output word being valid,
-    #: unpipelined (``pipeline="none"``); an instance's ``LATENCY`` is that of its layer.
-    LATENCY = 3
-
-    LAYER = VVAU
     WHAT = "a VVAU"
-
-    @classmethod
-    def latency_of(cls, layer):
-        """Latency of ``layer``'s hardware: 3, + 2 pipelined (operand and product registers),
-        + 1 more with thresholds (the comparison stage)."""
-        if not pipeline_levels(layer):
-            return cls.LATENCY
-        return cls.LATENCY + 2 + (layer.thresholds is not None)
 
     # -- parameters as ROM contents ---------------------------------------------------------
     def weight_rom(self):

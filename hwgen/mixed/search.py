@@ -292,8 +292,9 @@ def _prove(name, assignment, ctx, given=None):
     import numpy as np
     import torch
 
-    import hwgen
-
+    from ..build import build
+    from ..frontend import export_brevitas
+    from ..verify import verify
     from .quantize import quantize
     from .train import accuracy, logits, seed_everything, train
 
@@ -320,13 +321,13 @@ def _prove(name, assignment, ctx, given=None):
     t = time.perf_counter()
     onnx_path = os.path.join(out, f"{name}.onnx")
     torch.save(q.state_dict(), os.path.join(out, f"{name}.pt"))
-    hwgen.export_brevitas(q, torch.from_numpy(xte[:1]), onnx_path, progress=False)
+    export_brevitas(q, torch.from_numpy(xte[:1]), onnx_path, progress=False)
     sec["export"] = time.perf_counter() - t
     build_dir = os.path.join(out, name)
-    b = hwgen.build(onnx_path, build_dir, fps=ctx["fps"], clock_mhz=ctx["clock_mhz"], name=name, progress=False)
+    b = build(onnx_path, build_dir, fps=ctx["fps"], clock_mhz=ctx["clock_mhz"], name=name, progress=False)
     sec["build"] = b.seconds
     t = time.perf_counter()
-    r = hwgen.verify(build_dir, inputs=xte, sim=ctx["sim"], seed=ctx["seed"], progress=False)
+    r = verify(build_dir, inputs=xte, sim=ctx["sim"], seed=ctx["seed"], progress=False)
     sec["verify"] = time.perf_counter() - t
     return {"estimated_lut": int(b.report["resources"]["LUT"]), "synth_lut": None,
             "brevitas_accuracy": accuracy(ref, yte), "hardware_accuracy": accuracy(r.outputs, yte),
