@@ -73,7 +73,7 @@ def grid():
             ("INT3", "UINT3", "UINT3"), ("INT4", "UINT4", "UINT4"), ("INT4", "INT4", "INT4"),
             ("INT8", "INT8", "UINT8"), ("INT4", "UINT8", "UINT4")]
     folds = [(2, 4), (4, 16), (8, 8)]
-    for i, (w, a, o) in enumerate(bits):
+    for w, a, o in bits:
         for j, (pe, simd) in enumerate(folds):
             if w == "INT8" and j:
                 continue            # 255 thresholds per channel: one folding is enough

@@ -18,7 +18,6 @@ import os
 import sys
 import time
 
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -103,7 +102,7 @@ def main(argv=None):
     t = time.perf_counter()
     export_cnv(args.variant, onnx_path)
     print(f"exported CNV-{args.variant} in {time.perf_counter() - t:.1f} s", flush=True)
-    b = hwgen.build(onnx_path, out, folding=args.folding or FOLDINGS[args.variant], name=f"cnv_{args.variant}")
+    hwgen.build(onnx_path, out, folding=args.folding or FOLDINGS[args.variant], name=f"cnv_{args.variant}")
     print(open(os.path.join(out, "report.md")).read())
     if args.sim == "none":
         return 0

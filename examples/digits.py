@@ -15,7 +15,6 @@ def run_demo(name, float_model, quant_model, input_shape, doc, argv=None, epochs
     whole held-out set and print the figures; returns the exit code."""
     import argparse
     import os
-    import sys
     import time
 
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])

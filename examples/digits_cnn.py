@@ -13,7 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from digits import run_demo  # noqa: E402
+from digits import run_demo
 
 # (out channels, weight bits, activation bits)
 CONFIG = {"in_bits": 4, "convs": [(8, 4, 4), (16, 3, 3)], "fc_bits": 4}

@@ -13,7 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from digits import run_demo  # noqa: E402
+from digits import run_demo
 
 # (weight bits, activation bits) per layer: mixed on purpose
 CONFIG = {"in_bits": 4, "layers": [(64, 4, 4), (32, 3, 3), (10, 4, None)]}

@@ -16,9 +16,9 @@ from .errors import HwgenError
 # The functions shadow their modules' names on purpose (hwgen.build, hwgen.verify):
 # import them eagerly so the attribute is always the function.  Both modules
 # import heavy dependencies (torch, qonnx, cocotb) only when called.
-from .build import build  # noqa: E402
-from .verify import verify  # noqa: E402
-from .explore import explore  # noqa: E402
+from .build import build
+from .verify import verify
+from .explore import explore
 
 __all__ = ["HwgenError", "export_brevitas", "load", "build", "verify", "explore", "search", "__version__"]
 

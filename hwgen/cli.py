@@ -179,7 +179,7 @@ def _load_start(path):
         raise HwgenError(f"--start must be a file saved with torch.save(model), not {path!r} (no such file)")
     try:
         model = torch.load(path, weights_only=False, map_location="cpu")
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - unpickling raises whatever the file's objects raise
         raise HwgenError(f"--start {path}: cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     if not isinstance(model, torch.nn.Module):
         raise HwgenError(f"--start {path}: must hold a torch nn.Module, not {type(model).__name__}")

@@ -53,7 +53,7 @@ class _StderrHandler(logging.Handler):
             prefix = "hwgen: warning: " if record.levelno >= logging.WARNING else "[hwgen] "
             sys.stderr.write(prefix + msg + "\n")
             sys.stderr.flush()
-        except Exception:       # a closed stream must not break a build
+        except (OSError, ValueError):       # a closed or broken stream must not break a build
             pass
 
 

@@ -70,7 +70,7 @@ def annotate(message, model, sources=None):
 
 
 def located(error, model, sources=None):
-    """``error`` (a :class:`~hwgen.errors.HwgenError`) with its message :func:`annotate`\ d: the same
+    r"""``error`` (a :class:`~hwgen.errors.HwgenError`) with its message :func:`annotate`\ d: the same
     exception when nothing was added, else a new one of its type — for ``raise located(e, …) from None``."""
     message = annotate(str(error), model, sources)
     return error if message == str(error) else type(error)(message)

@@ -54,7 +54,7 @@ class _Follower(threading.Thread):
         for line in lines:
             try:
                 self.on_line(line.rstrip("\r"))
-            except Exception:            # a reader's slip must not stop the work it watches
+            except Exception:  # noqa: BLE001, S110 - a reader's slip must not stop the work it watches
                 pass
 
     def run(self):

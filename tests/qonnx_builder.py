@@ -8,7 +8,6 @@ random networks quickly, without torch.
 """
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 __all__ = ["GraphBuilder", "QONNX_DOMAIN"]

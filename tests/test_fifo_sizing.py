@@ -10,7 +10,6 @@ RTL proof with back-pressure and measured intervals is in the e2e tests
 
 import os
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -20,10 +19,10 @@ from hwgen.dataflow import DataflowGraph
 from hwgen.dataflow.schedule import asap, fifo_occupancy, schedule
 
 sys.path.insert(0, os.path.dirname(__file__))
-import streamsim  # noqa: E402
-from models import CNN_SPECS, SPECS, export, export_branchy, export_cnn, make_cnn, make_mlp  # noqa: E402
-from hwgen.hdl import Top  # noqa: E402
-from hwgen.streams import pack  # noqa: E402
+import streamsim
+from models import CNN_SPECS, SPECS, export, export_branchy, export_cnn, make_cnn, make_mlp
+from hwgen.hdl import Top
+from hwgen.streams import pack
 
 
 def test_asap():

@@ -123,7 +123,7 @@ def test_two_inputs(tmp_path, capsys):
     p = tmp_path / "two.onnx"
     onnx.save(m, str(p))
     code, lines = cli_errors(["build", p, "-o", tmp_path / "out"], capsys)
-    assert code == 2 and lines == [f"hwgen: error: graph g: must have exactly one input and one output, not 2 and 1"]
+    assert code == 2 and lines == ["hwgen: error: graph g: must have exactly one input and one output, not 2 and 1"]
 
 
 def test_non_integer_bit_width(tmp_path, capsys):

@@ -10,7 +10,6 @@ BatchNorm with negative gammas, HardTanh, narrow range):
 * and equals Brevitas' own float32 output.
 """
 
-import os
 import zlib
 
 import numpy as np
@@ -37,7 +36,6 @@ def _qonnx_exec(wrapper, iname, x):
 
 @pytest.mark.parametrize("name", sorted(SPECS) + sorted(CNN_SPECS))
 def test_three_references_agree(exported, name):
-    import torch
 
     import hwgen
     from hwgen.host import apply_head, apply_tail, random_inputs
@@ -135,7 +133,6 @@ def test_foreign_spellings_lower_identically(exported, rewrite, tmp_path):
 
 def test_finn_streamlined_multithreshold(tmp_path):
     """A FINN-streamlined file: integer-annotated input and weights, MultiThreshold activations."""
-    import onnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.datatype import DataType
     from qonnx.core.onnx_exec import execute_onnx

@@ -15,9 +15,9 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
-from digits import load_digits_split, seed_everything, train  # noqa: E402
-from digits_cnn import float_cnn  # noqa: E402
-from digits_mlp import float_mlp  # noqa: E402
+from digits import load_digits_split, seed_everything, train
+from digits_cnn import float_cnn
+from digits_mlp import float_mlp
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import CNN_SPECS, SPECS, make_cnn, make_mlp, randomise_norms  # noqa: E402
+from models import CNN_SPECS, SPECS, make_cnn, make_mlp, randomise_norms
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 log = logging.getLogger(__name__)

@@ -183,7 +183,7 @@ class DataflowGraph:
                 doc = json.load(f)
             arrays = dict(np.load(os.path.join(out_dir, "params.npz")))
         except (OSError, ValueError) as e:
-            raise HwgenError(f"{out_dir}: not a hwgen build ({e.__class__.__name__}: {e})")
+            raise HwgenError(f"{out_dir}: not a hwgen build ({e.__class__.__name__}: {e})") from None
         if doc.get("format") != FORMAT:
             raise HwgenError(f"{path}: format must be {FORMAT!r}, not {doc.get('format')!r}")
         layers = []

@@ -46,7 +46,7 @@ The layers' module names come from the build's manifest (``modules``,
 from ..devices import FAMILIES
 from .cells import (BOARD_TOP, CATEGORIES, CELL_MAP, MAP_DOC, SYNTH, count_cells, expand_cells, format_synth,
                     stat_modules, summarize_synth)
-from .cli import main as _main
+from .cli import main as _main  # noqa: F401 - the entry point of `python -m hwgen.flows`, under its old name
 from .pnr import summarize_bitstream, summarize_pnr
 from .render import (BOARDS, DEFAULT_ECP5, DEFAULT_TOOLS, DEFAULT_VIVADO_PART, FLOWS_FORMAT, TEMPLATE_DIR,
                      render_flows, write_flows)
@@ -56,4 +56,6 @@ from .runner import TARGETS, run
 _modules = stat_modules        # (bench/calibrate.py's name for it)
 
 __all__ = ["write_flows", "render_flows", "run", "summarize_synth", "write_synth_report", "summarize_pnr", "summarize_bitstream",
-           "expand_cells", "count_cells", "format_synth", "FAMILIES", "TARGETS", "CELL_MAP", "FLOWS_FORMAT"]
+           "expand_cells", "count_cells", "format_synth", "stat_modules", "FAMILIES", "TARGETS", "CELL_MAP", "FLOWS_FORMAT",
+           "BOARD_TOP", "CATEGORIES", "MAP_DOC", "SYNTH", "BOARDS", "DEFAULT_ECP5", "DEFAULT_TOOLS", "DEFAULT_VIVADO_PART",
+           "TEMPLATE_DIR"]

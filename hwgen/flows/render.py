@@ -61,7 +61,7 @@ def render_flows(manifest, *, families=FAMILIES, board="ulx3s", ecp5=None, ecp5_
         in_bits, out_bits = int(manifest["input"]["tdata_bits"]), int(manifest["output"]["tdata_bits"])
         name = manifest.get("name", top)
     except (KeyError, TypeError, ValueError) as e:
-        raise HwgenError(f"flows: manifest must have top, verilog, clock_mhz, input/output tdata_bits ({e!r} missing)")
+        raise HwgenError(f"flows: manifest must have top, verilog, clock_mhz, input/output tdata_bits ({e!r} missing)") from None
     if not clock > 0:
         raise HwgenError(f"flows: clock_mhz must be positive, not {clock}")
     ctx = {

@@ -79,7 +79,7 @@ def export_brevitas(module, example_input, path, *, verbose=False, progress=True
                 with _progress.task(what, enabled=progress), _hushed(verbose), torch.no_grad():
                     export_qonnx(module, input_t=example_input, export_path=tmp, dynamo=dynamo)
                     _embed_external_data(tmp)
-            except Exception as e:  # try the other exporter
+            except Exception as e:  # noqa: BLE001 - an exporter fails in any way; try the other one
                 first = str(e).splitlines()[0] if str(e) else ""
                 errors.append(f"{label}: {e.__class__.__name__}: {first}")
                 continue

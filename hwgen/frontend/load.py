@@ -36,8 +36,8 @@ def _read(model_or_path):
         with open(path, "rb") as f:
             data = f.read()
         model = onnx.load_from_string(data)
-    except Exception as e:
-        raise FrontendError(f"{path}: not an ONNX file ({e.__class__.__name__})")
+    except Exception as e:  # noqa: BLE001 - protobuf's decode errors have no common base but Exception
+        raise FrontendError(f"{path}: not an ONNX file ({e.__class__.__name__})") from None
     if len(model.graph.node) == 0:
         raise FrontendError(f"{path}: not an ONNX model (the graph has no nodes)")
     return model
@@ -213,9 +213,9 @@ def load(model_or_path):
             wrapper = cleanup_model(ModelWrapper(model))
     except FrontendError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - qonnx/onnxruntime fail on a damaged graph in any way
         msg = str(e).splitlines()[0] if str(e) else ""
         msg = msg if len(msg) <= 160 else msg[:160] + "…"        # onnxruntime's messages run to hundreds of characters
-        raise FrontendError(f"graph {model.graph.name or '?'}: QONNX clean-up failed ({e.__class__.__name__}: {msg})")
+        raise FrontendError(f"graph {model.graph.name or '?'}: QONNX clean-up failed ({e.__class__.__name__}: {msg})") from None
     _restore_names(wrapper, graph_io)
     return wrapper

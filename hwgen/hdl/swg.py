@@ -63,7 +63,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..dataflow.swg import SlidingWindow, _geometry, buffer_rows  # noqa: F401  (re-exported)
+from ..dataflow.swg import SlidingWindow, _geometry, buffer_rows
 from ..dataflow.pipeline import pipeline_levels
 from .common import check_layer, implements, memory_attrs, stream_signature
 
@@ -118,7 +118,6 @@ class SlidingWindowComponent(wiring.Component):
         L = self.layer
         m = Module()
         IH, IW, CF, KH, KW, SH, SW, PT, PL, OH, OW = _geometry(L)
-        PB, PR = L.pad[2], L.pad[3]
         R, DEPTH = self.rows, self.depth
         IWCF = IW * CF
         width = L.simd * L.dt.bits

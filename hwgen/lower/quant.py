@@ -136,7 +136,7 @@ def lower_multithreshold(ctx, node):
     try:
         odt = DType(str(_attr(node, "out_dtype", "")))
     except HwgenError:
-        raise UnsupportedError(f"{where}: out_dtype must be an integer type (UINTn, INTn, BIPOLAR), not {_attr(node, 'out_dtype', '')!r}")
+        raise UnsupportedError(f"{where}: out_dtype must be an integer type (UINTn, INTn, BIPOLAR), not {_attr(node, 'out_dtype', '')!r}") from None
     out_scale = float(_attr(node, "out_scale", 1.0))
     out_bias = float(_attr(node, "out_bias", 0.0))
     n = T.shape[1]
@@ -296,7 +296,7 @@ def _requantise(ctx, node, acc, T, sign, base, dt, scale, zp, slope=None):
             raise UnsupportedError(f"{where}: mixed-direction requantisation after an add is not supported")
         ctx.close_layer(src, where, thresholds=None, out_dt="raw", **_signed_rows(src, sign))
         if isinstance(src, AddStreams):
-            lo = np.full(T.shape[0], src.acc_range[0]); hi = np.full(T.shape[0], src.acc_range[1])
+            lo, hi = np.full(T.shape[0], src.acc_range[0]), np.full(T.shape[0], src.acc_range[1])
         elif isinstance(src, VVAU):
             lo, hi = src.channel_acc_range
         else:
