@@ -28,7 +28,7 @@ from .outdir import OutputDir
 from .report import make_report, render_markdown
 from .sources import located, module_of
 
-__all__ = ["build", "Build", "STEPS", "MANIFEST_FORMAT"]
+__all__ = ["build", "Build", "STEPS", "run_until", "MANIFEST_FORMAT"]
 
 MANIFEST_FORMAT = _manifest.FORMAT      # (hwgen.manifest defines the manifest)
 TOP_NAME = "hwgen_top"
@@ -211,6 +211,21 @@ STEPS = (
     Step("report", _report),                        # model.json, folding.json, manifest.json, report.*
     Step("flows", _flows),                          # Makefile and the synthesis / P&R / Vivado scripts
 )
+
+
+def run_until(model_or_path, step, *, name="model", folding=None, fps=None, clock_mhz=DEFAULT_CLOCK_MHZ, topk=None,
+              budget=None, allow_slower=False):
+    """Run :data:`STEPS` in memory up to and including the graph step ``step`` (``"lower"``, ``"fold"``,
+    ``"plumb"`` or ``"size FIFOs"``); returns ``(model, graph)``.  Nothing is written, nothing reported."""
+    names = [st.name for st in STEPS if st.graph]
+    if step not in names:
+        raise HwgenError(f"step must be one of {', '.join(names)}, not {step!r}")
+    s = _State(model_or_path, None, name, folding=folding, fps=fps, clock_mhz=clock_mhz, budget=budget, topk=topk,
+               allow_slower=allow_slower, progress=False)
+    for st in STEPS:
+        st.run(s)
+        if st.name == step:
+            return s.model, s.graph
 
 
 def _run_steps(s, save_steps):

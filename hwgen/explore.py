@@ -83,7 +83,7 @@ def explore(model_or_path, *, device=None, max_lut=None, max_ff=None, max_bram=N
     import os
 
     from . import validate
-    from .build import _load_and_lower
+    from .build import run_until
     model_or_path = validate.model_source(model_or_path)
     clock_mhz = validate.positive_number(clock_mhz, "clock_mhz")
     topk = validate.positive_int(topk, "topk", optional=True)
@@ -95,7 +95,7 @@ def explore(model_or_path, *, device=None, max_lut=None, max_ff=None, max_bram=N
     limits = make_budget(device, max_lut=max_lut, max_ff=max_ff, max_bram=max_bram, max_dsp=max_dsp,
                          margin=margin, family=family)
     name = os.path.splitext(os.path.basename(model_or_path))[0] if isinstance(model_or_path, str) else "model"
-    _, graph = _load_and_lower(model_or_path, name, topk)
+    _, graph = run_until(model_or_path, "lower", name=name, topk=topk)
     rows = sweep(graph, clock_mhz=clock_mhz, points=points, limits=limits, family=family, progress=progress)
     if png:
         plot(rows, png, title=f"{getattr(graph, 'name', 'model')}" + (f" on {limits.name}" if limits else ""),

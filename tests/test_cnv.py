@@ -40,13 +40,9 @@ def test_cnv_estimate_matches_finn(cnv_onnx, variant):
     cheaper and exactly as fast: equal cycles are allowed)."""
     import cnv
 
-    from hwgen.build import _fold, _plumb
-    from hwgen.frontend import load
-    from hwgen.lower import lower
-    g = lower(load(cnv_onnx(variant)))
+    from hwgen.build import run_until
+    _, g = run_until(cnv_onnx(variant), "size FIFOs", folding=cnv.FOLDINGS[variant], clock_mhz=100.0)
     assert [l.name for l in g.layers if l.kind == "MVAU"] == [f"conv{i}" for i in range(6)] + ["fc0", "fc1", "fc2"]
-    _fold(g, cnv.FOLDINGS[variant], None, 100.0)
-    _plumb(g)
     want = FINN_BOTTLENECK["w2a2" if variant == "mixed" else variant]
     assert g.cycles() == want
     slowest_other = max(l.cycles() for l in g.layers if l.kind != "MVAU")
