@@ -241,7 +241,9 @@ def _run_steps(s, save_steps):
                 step.run(s)
             timings[step.name] = t.seconds
         if save_steps and step.graph:
-            s.graph.save(os.path.join(s.path, "steps", f"{saved:02d}_{step.name.replace(' ', '_')}"))
+            d = os.path.join(s.path, "steps", f"{saved:02d}_{step.name.replace(' ', '_')}")
+            os.makedirs(d)
+            s.graph.save(d)
             saved += 1
     return timings
 
