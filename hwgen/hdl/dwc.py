@@ -16,17 +16,15 @@ handshake. Equal lane counts give a plain wire-through.
 import math
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from ..dataflow.fifo import WidthConverter
-from .common import check_layer, implements, stream_signature
+from .common import LayerComponent, implements
 
 __all__ = ["WidthConverterComponent"]
 
 
 @implements(WidthConverter)
-class WidthConverterComponent(wiring.Component):
+class WidthConverterComponent(LayerComponent):
     """Stream width converter built from an IR :class:`~hwgen.dataflow.WidthConverter`.
 
     Parameters
@@ -39,13 +37,7 @@ class WidthConverterComponent(wiring.Component):
     o : ``Out(stream.Signature(unsigned(lanes_out · bits)))``
     """
 
-    def __init__(self, layer):
-        check_layer(self, layer, WidthConverter, "a WidthConverter")
-        self.layer = layer
-        super().__init__({
-            "i": In(stream_signature(layer.in_lanes, layer.idt)),
-            "o": Out(stream_signature(layer.out_lanes, layer.odt)),
-        })
+    WHAT = "a WidthConverter"
 
     def elaborate(self, platform):
         m = Module()

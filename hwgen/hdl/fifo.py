@@ -11,18 +11,16 @@ was accepted.
 """
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.wiring import In, Out
 
 from ..dataflow.fifo import FIFO
-from .common import check_layer, implements, stream_signature
+from .common import LayerComponent, implements
 
 __all__ = ["FIFOComponent"]
 
 
 @implements(FIFO)
-class FIFOComponent(wiring.Component):
+class FIFOComponent(LayerComponent):
     """Stream FIFO built from an IR :class:`~hwgen.dataflow.FIFO`.
 
     Parameters
@@ -35,13 +33,7 @@ class FIFOComponent(wiring.Component):
     o : ``Out(stream.Signature(unsigned(lanes · bits)))``
     """
 
-    def __init__(self, layer):
-        check_layer(self, layer, FIFO, "a FIFO")
-        self.layer = layer
-        super().__init__({
-            "i": In(stream_signature(layer.in_lanes, layer.idt)),
-            "o": Out(stream_signature(layer.out_lanes, layer.odt)),
-        })
+    WHAT = "a FIFO"
 
     def elaborate(self, platform):
         m = Module()
