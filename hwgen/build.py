@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from . import progress as _progress
 from . import validate
-from .dataflow.folding import (DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, cycle_budget, folded_layers, load_folding,
-                               search_folding)
+from .dataflow.folding import DEFAULT_CLOCK_MHZ, apply_folding, fold_for, folded_layers, load_folding
+from .dataflow.target import Throughput
 from .devices import DEFAULT_MARGIN, make_budget, warn_beyond_devices
 from .dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
 from .errors import FoldingError, HwgenError
@@ -91,30 +91,30 @@ def _fold(graph, folding, fps, clock_mhz, budget=None, allow_slower=False):
         apply_folding(graph, folding, source)
         fixed = folded_layers(folding)
     free = [l for l in graph.compute_layers if l.name not in fixed and l.folding and l.kind != "SlidingWindow"]
-    target_fps = fps
+    target = Throughput(clock_mhz, fps)
+    pace = target
     if fps is None and fixed:
         # a folding file sets the pace: fold the layers it leaves out so they never become the bottleneck
-        fps = clock_mhz * 1e6 / max(graph.layer(n).cycles() for n in fixed)
-    if free or fps is not None or budget is not None:
-        search_folding(graph, fps if fps is not None or budget is not None else DEFAULT_FPS, clock_mhz,
-                       fixed=fixed, budget=budget)
-    if target_fps is not None:
-        _check_pinned(graph, fixed, target_fps, clock_mhz, source, allow_slower)
+        pace = Throughput.at_cycles(max(graph.layer(n).cycles() for n in fixed), clock_mhz)
+    if free or pace.fps is not None or budget is not None:
+        fold_for(graph, pace, fixed=fixed, budget=budget)      # no target nor budget: the default target
+    if target.fps is not None:
+        _check_pinned(graph, fixed, target, source, allow_slower)
     return graph
 
 
-def _check_pinned(graph, fixed, fps, clock_mhz, source, allow_slower):
-    """An explicit target that a layer pinned by the folding misses is an error (a warning with
-    ``allow_slower``): the search folds only the other layers."""
-    allowed = cycle_budget(fps, clock_mhz)
+def _check_pinned(graph, fixed, target, source, allow_slower):
+    """An explicit ``target`` (a :class:`~hwgen.dataflow.target.Throughput`) that a layer pinned by
+    the folding misses is an error (a warning with ``allow_slower``): the search folds only the other layers."""
+    allowed = target.cycles
     slow = [graph.layer(n) for n in fixed if graph.layer(n).cycles() > allowed]
     if not slow:
         return
     l = max(slow, key=lambda l: l.cycles())
     fold = ", ".join(f"{k}={v}" for k, v in sorted(l.folding.items()))
     what = (f"layer {l.name}: pinned by the {source.split(' ')[0]} at {fold}, it takes {l.cycles():,} cycles per frame; "
-            f"{fps:g} fps at {clock_mhz:g} MHz allows {allowed:,} (the build would reach "
-            f"{clock_mhz * 1e6 / graph.cycles():,.0f} fps)")
+            f"{target.describe()} allows {allowed:,} (the build would reach "
+            f"{target.fps_at(graph.cycles()):,.0f} fps)")
     if not allow_slower:
         raise FoldingError(f"{what}; raise its pe/simd, lower the target or allow it (--allow-slower)")
     _progress.warn(what)
