@@ -259,6 +259,31 @@ def test_pipeline_key_rejected():
     assert str(e.value) == "folding: layer pool0: parameter 'pipeline' must be one of pe, not 'pipeline'"
 
 
+def test_throughput_is_the_one_conversion():
+    import math
+
+    from hwgen.dataflow.target import Throughput
+    for clk, fps in ((100.0, 1e6), (137.0, 3e5), (100.0, 100e6 / 7), (250.5, 12345.0), (100.0, 2e8)):
+        t = Throughput(clk, fps)
+        assert t.cycles == cycle_budget(fps, clk) == int(math.floor(clk * 1e6 / fps + 1e-6))
+        if t.cycles:
+            assert Throughput.at_cycles(t.cycles, clk).cycles == t.cycles
+            assert t.fps_at(t.cycles) == clk * 1e6 / t.cycles      # the same float, bit for bit
+    assert Throughput(100.0, 1e6).describe() == "1e+06 fps at 100 MHz"
+    with pytest.raises(FoldingError, match="^the target frame rate must be a positive number, not 0$"):
+        Throughput(100.0, 0).cycles
+    with pytest.raises(FoldingError, match=r"^the clock \(MHz\) must be a positive number, not -1$"):
+        Throughput(-1, 1e6).cycles
+
+
+def test_pareto_fronts_per_lanes():
+    from types import SimpleNamespace as O
+
+    from hwgen.dataflow.folding.pareto import fronts
+    a, b, c, d = O(lin=1, lout=1, res=(2, 2)), O(lin=1, lout=1, res=(1, 3)), O(lin=1, lout=1, res=(2, 3)), \
+        O(lin=2, lout=1, res=(9, 9))
+    assert fronts([a, b, c, d], order=lambda o: o.res) == [[b, a], [d]]      # c: a beats it on both
+
 # ------------------------------------------------------------------------------------------ explore
 def test_explore_rows_monotone_and_png(tmp_path):
     from hwgen.explore import format_table, plot, sweep
