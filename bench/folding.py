@@ -57,19 +57,19 @@ def export(key, path):
 def compare(graph, fps, clock_mhz=100.0, family="xilinx", fifos="model"):
     """One row: our search vs FINN-style greedy for ``fps`` on a lowered ``graph`` (not modified).
     ``fifos="schedule"`` costs both foldings with the real, schedule-sized FIFO pass afterwards."""
-    from hwgen.dataflow.folding import _copy_graph, cycle_budget, finn_greedy_folding, plumbed_resources, search_folding
+    from hwgen.dataflow.folding import copy_graph, cycle_budget, finn_greedy_folding, plumbed_resources, search_folding
     from hwgen.errors import FoldingError
     budget = cycle_budget(fps, clock_mhz)
     t = time.perf_counter()
     try:
-        r = search_folding(_copy_graph(graph), fps, clock_mhz, family=family, return_result=True)
+        r = search_folding(copy_graph(graph), fps, clock_mhz, family=family, return_result=True)
         ours = (r.resources, r.cycles, r.source)
     except FoldingError:
         ours = None
     dt = time.perf_counter() - t
     if ours is not None:
         ours = (plumbed_resources(graph, family, r.folding, fifos, r.options)[0], r.cycles, r.source)
-    g = finn_greedy_folding(_copy_graph(graph), fps, clock_mhz)
+    g = finn_greedy_folding(copy_graph(graph), fps, clock_mhz)
     gres, gcyc = plumbed_resources(g, family, fifos=fifos)
     return {"fps": fps, "budget": budget, "ours": ours, "greedy": (gres, gcyc), "seconds": dt}
 

@@ -19,8 +19,8 @@ from . import manifest as _manifest
 from . import progress as _progress
 from . import validate
 from .dataflow.fit import warn_beyond_devices
-from .dataflow.folding import (DEFAULT_CLOCK_MHZ, DEFAULT_FPS, apply_folding, cycle_budget, folded_layers, load_folding,
-                               search_folding, OPTION_KEYS)
+from .dataflow.folding import OPTION_KEYS, apply_folding, fold_for, folded_layers, load_folding
+from .dataflow.target import DEFAULT_CLOCK_MHZ, Throughput
 from .dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
 from .devices import DEFAULT_MARGIN, make_budget
 from .errors import FoldingError, HwgenError
@@ -56,8 +56,7 @@ class _State:
     path: str                       # the staging directory the files go into
     name: str
     folding: object = None          # a folding dict or file, or None
-    fps: float = None               # the throughput asked for, or None
-    clock_mhz: float = DEFAULT_CLOCK_MHZ
+    target: Throughput = Throughput(DEFAULT_CLOCK_MHZ)     # the clock and the frame rate asked for (or None)
     budget: object = None           # a hwgen.devices.Budget, or None
     topk: int = None
     allow_slower: bool = False
@@ -95,10 +94,10 @@ def _lower(s):
 
 
 def _fold_step(s):
-    _fold(s.graph, s.folding, s.fps, s.clock_mhz, s.budget, s.allow_slower)
+    _fold(s.graph, s.folding, s.target, s.budget, s.allow_slower)
 
 
-def _fold(graph, folding, fps, clock_mhz, budget=None, allow_slower=False):
+def _fold(graph, folding, target, budget=None, allow_slower=False):
     fixed, source = (), "folding"
     if folding is not None:
         if isinstance(folding, (str, os.PathLike)):
@@ -107,30 +106,29 @@ def _fold(graph, folding, fps, clock_mhz, budget=None, allow_slower=False):
         apply_folding(graph, folding, source)
         fixed = folded_layers(folding)
     free = [l for l in graph.compute_layers if l.name not in fixed and l.folding and l.kind != "SlidingWindow"]
-    target_fps = fps
-    if fps is None and fixed:
+    pace = target
+    if target.fps is None and fixed:
         # a folding file sets the pace: fold the layers it leaves out so they never become the bottleneck
-        fps = clock_mhz * 1e6 / max(graph.layer(n).cycles() for n in fixed)
-    if free or fps is not None or budget is not None:
-        search_folding(graph, fps if fps is not None or budget is not None else DEFAULT_FPS, clock_mhz,
-                       fixed=fixed, budget=budget)
-    if target_fps is not None:
-        _check_pinned(graph, fixed, target_fps, clock_mhz, source, allow_slower)
+        pace = Throughput.at_cycles(max(graph.layer(n).cycles() for n in fixed), target.clock_mhz)
+    if free or pace.fps is not None or budget is not None:
+        fold_for(graph, pace, fixed=fixed, budget=budget)      # no target nor budget: the default target
+    if target.fps is not None:
+        _check_pinned(graph, fixed, target, source, allow_slower)
     return graph
 
 
-def _check_pinned(graph, fixed, fps, clock_mhz, source, allow_slower):
-    """An explicit target that a layer pinned by the folding misses is an error (a warning with
-    ``allow_slower``): the search folds only the other layers."""
-    allowed = cycle_budget(fps, clock_mhz)
+def _check_pinned(graph, fixed, target, source, allow_slower):
+    """An explicit ``target`` (a :class:`~hwgen.dataflow.target.Throughput`) that a layer pinned by
+    the folding misses is an error (a warning with ``allow_slower``): the search folds only the other layers."""
+    allowed = target.cycles
     slow = [graph.layer(n) for n in fixed if graph.layer(n).cycles() > allowed]
     if not slow:
         return
     l = max(slow, key=lambda l: l.cycles())
     fold = ", ".join(f"{k}={v}" for k, v in sorted(l.folding.items()))
     what = (f"layer {l.name}: pinned by the {source.split(' ')[0]} at {fold}, it takes {l.cycles():,} cycles per frame; "
-            f"{fps:g} fps at {clock_mhz:g} MHz allows {allowed:,} (the build would reach "
-            f"{clock_mhz * 1e6 / graph.cycles():,.0f} fps)")
+            f"{target.describe()} allows {allowed:,} (the build would reach "
+            f"{target.fps_at(graph.cycles()):,.0f} fps)")
     if not allow_slower:
         raise FoldingError(f"{what}; raise its pe/simd, lower the target or allow it (--allow-slower)")
     _progress.warn(what)
@@ -186,10 +184,10 @@ def _report(s):
     _json(os.path.join(s.path, "folding.json"), resolved_folding(s.graph))
     memfiles = [os.path.join("rtl", fn) for fn in sorted(s.memfiles)]
     s.manifest = _manifest.make(s.graph, name=s.name, top=TOP_NAME, verilog=[os.path.join("rtl", f"{TOP_NAME}.v")],
-                                memfiles=memfiles, clock_mhz=s.clock_mhz, fps=s.fps,
+                                memfiles=memfiles, target=s.target,
                                 modules=module_names(s.graph, TOP_NAME))
     _manifest.write(s.path, s.manifest)
-    s.report = make_report(s.graph, s.clock_mhz, s.fps)
+    s.report = make_report(s.graph, s.target.clock_mhz, s.target.fps)
     _json(os.path.join(s.path, "report.json"), s.report)
     with open(os.path.join(s.path, "report.md"), "w") as f:
         f.write(render_markdown(s.report))
@@ -220,7 +218,7 @@ def run_until(model_or_path, step, *, name="model", folding=None, fps=None, cloc
     names = [st.name for st in STEPS if st.graph]
     if step not in names:
         raise HwgenError(f"step must be one of {', '.join(names)}, not {step!r}")
-    s = _State(model_or_path, None, name, folding=folding, fps=fps, clock_mhz=clock_mhz, budget=budget, topk=topk,
+    s = _State(model_or_path, None, name, folding=folding, target=Throughput(clock_mhz, fps), budget=budget, topk=topk,
                allow_slower=allow_slower, progress=False)
     for st in STEPS:
         st.run(s)
@@ -288,7 +286,8 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     inputs = [p for p in (model_or_path, folding) if isinstance(p, str)]
 
     with OutputDir(out_dir, inputs=inputs, force=force) as out:
-        s = _State(model_or_path, out.path, name, folding=folding, fps=fps, clock_mhz=clock_mhz, budget=budget,
+        # the throughput target, resolved once: the clock, the frame rate and the cycle budget they allow
+        s = _State(model_or_path, out.path, name, folding=folding, target=Throughput(clock_mhz, fps), budget=budget,
                    topk=topk, allow_slower=allow_slower, progress=progress)
         try:
             timings = _run_steps(s, save_steps)

@@ -14,10 +14,9 @@ found at its target or any tighter one (fitting first).  :func:`format_table` pr
 against frames/s on log axes to a PNG.
 """
 
-import math
-
 from . import progress as _progress
-from .dataflow.folding import DEFAULT_CLOCK_MHZ, FoldingSearch, _greedy, _copy_graph, plumbed_resources
+from .dataflow.folding import DEFAULT_CLOCK_MHZ, FoldingSearch, copy_graph, greedy_fold, plumbed_resources
+from .dataflow.target import Throughput
 from .devices import DEFAULT_MARGIN, make_budget, unit_names
 
 __all__ = ["explore", "sweep", "format_table", "plot"]
@@ -25,9 +24,10 @@ __all__ = ["explore", "sweep", "format_table", "plot"]
 METHODS = ("hwgen", "finn-greedy")
 
 
-def _row(method, target_fps, budget_cycles, res, cycles, clock_mhz, limits, source=""):
+def _row(method, target_fps, budget_cycles, res, cycles, clock, limits, source=""):
+    """One row: ``clock`` a :class:`~hwgen.dataflow.target.Throughput` giving the clock."""
     return {"method": method, "target_fps": target_fps, "budget_cycles": budget_cycles, "cycles": cycles,
-            "fps": clock_mhz * 1e6 / cycles, "meets_target": cycles <= budget_cycles,
+            "fps": clock.fps_at(cycles), "meets_target": cycles <= budget_cycles,
             "LUT": res["LUT"], "FF": res["FF"], "BRAM18": res["BRAM18"], "DSP": res["DSP"],
             "fits": None if limits is None else limits.fits(res), "source": source}
 
@@ -37,41 +37,41 @@ def sweep(graph, *, clock_mhz=DEFAULT_CLOCK_MHZ, points=12, limits=None, family=
     family = family or (limits.family if limits is not None else "xilinx")
     # with a device, each target gets what `build --device D --fps F` picks (memory styles too)
     s = FoldingSearch(graph, (), family, mem_styles=limits is not None)
+    clock = Throughput(clock_mhz)
     if targets is None:
-        lo, hi = clock_mhz * 1e6 / s.slowest, clock_mhz * 1e6 / s.fastest
+        lo, hi = clock.fps_at(s.slowest), clock.fps_at(s.fastest)
         n = max(2, int(points))
         targets = [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)] if hi > lo else [hi]
     rows = []
     best = None                      # a folding meeting a tighter budget meets every looser one
-    budgets = sorted({max(1, int(math.floor(clock_mhz * 1e6 / f + 1e-6))) for f in targets})
+    budgets = sorted({max(1, Throughput(clock_mhz, f).cycles) for f in targets})
     with _progress.task("explore", enabled=bool(progress), total=len(budgets), unit="targets") as t:
         for b in budgets:                                  # fastest first
-            best = _target(s, graph, b, clock_mhz, limits, family, rows, best)
-            t.update(t.done + 1, stage=f"at {clock_mhz * 1e6 / b:,.0f} fps")
+            best = _target(s, graph, b, clock, limits, family, rows, best)
+            t.update(t.done + 1, stage=f"at {clock.fps_at(b):,.0f} fps")
         if limits is not None:
             fit = s.fastest_fitting(limits)
             if fit is not None:
                 b = fit.cycles
-                rows.append(_row("hwgen", clock_mhz * 1e6 / b, b, fit.resources, fit.cycles, clock_mhz, limits,
+                rows.append(_row("hwgen", clock.fps_at(b), b, fit.resources, fit.cycles, clock, limits,
                                  "fastest fitting"))
     rows.sort(key=lambda r: (r["target_fps"], METHODS.index(r["method"])))
     return rows
 
 
-def _target(s, graph, b, clock_mhz, limits, family, rows, best):
+def _target(s, graph, b, clock, limits, family, rows, best):
     """Append the rows of one cycle budget ``b``: the search's folding (or ``best``, the cheapest
     found at a tighter budget, when it is cheaper) and the FINN-style greedy one; return the new best."""
-    fps = clock_mhz * 1e6 / b
+    fps = clock.fps_at(b)
     r = s.solve(b, limits) if b >= s.fastest else None
     if r is not None:
         if best is not None and (not best.fits, best.resources["LUT"]) <= (not r.fits, r.resources["LUT"]):
             r = best
         best = r
-        rows.append(_row("hwgen", fps, b, r.resources, r.cycles, clock_mhz, limits, r.source))
-    g = _copy_graph(graph)
-    _greedy(g, b)
+        rows.append(_row("hwgen", fps, b, r.resources, r.cycles, clock, limits, r.source))
+    g = greedy_fold(copy_graph(graph), b)
     res, cyc = plumbed_resources(g, family)
-    rows.append(_row("finn-greedy", fps, b, res, cyc, clock_mhz, limits))
+    rows.append(_row("finn-greedy", fps, b, res, cyc, clock, limits))
     return best
 
 

@@ -48,9 +48,10 @@ def stream_info(shape, dt, lanes):
             "tdata_bits": tdata_bits(lanes, dt), "words_per_frame": words_per_frame(shape, lanes)}
 
 
-def make(graph, *, name, top, verilog, memfiles=(), clock_mhz, fps=None, source="source.onnx", modules):
+def make(graph, *, name, top, verilog, memfiles=(), target, source="source.onnx", modules):
     """The manifest of a build of the plumbed ``graph`` whose top module ``top`` is in ``verilog``
-    (paths relative to the build directory; ``memfiles`` likewise); ``modules``: ``{layer name:
+    (paths relative to the build directory; ``memfiles`` likewise) for ``target`` (a
+    :class:`~hwgen.dataflow.target.Throughput`: the clock, the frame rate asked for); ``modules``: ``{layer name:
     Verilog module name}`` as the generator named them (:func:`hwgen.hdl.top.module_names`)."""
     first = next(l for l in graph.layers if INPUT in graph.input_refs(l))
     last = graph.layers[-1]
@@ -58,10 +59,10 @@ def make(graph, *, name, top, verilog, memfiles=(), clock_mhz, fps=None, source=
     return {
         "format": FORMAT, "name": name, "top": top, "verilog": list(verilog),
         "memfiles": list(memfiles),
-        "clock_mhz": clock_mhz, "fps_target": fps,
+        "clock_mhz": target.clock_mhz, "fps_target": target.fps,
         "input": stream_info(first.in_shape, first.idt, first.in_lanes),
         "output": stream_info(last.out_shape, last.odt, last.out_lanes),
-        "cycles_per_frame": cycles, "fps": clock_mhz * 1e6 / cycles,
+        "cycles_per_frame": cycles, "fps": target.fps_at(cycles),
         "ports": {k: list(v) if isinstance(v, list) else v for k, v in PORTS.items()},
         "head": graph.head, "tail": graph.tail, "source": source,
         "modules": dict(modules),

@@ -1,5 +1,7 @@
 """Build reports: report.json (machine-readable) and report.md (for people)."""
 
+from .dataflow.target import Throughput
+
 __all__ = ["make_report", "render_markdown", "render_synth", "render_pnr"]
 
 
@@ -27,7 +29,7 @@ def make_report(graph, clock_mhz, fps_target, build_seconds=None):
         "fps_target": fps_target,
         "cycles_per_frame": cycles,
         "bottleneck": bottleneck,
-        "fps": clock_mhz * 1e6 / cycles,
+        "fps": Throughput(clock_mhz, fps_target).fps_at(cycles),
         "resources": graph.resources(),
         "layers": layers,
         "build_seconds": build_seconds,

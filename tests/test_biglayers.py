@@ -205,7 +205,7 @@ def test_rom_word_cap_named_in_the_error():
         "layer fc0: target 5e+07 fps at 100 MHz allows 2 cycles per frame, which needs at least 8,192 lanes "
         "(pe=64, simd=128), a 65,536-bit weight ROM word; hwgen's cap is 65,535 bits per ROM word (8,191 lanes "
         "of INT8 weights), so the fastest folding (pe=32, simd=128: 4,096 lanes) needs 4; "
-        "lower --fps or raise --clock-mhz")
+        "lower the target or raise the clock")
 
 
 def test_target_within_the_cap_folds():

@@ -132,7 +132,7 @@ def test_search_says_which_layer_is_too_slow():
     with pytest.raises(FoldingError) as e:
         search_folding(DataflowGraph([m]), fps=50e6, clock_mhz=100)
     assert str(e.value) == ("layer conv0: target 5e+07 fps at 100 MHz allows 2 cycles per frame, but the fastest "
-                            "folding (pe=4, simd=6) needs 5; lower --fps or raise --clock-mhz")
+                            "folding (pe=4, simd=6) needs 5; lower the target or raise the clock")
     search_folding(DataflowGraph([m]), fps=20e6, clock_mhz=100)
     assert m.cycles() == 5 and (m.pe, m.simd) == (4, 6)
     search_folding(DataflowGraph([m]), fps=1e6, clock_mhz=100)

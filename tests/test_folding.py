@@ -8,7 +8,7 @@ import pytest
 from clirun import run_cli
 
 from hwgen.dataflow import MVAU, DataflowGraph, Pool, SlidingWindow
-from hwgen.dataflow.folding import (FoldingSearch, _copy_graph, apply_folding, cycle_budget, finn_greedy_folding,
+from hwgen.dataflow.folding import (FoldingSearch, apply_folding, copy_graph, cycle_budget, finn_greedy_folding,
                                     folded_layers, plumbed_resources, search_folding)
 from hwgen.devices import DEVICES, Budget, device, make_budget
 from hwgen.dtypes import DType
@@ -100,8 +100,8 @@ def test_search_no_more_luts_than_finn_greedy(key):
         b = cycle_budget(fps, CLOCK)
         if b < s.fastest:
             continue
-        ours = search_folding(_copy_graph(g), fps, CLOCK, return_result=True)
-        greedy = finn_greedy_folding(_copy_graph(g), fps, CLOCK)
+        ours = search_folding(copy_graph(g), fps, CLOCK, return_result=True)
+        greedy = finn_greedy_folding(copy_graph(g), fps, CLOCK)
         gres, gcyc = plumbed_resources(greedy)
         assert ours.cycles <= b
         if gcyc <= b:
@@ -133,9 +133,9 @@ def test_search_is_fast_and_deterministic():
     import time
     g = MODELS["tfc"]()
     t = time.perf_counter()
-    a = search_folding(_copy_graph(g), 1e5, CLOCK, return_result=True)
+    a = search_folding(copy_graph(g), 1e5, CLOCK, return_result=True)
     assert time.perf_counter() - t < 3
-    b = search_folding(_copy_graph(g), 1e5, CLOCK, return_result=True)
+    b = search_folding(copy_graph(g), 1e5, CLOCK, return_result=True)
     assert a.folding == b.folding and a.resources == b.resources
 
 
@@ -150,7 +150,7 @@ def test_fits_device():
 
 def test_fps_and_device_meets_both_and_costs_as_without_device():
     g = mlp()
-    free = search_folding(_copy_graph(g), 1e6, CLOCK, family="xilinx", return_result=True)
+    free = search_folding(copy_graph(g), 1e6, CLOCK, family="xilinx", return_result=True)
     r = search_folding(g, 1e6, CLOCK, budget=make_budget("xc7z020"), return_result=True)
     assert r.fits and r.cycles <= 100
     assert r.resources["LUT"] <= free.resources["LUT"]         # with a device, block RAM may stand in for LUTs
@@ -175,7 +175,7 @@ def test_cannot_fit_error_text_in_full():
         f"27 EBR, 7 MAC16): the least-LUT folding meeting it needs {res(need.resources)} ({over}); "
         f"the fastest folding that fits reaches "
         f"{100e6 / fit.cycles:,.0f} fps ({fit.cycles:,} cycles per frame, {res(fit.resources)}); "
-        f"lower --fps or choose a larger --device")
+        f"lower the target or choose a larger device")
 
 
 def test_nothing_fits_error_text_in_full():
@@ -188,7 +188,7 @@ def test_nothing_fits_error_text_in_full():
     assert str(e.value) == (
         f"no folding fits the limits (100 LUT): even the slowest ({slow.cycles:,} cycles per frame, "
         f"{100e6 / slow.cycles:,.0f} fps at 100 MHz) needs {slow.resources['LUT']:,} LUT, {slow.resources['FF']:,} FF, "
-        f"{slow.resources['BRAM18']:,} BRAM18, {slow.resources['DSP']:,} DSP ({slow.resources['LUT']:,} LUT > 100); choose a larger --device or raise the limits")
+        f"{slow.resources['BRAM18']:,} BRAM18, {slow.resources['DSP']:,} DSP ({slow.resources['LUT']:,} LUT > 100); choose a larger device or raise the limits")
 
 
 def test_device_only_maximises_throughput():
@@ -214,7 +214,7 @@ def test_target_error_unchanged_when_a_layer_is_too_slow():
         search_folding(cnn(), 1e6, CLOCK)
     assert str(e.value) == ("layer conv0: target 1e+06 fps at 100 MHz allows 100 cycles per frame, but the fastest "
                             "folding (pe=1, simd=9) needs 576 (its sliding window swg0 streams C=1 channels a cycle: "
-                            "576 words per frame); lower --fps or raise --clock-mhz")
+                            "576 words per frame); lower the target or raise the clock")
 
 
 def test_fixed_layers_are_kept():
@@ -258,6 +258,31 @@ def test_pipeline_key_rejected():
         apply_folding(cnn(), {"pool0": {"pipeline": 1}})
     assert str(e.value) == "folding: layer pool0: parameter 'pipeline' must be one of pe, not 'pipeline'"
 
+
+def test_throughput_is_the_one_conversion():
+    import math
+
+    from hwgen.dataflow.target import Throughput
+    for clk, fps in ((100.0, 1e6), (137.0, 3e5), (100.0, 100e6 / 7), (250.5, 12345.0), (100.0, 2e8)):
+        t = Throughput(clk, fps)
+        assert t.cycles == cycle_budget(fps, clk) == int(math.floor(clk * 1e6 / fps + 1e-6))
+        if t.cycles:
+            assert Throughput.at_cycles(t.cycles, clk).cycles == t.cycles
+            assert t.fps_at(t.cycles) == clk * 1e6 / t.cycles      # the same float, bit for bit
+    assert Throughput(100.0, 1e6).describe() == "1e+06 fps at 100 MHz"
+    with pytest.raises(FoldingError, match="^the target frame rate must be a positive number, not 0$"):
+        Throughput(100.0, 0).cycles
+    with pytest.raises(FoldingError, match=r"^the clock \(MHz\) must be a positive number, not -1$"):
+        Throughput(-1, 1e6).cycles
+
+
+def test_pareto_fronts_per_lanes():
+    from types import SimpleNamespace as O
+
+    from hwgen.dataflow.folding.pareto import fronts
+    a, b, c, d = O(lin=1, lout=1, res=(2, 2)), O(lin=1, lout=1, res=(1, 3)), O(lin=1, lout=1, res=(2, 3)), \
+        O(lin=2, lout=1, res=(9, 9))
+    assert fronts([a, b, c, d], order=lambda o: o.res) == [[b, a], [d]]      # c: a beats it on both
 
 # ------------------------------------------------------------------------------------------ explore
 def test_explore_rows_monotone_and_png(tmp_path):
@@ -328,7 +353,7 @@ def test_cli_build_device(small_onnx, tmp_path, capsys):
     assert code == 2 and len(lines) == 1
     assert lines[0].startswith("hwgen: error: target 1e+06 fps at 100 MHz (100 cycles per frame) does not fit the limits "
                                "(10 LUT): the least-LUT folding meeting it needs ")
-    assert lines[0].endswith("; no folding fits, not even the slowest; choose a larger --device or raise the limits")
+    assert lines[0].endswith("; no folding fits, not even the slowest; choose a larger device or raise the limits")
     assert not (tmp_path / "c").exists()
 
 
