@@ -124,7 +124,7 @@ def plot(rows, path, title="", limits=None):
         import matplotlib
     except ImportError:
         from .errors import HwgenError
-        raise HwgenError("--png needs matplotlib: pip install matplotlib")
+        raise HwgenError("--png needs matplotlib: pip install matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

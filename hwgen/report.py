@@ -71,7 +71,7 @@ def render_synth(rep, synth):
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         tot = {"LUT": 0, "FF": 0, "BRAM18": 0, "DSP": 0}
 
-        def row(name, kind, e, s):
+        def row(name, kind, e, s, lines=lines):
             lut = s["LUT"] + s.get("LUTRAM", 0)
             lines.append(f"| {name} | {kind} | {e['LUT']:,} | {lut:,} | {_pct(e['LUT'], lut)} | {e['FF']:,} | "
                          f"{s['FF']:,} | {_pct(e['FF'], s['FF'])} | {e['BRAM18']:g}/{s['BRAM18']:g} | {e['DSP']}/{s['DSP']} |")

@@ -271,9 +271,9 @@ def test_throughput_is_the_one_conversion():
             assert t.fps_at(t.cycles) == clk * 1e6 / t.cycles      # the same float, bit for bit
     assert Throughput(100.0, 1e6).describe() == "1e+06 fps at 100 MHz"
     with pytest.raises(FoldingError, match="^the target frame rate must be a positive number, not 0$"):
-        Throughput(100.0, 0).cycles
+        _ = Throughput(100.0, 0).cycles
     with pytest.raises(FoldingError, match=r"^the clock \(MHz\) must be a positive number, not -1$"):
-        Throughput(-1, 1e6).cycles
+        _ = Throughput(-1, 1e6).cycles
 
 
 def test_pareto_fronts_per_lanes():

@@ -39,9 +39,9 @@ def load_folding(path):
         with open(path) as f:
             doc = json.load(f)
     except OSError as e:
-        raise FoldingError(f"folding file {path}: cannot be read ({e.strerror})")
+        raise FoldingError(f"folding file {path}: cannot be read ({e.strerror})") from None
     except ValueError as e:
-        raise FoldingError(f"folding file {path}: not JSON ({e})")
+        raise FoldingError(f"folding file {path}: not JSON ({e})") from None
     check_folding_doc(doc, f"folding file {path}")
     return doc
 

@@ -153,7 +153,7 @@ class FoldingSearch:
         for _ in range(6):
             changed = False
             for i, u in enumerate(self.units):
-                def local(o):
+                def local(o, u=u):
                     c = _scalar(o.res, w)
                     for e in u.ins:
                         c += edge(e, choice[self.edges[e][0]], o)
