@@ -5,7 +5,7 @@ Amaranth simulation of their Top (every output word's cycle, with FIFOs deep eno
 never to push back, the model must be exact); the sized FIFOs under the schedule's
 own input (no FIFO overfull) and the depths of a CNV-shaped graph (timed, printed).
 RTL proof with back-pressure and measured intervals is in the e2e tests
-(tests/test_e2e*.py, tests/test_branch.py, tests/test_cnv.py), which build with these depths.
+(tests/test_e2e*.py, tests/test_e2e_branch.py, tests/test_cnv.py), which build with these depths.
 """
 
 import os
