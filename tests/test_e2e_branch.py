@@ -89,10 +89,14 @@ def test_graph_shapes(branch_build):
     assert sub.ka * sub.kb < 0          # the subtraction
 
 
+# every kind on both simulators; the two CNNs on Icarus (minutes each) only in the slow run
+RTL_CASES = [pytest.param(k, s, id=f"{k}-{s}", marks=[pytest.mark.slow] if s == "icarus" and k.endswith("_cnn") else [])
+             for s in ("verilator", "icarus") for k in KINDS + ["wide", "topk"]]
+
+
 @pytest.mark.sim
 @pytest.mark.e2e
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
-@pytest.mark.parametrize("kind", KINDS + ["wide", "topk"])
+@pytest.mark.parametrize("kind,sim", RTL_CASES)
 def test_branchy_rtl(branch_build, kind, sim):
     import hwgen
     from hwgen.host import random_inputs

@@ -34,7 +34,8 @@ that each of these defects, planted, is reported.
 Replay: each failure prints its case id, e.g. ``cli-onnx:0:17``; run
 ``HWGEN_FRONT_DOOR_CASE=cli-onnx:0:17 pytest tests/test_front_door.py -s`` to run
 that case alone, ``HWGEN_FRONT_DOOR_SEED=N`` for another seed of the whole run and
-``HWGEN_FRONT_DOOR_CASES=N`` for N cases per front.  The case count and the
+``HWGEN_FRONT_DOOR_CASES=N`` for N cases per front (the default run: 200 cases;
+``pytest -m slow -k front_door_more``: 400 more, of the next seed).  The case count and the
 outcome counts are printed at the end of the session (conftest.py).
 """
 
@@ -1019,10 +1020,11 @@ def case_folding(case, via):
     return check_case(case, run, model=model, check_ref=rng.random() < 0.3)
 
 
-FRONTS = {"cli-onnx": (lambda c: case_onnx(c, "cli"), 150),
-          "api-onnx": (lambda c: case_onnx(c, "api"), 130),
-          "cli-folding": (lambda c: case_folding(c, "cli"), 60),
-          "api-folding": (lambda c: case_folding(c, "api"), 60)}
+# front -> (its case, cases per run): 200 in the default run; test_front_door_more (slow) runs 400 more
+FRONTS = {"cli-onnx": (lambda c: case_onnx(c, "cli"), 75),
+          "api-onnx": (lambda c: case_onnx(c, "api"), 65),
+          "cli-folding": (lambda c: case_folding(c, "cli"), 30),
+          "api-folding": (lambda c: case_folding(c, "api"), 30)}
 
 
 def run_front(front, n, seed=SEED, indices=None):
@@ -1062,6 +1064,14 @@ def test_front_door(front, record_property):
         record_property("front_door", json.dumps({
             "front": front, "seed": SEED if ONLY is None else ONLY, "cases": SUMMARY["cases"] - cases, "seconds": SUMMARY["seconds"] - seconds,
             **{k: dict(SUMMARY[k] - before[k]) for k in before}}))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("front", sorted(FRONTS))
+def test_front_door_more(front):
+    """Twice the default run's cases, of the next seed."""
+    failures = run_front(front, 2 * FRONTS[front][1], seed=SEED + 1)
+    assert not failures, f"{len(failures)} case(s) of {front} failed (seed {SEED + 1}):\n" + "\n".join(failures[:30])
 
 
 def _front_door(front):

@@ -140,7 +140,7 @@ def test_replay():
     check_network(model, int(SEED))
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(seed=st.integers(0, 2**31 - 1))
 def test_fuzz_mlp_ir_equals_qonnx(seed):
     model, desc = random_mlp(seed)
