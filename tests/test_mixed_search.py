@@ -89,7 +89,7 @@ def test_search_from_a_brevitas_model(tmp_path):
 
 
 def test_dominated_and_summary():
-    from hwgen.mixed.search import Row, SearchResult, _mark_dominated
+    from hwgen.mixed.result import Row, SearchResult, mark_dominated as _mark_dominated
 
     def row(name, kind, lut, acc, omega, drop):
         return Row(name, kind, {"fc0": (lut, None)}, omega, lut, lut, None, acc, acc, 1.0, 0, 1.0, {}, name,
@@ -112,7 +112,7 @@ def test_dominated_and_summary():
 
 
 def test_chosen_for_a_budget_or_an_accuracy_floor():
-    from hwgen.mixed.search import Row, SearchResult
+    from hwgen.mixed.result import Row, SearchResult
 
     def row(name, kind, lut, acc):
         return Row(name, kind, {"fc0": (lut, None)}, 1.0, lut, lut, None, acc, acc, 1.0, 0, 1.0, {}, name,
@@ -220,7 +220,8 @@ def test_failed_synthesis_leaves_the_rest(monkeypatch):
     ending the search."""
     import hwgen.flows as flows
     from hwgen.errors import HwgenError
-    from hwgen.mixed.search import Row, SearchResult, _synthesise
+    from hwgen.mixed.result import Row, SearchResult
+    from hwgen.mixed.search import _synthesise
 
     def fail(*a, **k):
         raise HwgenError("synth-xilinx: failed (yosys); log OUT/synth/xilinx.log")
