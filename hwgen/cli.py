@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 
+from .devices import FAMILIES
 from .errors import HwgenError
 
 __all__ = ["main"]
@@ -63,7 +64,7 @@ def _parser():
     e.add_argument("--clock-mhz", type=float, default=100.0, help="clock target in MHz (default 100)")
     e.add_argument("--points", type=int, default=12, help="throughput targets, log-spaced from the slowest to the fastest folding (default 12)")
     e.add_argument("--png", help="plot LUT vs frames/s (log axes) to this PNG")
-    e.add_argument("--family", choices=["xilinx", "ecp5", "ice40"], help="resource family without --device (default xilinx)")
+    e.add_argument("--family", choices=list(FAMILIES), help="resource family without --device (default xilinx)")
     e.add_argument("--topk", type=int, default=None, help="as for build")
     _budget_args(e)
     e.add_argument("-q", "--quiet", action="store_true")
