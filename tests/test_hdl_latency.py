@@ -37,6 +37,17 @@ def _thresholds(rng, channels, n, lo, hi):
     return np.sort(rng.integers(lo, hi + 2, size=(channels, n)), axis=1)
 
 
+def _output_stage(rng, L, thresholds, channels):
+    """``L`` thresholded to UINT2 (3 thresholds per channel), or emitting its raw accumulator."""
+    if thresholds:
+        L.out_dt = DType("UINT2")
+        lo, hi = L.acc_range
+        L.thresholds = _thresholds(rng, channels, 3, lo, hi)
+    else:
+        L.out_dt = L.acc_dt
+    return L
+
+
 def mvau(rng, pipeline, *, idt="UINT2", wdt="INT2", odt="UINT2", mw=8, mh=4, pe=2, simd=2, spatial=(2,)):
     """An MVAU, thresholded to ``odt`` (``None``: the raw accumulator)."""
     idt, wdt = DType(idt), DType(wdt)
@@ -56,13 +67,7 @@ def vvau(rng, pipeline, *, thresholds=True):
     idt, wdt = DType("UINT2"), DType("INT3")
     L = VVAU("vvau", channels=4, kernel_elems=3, in_dt=idt, wdt=wdt, out_dt=None,
              weights=random_values(rng, wdt, (4, 3)), spatial=(2,), pe=2, pipeline=pipeline)
-    if thresholds:
-        L.out_dt = DType("UINT2")
-        lo, hi = L.acc_range
-        L.thresholds = _thresholds(rng, 4, 3, lo, hi)
-    else:
-        L.out_dt = L.acc_dt
-    return L
+    return _output_stage(rng, L, thresholds, 4)
 
 
 def thresholding(rng, pipeline):
@@ -78,13 +83,7 @@ def requant(rng, pipeline):
 def add_streams(rng, pipeline, *, thresholds=True):
     L = AddStreams("add", shape=(3, 4), in_dt=DType("UINT3"), in_dt_b=DType("INT3"), ka=1, kb=3, out_dt=None,
                    pe=2, pipeline=pipeline)
-    if thresholds:
-        L.out_dt = DType("UINT2")
-        lo, hi = L.acc_range
-        L.thresholds = _thresholds(rng, 4, 3, lo, hi)
-    else:
-        L.out_dt = L.acc_dt
-    return L
+    return _output_stage(rng, L, thresholds, 4)
 
 
 def sliding_window(rng, pipeline, *, simd=1, depthwise=False, stride=(1, 1), pad=(0, 0, 1, 1)):

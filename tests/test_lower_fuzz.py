@@ -133,28 +133,29 @@ def check_network(model, seed, n=16):
 SEED = os.environ.get("HWGEN_FUZZ_SEED")
 
 
+def check_seed(seed):
+    """The random network of ``seed``: its IR equals its QONNX execution (the seed printed, for a replay)."""
+    model, desc = random_mlp(seed)
+    print(f"seed {seed}: {desc}")
+    check_network(model, seed)
+
+
 @pytest.mark.skipif(SEED is None, reason="set HWGEN_FUZZ_SEED=<seed> to replay one example")
 def test_replay():
-    model, desc = random_mlp(int(SEED))
-    print(f"seed {SEED}: {desc}")
-    check_network(model, int(SEED))
+    check_seed(int(SEED))
 
 
 @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(seed=st.integers(0, 2**31 - 1))
 def test_fuzz_mlp_ir_equals_qonnx(seed):
-    model, desc = random_mlp(seed)
-    print(f"seed {seed}: {desc}")
-    check_network(model, seed)
+    check_seed(seed)
 
 
 @pytest.mark.slow
 @settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(seed=st.integers(0, 2**31 - 1))
 def test_fuzz_mlp_many(seed):
-    model, desc = random_mlp(seed)
-    print(f"seed {seed}: {desc}")
-    check_network(model, seed)
+    check_seed(seed)
 
 
 @pytest.mark.slow
