@@ -93,11 +93,9 @@ def _lower(s):
                               if isinstance(src, str) and modules.get(src)}
 
 
-def _fold_step(s):
-    _fold(s.graph, s.folding, s.target, s.budget, s.allow_slower)
-
-
-def _fold(graph, folding, target, budget=None, allow_slower=False):
+def _fold(s):
+    """PE/SIMD per layer: the folding document's, the rest searched for the target (and budget)."""
+    graph, folding, target, budget = s.graph, s.folding, s.target, s.budget
     fixed, source = (), "folding"
     if folding is not None:
         if isinstance(folding, (str, os.PathLike)):
@@ -113,8 +111,7 @@ def _fold(graph, folding, target, budget=None, allow_slower=False):
     if free or pace.fps is not None or budget is not None:
         fold_for(graph, pace, fixed=fixed, budget=budget)      # no target nor budget: the default target
     if target.fps is not None:
-        _check_pinned(graph, fixed, target, source, allow_slower)
-    return graph
+        _check_pinned(graph, fixed, target, source, s.allow_slower)
 
 
 def _check_pinned(graph, fixed, target, source, allow_slower):
@@ -202,7 +199,7 @@ def _flows(s):
 STEPS = (
     Step("load", _load),                            # QONNX file -> cleaned-up QONNX model
     Step("lower", _lower, graph=True),              # -> integer dataflow graph (hwgen IR)
-    Step("fold", _fold_step, graph=True),           # PE/SIMD per layer: the folding file, the search
+    Step("fold", _fold, graph=True),           # PE/SIMD per layer: the folding file, the search
     Step("plumb", _plumb, graph=True),              # forks (Duplicate), width converters
     Step("size FIFOs", _size_fifos, graph=True),    # FIFO depths from the word-level schedule
     Step("generate Verilog", _generate, reports=True),  # Amaranth components -> rtl/hwgen_top.v (+ ROM files)

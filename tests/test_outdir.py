@@ -6,6 +6,7 @@ the correct build; none may leave a staging directory behind.
 
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -56,7 +57,7 @@ def user_dir(tmp_path, model_path):
     """A user's working directory: their model and some files of theirs."""
     d = tmp_path / "work"
     d.mkdir()
-    (d / "m.onnx").write_bytes(open(model_path, "rb").read())
+    (d / "m.onnx").write_bytes(Path(model_path).read_bytes())
     (d / "notes.txt").write_text("my notes\n")
     (d / "data").mkdir()
     (d / "data" / "x.npy").write_bytes(b"\x93NUMPY fake")
