@@ -67,6 +67,12 @@ def fast(monkeypatch):
     monkeypatch.setenv("HWGEN_HEARTBEAT_S", "0.2")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests marked ``long`` first (stable otherwise): a worker that draws one at the end would
+    leave the other idle for minutes."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def pytest_terminal_summary(terminalreporter):
     """The front-door fuzzer's case count and outcomes (tests/test_front_door.py), gathered from the test
     reports' properties (so also from xdist workers)."""

@@ -50,6 +50,7 @@ def test_cnv_estimate_matches_finn(cnv_onnx, variant):
 
 
 @pytest.mark.sim
+@pytest.mark.long
 @pytest.mark.parametrize("variant", ["w1a1", pytest.param("w2a2", marks=pytest.mark.slow), pytest.param("mixed", marks=pytest.mark.slow)])
 def test_cnv_finn_folding_in_rtl(cnv_onnx, variant, tmp_path):
     import cnv

@@ -117,6 +117,7 @@ def test_branchy_rtl(branch_build, kind, sim):
 
 @pytest.mark.sim
 @pytest.mark.e2e
+@pytest.mark.long
 def test_tfc_w1a1_binary(tmp_path):
     """TFC-w1a1 (784-64-64-64-10, bipolar weights and activations): XNOR-popcount MVAUs, verified in RTL."""
     import hwgen

@@ -145,6 +145,7 @@ def test_replay():
     check_seed(int(SEED))
 
 
+@pytest.mark.long
 @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(seed=st.integers(0, 2**31 - 1))
 def test_fuzz_mlp_ir_equals_qonnx(seed):
