@@ -17,6 +17,7 @@ from .context import LoweringContext, channel_vector
 from .elementwise import ELEMENTWISE_OPS, lower_elementwise
 from .branch import lower_concat
 from .conv import lower_conv
+from .host_ops import is_host_input, lower_on_host
 from .linear import lower_matmul
 from .pool import POOL_OPS, lower_pool
 from .quant import lower_multithreshold, lower_quant, lower_trunc
@@ -68,6 +69,8 @@ def _lower(ctx, model, name, topk):
         if handler is None:
             raise UnsupportedError(f"node {node.name}: op {node.op_type or repr('')} is not supported; accepted: {ACCEPTED_OPS}")
         check_arity(node)
+        if node.op_type not in ("Quant", "IntQuant", "BipolarQuant") and is_host_input(ctx, node):
+            handler = lower_on_host                  # float work before the first quantiser: the host head
         handler(ctx, node)
 
     out_name = model.graph.output[0].name

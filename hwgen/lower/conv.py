@@ -82,9 +82,12 @@ def lower_conv(ctx, node):
     s_w = ws[:, 0, 0, 0].astype(np.float64)
     s_w = float(s_w[0]) if np.all(s_w == s_w[0]) else s_w.copy()
     s_x = np.asarray(x.scale, dtype=np.float64)
-    if s_x.size != 1:
-        raise UnsupportedError(f"{where}: the input quantiser must be per-tensor, not per-channel")
-    s_x = float(s_x.reshape(()))
+    if s_x.size != 1 and not depthwise:
+        raise UnsupportedError(f"{where}: the input quantiser must be per-tensor, not per-channel; accepted: a per-channel "
+                               f"input scale only into a depthwise convolution (groups = channels)")
+    # a depthwise layer keeps each channel apart: a per-channel input scale commutes with it and joins
+    # that channel's own output stage (its thresholds)
+    s_x = float(s_x.reshape(())) if s_x.size == 1 else np.asarray(channel_vector(s_x, x.shape, f"{where}: input scale"))
     pad_value = _pad_value(node, x)
     if any(pads) and not x.dt.allowed(np.array([pad_value])):
         raise UnsupportedError(f"{where}: zero padding of a {x.dt} input is not representable (0 is not a {x.dt} value); accepted: no padding for bipolar inputs")

@@ -233,10 +233,12 @@ def lower_quant(ctx, node):
             raise UnsupportedError(f"node {node.name}: the model input is quantised twice; accepted: one input quantiser")
         scale = np.asarray(q["scale"], dtype=np.float64)
         zp = np.asarray(q["zero_point"], dtype=np.float64)
-        if x.shape != ctx.input_shape and (scale.size > 1 or zp.size > 1):
+        # the quantiser's constants broadcast against the input as given, or against the result of the pre ops
+        against = tuple(x.shape) if x.ops else ctx.input_shape
+        if not x.ops and x.shape != ctx.input_shape and (scale.size > 1 or zp.size > 1):
             raise UnsupportedError(f"node {node.name}: a per-channel input quantiser after a reshape is not supported; accepted: per-tensor scale")
         pshape = list(np.broadcast_shapes(scale.shape, zp.shape))
-        pshape = pshape[1:] if len(pshape) == len(ctx.input_shape) else pshape
+        pshape = pshape[1:] if len(pshape) == len(against) else pshape
         ctx.head = {
             "input_name": ctx.input_name, "input_shape": list(ctx.input_shape), "node": node.name,
             "quant": {"scale": scale.ravel().tolist(), "zero_point": zp.ravel().tolist(),
@@ -245,6 +247,9 @@ def lower_quant(ctx, node):
             "quant_param_shape": pshape if scale.size > 1 or zp.size > 1 else [],
             "transpose": list(x.transpose) if x.transpose else None,
         }
+        if x.ops:
+            ctx.head["pre"] = [{k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in op.items()}
+                               for op in x.ops]
         ctx.values[out] = IntTensor(tuple(x.shape), dt, scale, zp, None, node.name)
         return
 

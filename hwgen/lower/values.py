@@ -3,7 +3,8 @@
 * :class:`Const` — a float constant (initialiser or folded).
 * :class:`IntConst` — a quantised constant (weights, quantised bias):
   ``real = scale · (q − zero_point)``.
-* :class:`FloatInput` — the model's float input, before its first quantiser.
+* :class:`FloatInput` — the model's float input, before its first quantiser, with the float
+  ops the host applies to it first (:mod:`.host_ops`).
 * :class:`IntTensor` — an exact integer activation stream with its scale; it
   is produced by the host head (``producer is None``) or by a hardware layer.
 * :class:`Acc` — an integer tensor (an MVAU's accumulator, or an
@@ -50,6 +51,7 @@ class FloatInput:
     shape: tuple
     name: str
     transpose: tuple = None     # host-side permutation applied before reshaping
+    ops: tuple = ()             # float work of the head before the quantiser (hwgen.host.eval_pre), ONNX layout
 
 
 @dataclass
