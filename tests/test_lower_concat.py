@@ -207,6 +207,8 @@ def test_ir_equals_brevitas_float64(exported, kind):
 
 def test_concat_integers_equal_the_quantiser(exported):
     """The concat's integers are the output quantiser's, channel by channel (per-channel scales)."""
+    import copy
+
     import torch
 
     import hwgen
@@ -220,11 +222,10 @@ def test_concat_integers_equal_the_quantiser(exported):
     x = random_inputs(g.head, N, np.random.default_rng(11)).astype(np.float32)
     print("seed 11")
     ints = g.execute(apply_head(g.head, x))
-    m64 = model.double()
+    m = copy.deepcopy(model).double()
     with torch.no_grad():
-        q = m64.q(torch.cat([torch.cat([_v(m64.qa(m64.fa(m64.qin(torch.from_numpy(x.astype(np.float64)))))),
-                                        _v(m64.qb(m64.fb(m64.qin(torch.from_numpy(x.astype(np.float64))))))], 1),
-                             _v(m64.qz(m64.fc(m64.qin(torch.from_numpy(x.astype(np.float64))))))], 1))
+        xq = m.qin(torch.from_numpy(x.astype(np.float64)))
+        q = m.q(torch.cat([_v(m.qa(m.fa(xq))), _v(m.qb(m.fb(xq))), _v(m.qz(m.fc(xq)))], 1))
     np.testing.assert_array_equal(ints, q.int().numpy())
     assert len(np.unique(q.scale.numpy())) == 12
 
@@ -281,3 +282,48 @@ def test_rtl(exported, tmp_path):
     np.testing.assert_array_equal(r.outputs_int, r.expected_int)
     ref = _brevitas64(model, x)
     np.testing.assert_allclose(r.outputs.reshape(ref.shape), ref, rtol=0, atol=1e-5 * max(1.0, float(np.abs(ref).max())))
+
+
+def test_multithreshold_after_concat(tmp_path):
+    """A hand-made QONNX graph: MultiThreshold (one row of thresholds per channel) after a concat of
+    3-bit unsigned, 4-bit signed (with a bias) and the 4-bit input itself, against numpy in float64."""
+    import onnx
+
+    import hwgen
+    from hwgen.host import apply_head, apply_tail
+    from hwgen.lower import lower
+    from qonnx_builder import GraphBuilder
+    seed = 23
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    wa, wb = rng.uniform(-0.7, 0.7, (6, 4)), rng.uniform(-0.7, 0.7, (6, 3))
+    bias = rng.uniform(-0.5, 0.5, 3)
+    T = np.sort(rng.uniform(-1.5, 1.5, (13, 3)), axis=1)
+    b = GraphBuilder((1, 6))
+    x0 = b.act(0.25, bits=4)
+    b.matmul(wa, 0.1, 4)
+    a = b.act(0.5, bits=3, signed=False)
+    b.cur = x0
+    b.matmul(wb, 0.1, 4, bias=bias)
+    bq = b.act(0.375, bits=4)
+    b.cur = b.node("Concat", [a, bq, x0], axis=1)
+    b.multithreshold(T, out_dtype="UINT2")
+    path = str(tmp_path / "mt.onnx")
+    onnx.save(b.model((1, 13)), path)
+    g = lower(hwgen.load(path))
+    assert [l.kind for l in g.layers] == ["MVAU", "MVAU", "Thresholding", "Thresholding", "Thresholding", "Concat"]
+    x = rng.uniform(-2.5, 2.5, (300, 6))
+
+    def q(v, s, bits, signed=True, narrow=False):
+        lo, hi = (-(1 << (bits - 1)) + narrow, (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        return np.clip(np.round(v / s), lo, hi) * s
+
+    f32 = lambda v: np.float32(v).astype(np.float64)      # noqa: E731 - the file's float32 constants
+    xq = q(x.astype(np.float32).astype(np.float64), 0.25, 4)
+    ya = q(xq @ q(f32(wa), f32(0.1), 4, narrow=True), 0.5, 3, signed=False)
+    yb = q(xq @ q(f32(wb), f32(0.1), 4, narrow=True) + f32(bias), 0.375, 4)
+    cat = np.concatenate([ya, yb, xq], axis=1)
+    ref = (cat[:, :, None] >= f32(T)[None]).sum(-1)
+    ir = apply_tail(g.tail, g.execute(apply_head(g.head, x.astype(np.float32))))
+    np.testing.assert_array_equal(ir, ref)
+    assert len(np.unique(ref)) == 4
