@@ -114,7 +114,7 @@ def make(kind, seed=0):
             return y if s.tail == "channel" else s.fo(y)
 
     class Scales(nn.Module):
-        """Two 4-bit signed inputs of two scales -> 3-bit unsigned QuantReLU -> linear."""
+        """Two 4-bit signed inputs of two scales -> BatchNorm (per channel, increasing) -> 3-bit unsigned QuantReLU -> linear."""
         def __init__(s):
             super().__init__()
             s.qin = qnn.QuantIdentity(bit_width=4, return_quant_tensor=True)
@@ -124,10 +124,13 @@ def make(kind, seed=0):
             s.qb = qnn.QuantHardTanh(bit_width=4, min_val=-2.625, max_val=2.625, return_quant_tensor=True)
             s.q = qnn.QuantReLU(act_quant=Uint8ActPerTensorFloatMaxInit, bit_width=3, max_val=1.3125, return_quant_tensor=True)
             s.fo = qnn.QuantLinear(8, 3, bias=False, weight_bit_width=4)
+            s.bn = bn(8)
+            with torch.no_grad():
+                s.bn.weight.uniform_(0.3, 1.5)
 
         def forward(s, x):
             x = s.qin(x)
-            return s.fo(s.q(torch.cat([_v(s.qa(s.fa(x))), _v(s.qb(s.fb(x)))], dim=1)))
+            return s.fo(s.q(s.bn(torch.cat([_v(s.qa(s.fa(x))), _v(s.qb(s.fb(x)))], dim=1))))
 
     models = {"conv": lambda: ConvMix("tensor"), "conv_channel": lambda: ConvMix("channel"),
               "conv_maxpool": lambda: ConvMix("maxpool"), "conv_acc": ConvAcc,
