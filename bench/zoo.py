@@ -145,7 +145,6 @@ def run_one(name, out_dir, verify=False, frames=None, sim="verilator", seed=0):
     t = time.monotonic()
     try:
         model = make(name, seed)
-        import torch
         row["params"] = int(sum(p.numel() for n, p in model.named_parameters() if "weight" in n and p.dim() > 1))
         path = os.path.join(out_dir, f"{name}.onnx")
         export(name, model, path)

@@ -23,7 +23,7 @@ from .pool import POOL_OPS, lower_pool
 from .quant import lower_multithreshold, lower_quant, lower_trunc
 from .select import append_label_select, lower_argmax
 from .shape import SHAPE_OPS, lower_shape
-from .values import Acc, IntTensor
+from .values import Acc, Const, IntConst, IntTensor, PendingConcat
 
 __all__ = ["lower", "SUPPORTED_OPS"]
 
@@ -34,6 +34,11 @@ HANDLERS.update({op: lower_pool for op in POOL_OPS})
 HANDLERS.update({op: lower_elementwise for op in ELEMENTWISE_OPS})
 HANDLERS.update({op: lower_shape for op in SHAPE_OPS})
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
+# what may take a Concat of differently quantised inputs (a PendingConcat): an element-wise quantiser, a
+# concat, and on the way to the quantiser per-channel element-wise ops of one tensor (ELEMENTWISE_OPS)
+TAKES_PENDING_CONCAT = ("Quant", "IntQuant", "BipolarQuant", "MultiThreshold", "Concat", "Identity", "Dropout")
+PENDING_ACCEPTED = ("accepted: a quantiser after the Concat (QuantIdentity, QuantReLU, …: Quant, BipolarQuant, "
+                    "MultiThreshold; per-channel element-wise ops between them), or inputs sharing one quantiser")
 # the families of SUPPORTED_OPS, short enough for a one-line error (ARCHITECTURE §6)
 ACCEPTED_OPS = ("quantisers, MatMul, Gemm, Conv, per-channel element-wise ops (Add, Mul, BatchNormalization, "
                 "Relu, …), pooling, reshapes, Concat, ArgMax")
@@ -71,6 +76,11 @@ def _lower(ctx, model, name, topk):
         check_arity(node)
         if node.op_type not in ("Quant", "IntQuant", "BipolarQuant") and is_host_input(ctx, node):
             handler = lower_on_host                  # float work before the first quantiser: the host head
+        pending = next((n for n in node.input if isinstance(ctx.values.get(n), PendingConcat)), None)
+        if pending is not None and node.op_type not in TAKES_PENDING_CONCAT and not (
+                node.op_type in ELEMENTWISE_OPS and sum(not isinstance(ctx.values.get(n), (Const, IntConst)) for n in node.input if n) == 1):
+            raise UnsupportedError(f"node {node.name} ({node.op_type}): its input {pending} is a concatenation of "
+                                   f"differently quantised tensors (node {ctx.values[pending].node}); {PENDING_ACCEPTED}")
         handler(ctx, node)
 
     out_name = model.graph.output[0].name
@@ -80,6 +90,9 @@ def _lower(ctx, model, name, topk):
         declared = tuple(model.get_tensor_shape(out_name) or ())
         raise UnsupportedError(f"output {out_name}: declared of shape {declared}, but the graph computes "
                                f"{tuple(int(d) for d in out.shape)}")
+    if isinstance(out, PendingConcat):
+        raise UnsupportedError(f"output {out_name}: is a concatenation of differently quantised tensors (node {out.node}); "
+                               f"{PENDING_ACCEPTED}")
     if topk is not None:
         if isinstance(out, IntTensor) and out.producer is not None and out.producer.kind == "LabelSelect":
             raise UnsupportedError(f"output {out_name}: the model already ends in ArgMax; --topk is not needed")

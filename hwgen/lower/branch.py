@@ -12,10 +12,11 @@ import numpy as np
 
 from ..dataflow import AddStreams, Concat
 from ..errors import UnsupportedError
-from .quant import _attr
-from .values import Acc, IntTensor
+from .context import channel_vector
+from .quant import _attr, finish_segment, int_to_acc
+from .values import Acc, IntTensor, PendingConcat
 
-__all__ = ["lower_add_streams", "lower_concat", "MAX_MULTIPLIER"]
+__all__ = ["lower_add_streams", "lower_concat", "requantise_concat", "MAX_MULTIPLIER"]
 
 MAX_MULTIPLIER = 1 << 32     # float32 scales: ratios of 24-bit mantissas times a power of two
 
@@ -64,24 +65,102 @@ def lower_add_streams(ctx, node, a, b, negate_b=False):
     ctx.values[node.output[0]] = Acc(tuple(a.shape), layer, np.full(C, lo, dtype=np.int64), np.full(C, hi, dtype=np.int64), ops, node.name)
 
 
+def _equal_types(xs):
+    """Do the concat's inputs all hold integers of one type, scale and zero point (today's plain Concat)?"""
+    if not all(isinstance(x, IntTensor) for x in xs):
+        return False
+    a = xs[0]
+    return all(np.asarray(v).size == 1 for x in xs for v in (x.scale, x.zero_point)) and \
+        all(x.dt == a.dt and float(np.asarray(x.scale).reshape(())) == float(np.asarray(a.scale).reshape(())) and
+            float(np.asarray(x.zero_point).reshape(())) == float(np.asarray(a.zero_point).reshape(())) for x in xs[1:])
+
+
+def _part(x, where):
+    """A concat input as an Acc the next quantiser requantises."""
+    if isinstance(x, IntTensor):
+        x = int_to_acc(x)
+    if not isinstance(x, Acc):
+        raise UnsupportedError(f"{where}: inputs must be quantised tensors or accumulators, not {type(x).__name__}")
+    if getattr(x.base, "perm", None) is not None:
+        raise UnsupportedError(f"{where}: concatenating flattened feature maps is not supported")
+    return x
+
+
 def lower_concat(ctx, node):
+    """Inputs of one type and scale: a Concat layer.  Otherwise the concatenation waits for the next
+    quantiser (a :class:`PendingConcat`): quant(cat(a, b)) = cat(quant(a), quant(b)), each part
+    requantised with its own channels' thresholds (:func:`requantise_concat`)."""
     where = f"node {node.name} (Concat)"
     xs = [ctx.get(n, node) for n in node.input]
-    xs = [_int_input(x, where) for x in xs]
     axis = int(_attr(node, "axis", 1))
-    rank = len(xs[0].shape)
-    if axis % rank != 1:
+    rank = len(xs[0].shape) if hasattr(xs[0], "shape") else 0
+    if axis % max(rank, 1) != 1:
         raise UnsupportedError(f"{where}: only concatenation along channels (axis 1) is supported, not axis {axis}")
-    for x in xs[1:]:
-        if x.dt != xs[0].dt:
-            raise UnsupportedError(f"{where}: all inputs must have the same data type, not {xs[0].dt} and {x.dt} (use one shared quantiser)")
-        if _scalar(x.scale, "scale", where) != _scalar(xs[0].scale, "scale", where) or \
-                _scalar(x.zero_point, "zero point", where) != _scalar(xs[0].zero_point, "zero point", where):
-            raise UnsupportedError(f"{where}: all inputs must have the same scale and zero point (use one shared quantiser)")
-        if tuple(x.shape[2:]) != tuple(xs[0].shape[2:]):
+    if _equal_types(xs):
+        for x in xs:
+            _int_input(x, where)
+        for x in xs[1:]:
+            if tuple(x.shape[2:]) != tuple(xs[0].shape[2:]):
+                raise UnsupportedError(f"{where}: inputs must have the same spatial size")
+        chans = tuple(int(x.shape[1]) for x in xs)
+        layer = Concat(ctx.new_name("concat"), spatial=tuple(xs[0].ir_shape[:-1]), channels_in=chans, dt=xs[0].dt)
+        ctx.add_layer(layer, node.name, xs)
+        shape = (xs[0].shape[0], sum(chans)) + tuple(xs[0].shape[2:])
+        ctx.values[node.output[0]] = IntTensor(shape, xs[0].dt, xs[0].scale, xs[0].zero_point, layer, node.name)
+        return
+    parts = []
+    for x in xs:        # a pending concat among the inputs: its parts join this one
+        parts.extend(x.parts if isinstance(x, PendingConcat) else [_part(x, where)])
+    for p in parts[1:]:
+        if len(p.shape) != len(parts[0].shape) or tuple(p.shape[2:]) != tuple(parts[0].shape[2:]):
             raise UnsupportedError(f"{where}: inputs must have the same spatial size")
-    chans = tuple(int(x.shape[1]) for x in xs)
-    layer = Concat(ctx.new_name("concat"), spatial=tuple(xs[0].ir_shape[:-1]), channels_in=chans, dt=xs[0].dt)
-    ctx.add_layer(layer, node.name, xs)
-    shape = (xs[0].shape[0], sum(chans)) + tuple(xs[0].shape[2:])
-    ctx.values[node.output[0]] = IntTensor(shape, xs[0].dt, xs[0].scale, xs[0].zero_point, layer, node.name)
+    shape = (parts[0].shape[0], sum(int(p.shape[1]) for p in parts)) + tuple(parts[0].shape[2:])
+    ctx.values[node.output[0]] = PendingConcat(shape, parts, node.name, requantise_concat)
+
+
+def pending_elementwise(pending, ops):
+    """``pending`` after the per-channel element-wise ``ops`` (scalars or one value per channel of the
+    concatenation): each part takes them with the values of its own channels."""
+    parts, c0 = [], 0
+    for p in pending.parts:
+        c = int(p.shape[1])
+        mine = [{k: (v[c0:c0 + c] if np.ndim(v) == 1 else v) for k, v in op.items()} for op in ops]
+        parts.append(Acc(tuple(p.shape), p.base, p.lo, p.hi, list(p.ops) + mine, p.node))
+        c0 += c
+    return PendingConcat(tuple(pending.shape), parts, pending.node, pending.finish)
+
+
+def _channels(v, shape, c0, c, what):
+    """The quantiser parameter ``v`` (broadcast to ``shape``) for channels ``c0 … c0+c−1``."""
+    v = channel_vector(v, shape, what)
+    if np.ndim(v) == 0:
+        return v
+    return np.asarray(v)[c0:c0 + c].reshape((1, c) + (1,) * (len(shape) - 2))
+
+
+def requantise_concat(ctx, node, pending, q, dt, out_scale=None, out_zp=None):
+    """``quant(cat(parts))`` as ``cat(quant(part) for part)``: each part through :func:`finish_segment`
+    with the quantiser's parameters of its channels (a Thresholding, an accumulator closed with its
+    thresholds, or nothing for an identity), then one Concat of the results, all of type ``dt``."""
+    shape, outs, c0 = tuple(pending.shape), [], 0
+    for part in pending.parts:
+        c = int(part.shape[1])
+        qp = {k: (_channels(v, shape, c0, c, f"node {node.name}: quantiser {k}") if k in ("scale", "zero_point", "trunc_scale")
+                  else np.asarray(v)[c0:c0 + c] if k == "thresholds" else v) for k, v in q.items()}
+        kw = {k: None if v is None else _channels(v, shape, c0, c, f"node {node.name}: {k}")
+              for k, v in (("out_scale", out_scale), ("out_zp", out_zp))}
+        before = dict(ctx.int_outputs)
+        outs.append(finish_segment(ctx, node, part, qp, dt, **kw))
+        for k in [k for k, v in ctx.int_outputs.items() if before.get(k) != v]:
+            if k in before:     # a part's layer holds only some channels of the quantiser's output
+                ctx.int_outputs[k] = before[k]
+            else:
+                del ctx.int_outputs[k]
+        c0 += c
+    layer = Concat(ctx.new_name("concat"), spatial=tuple(outs[0].ir_shape[:-1]),
+                   channels_in=tuple(int(o.shape[1]) for o in outs), dt=dt)
+    ctx.add_layer(layer, pending.node, outs)
+    ctx.int_outputs[layer.name] = node.output[0]
+    scale = np.asarray(q["scale"] if out_scale is None else out_scale, dtype=np.float64)
+    zp = np.asarray(q["zero_point"] if out_zp is None else out_zp, dtype=np.float64)
+    return IntTensor(shape, dt, scale, zp, layer, node.name)

@@ -2,7 +2,8 @@
 
 Only monotone per-channel functions are accepted (they become thresholds):
 Add/Sub/Mul/Div by a constant, BatchNormalization, Relu, Clip, Max/Min with a
-constant, Identity/Dropout.
+constant, Identity/Dropout.  On a concatenation of differently quantised tensors
+(a :class:`PendingConcat`) each input takes the op with its own channels' constants.
 """
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from .context import channel_vector
 from .quant import _attr, int_to_acc
-from .values import Acc, Const, IntConst, IntTensor
+from .values import Acc, Const, IntConst, IntTensor, PendingConcat
 
 __all__ = ["lower_elementwise", "ELEMENTWISE_OPS"]
 
@@ -29,7 +30,7 @@ def _fold_const(node, vals):
 def lower_elementwise(ctx, node):
     op = node.op_type
     ins = [ctx.get(n, node) if n else None for n in node.input]
-    tensors = [v for v in ins if isinstance(v, (Acc, IntTensor))]
+    tensors = [v for v in ins if isinstance(v, (Acc, IntTensor, PendingConcat))]
     if not tensors:
         if all(isinstance(v, (Const, IntConst)) for v in ins if v is not None):
             ctx.values[node.output[0]] = _fold_const(node, [v for v in ins if v is not None])
@@ -42,7 +43,10 @@ def lower_elementwise(ctx, node):
         raise UnsupportedError(f"node {node.name} ({op}): {op} of two computed tensors is not supported; accepted: Add or Sub of two quantised tensors")
     x = tensors[0]
     xi = ins.index(x)
-    if isinstance(x, IntTensor):
+    pending = x if isinstance(x, PendingConcat) else None
+    if pending is not None:     # the op's own chain, for the whole concatenation; then shared out to its parts
+        x = Acc(tuple(pending.shape), None, None, None, [], pending.node)
+    elif isinstance(x, IntTensor):
         x = int_to_acc(x)
     shape = x.shape
     where = f"node {node.name} ({op})"
@@ -106,4 +110,8 @@ def lower_elementwise(ctx, node):
             ops.append({"op": "min", "value": hi})
     else:
         raise UnsupportedError(f"{where}: not an element-wise op hwgen lowers")
+    if pending is not None:
+        from .branch import pending_elementwise
+        ctx.values[node.output[0]] = pending_elementwise(pending, ops)
+        return
     ctx.values[node.output[0]] = Acc(shape, x.base, x.lo, x.hi, ops, node.name)

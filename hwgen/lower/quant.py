@@ -12,7 +12,7 @@ from ..errors import HwgenError, UnsupportedError
 from ..host import ROUNDING_MODES, eval_ops, quantise
 from .context import channel_vector
 from .thresholds import segment_thresholds
-from .values import Acc, Const, FloatInput, IntConst, IntTensor
+from .values import Acc, Const, FloatInput, IntConst, IntTensor, PendingConcat
 
 __all__ = ["lower_quant", "MAX_ACT_BITS", "MAX_WEIGHT_BITS"]
 
@@ -123,7 +123,7 @@ def lower_multithreshold(ctx, node):
     x = ctx.get(node.input[0], node)
     if isinstance(x, IntTensor):
         x = int_to_acc(x)
-    if not isinstance(x, Acc):
+    if not isinstance(x, (Acc, PendingConcat)):
         raise UnsupportedError(f"{where}: input must be a computed tensor, not a {type(x).__name__}")
     layout = str(_attr(node, "data_layout", "") or ("NCHW" if len(x.shape) == 4 else "NC"))
     if layout not in ("NCHW", "NC"):
@@ -256,7 +256,7 @@ def lower_quant(ctx, node):
     _check_bits(node, bits, MAX_ACT_BITS, "activation")
     if isinstance(x, IntTensor):                     # requantisation of integers
         x = int_to_acc(x)
-    if not isinstance(x, Acc):
+    if not isinstance(x, (Acc, PendingConcat)):
         raise UnsupportedError(f"node {node.name}: cannot quantise a {type(x).__name__}")
     ctx.values[out] = finish_segment(ctx, node, x, q, dt)
 
@@ -340,6 +340,8 @@ def int_to_acc(t):
 
 def finish_segment(ctx, node, acc, q, dt, out_scale=None, out_zp=None):
     """Turn ``quant(ops(acc))`` into thresholds on the producing hardware."""
+    if isinstance(acc, PendingConcat):      # each input requantised on its own (lower/branch.py)
+        return acc.finish(ctx, node, acc, q, dt, out_scale, out_zp)
     shape = acc.shape
     qc = dict(q)
     for k in ("scale", "zero_point", "trunc_scale"):

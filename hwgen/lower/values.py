@@ -10,6 +10,9 @@
 * :class:`Acc` — an integer tensor (an MVAU's accumulator, or an
   :class:`IntTensor`) followed by a pending chain of per-channel monotone float
   ops; the next quantiser turns it into thresholds.
+* :class:`PendingConcat` — a Concat of differently quantised tensors (or raw
+  accumulators): nothing is built until the next quantiser, which requantises
+  each part with its own channels' parameters, then concatenates the results.
 """
 
 from dataclasses import dataclass, field
@@ -18,7 +21,7 @@ import numpy as np
 
 from ..dtypes import DType
 
-__all__ = ["Const", "IntConst", "FloatInput", "IntTensor", "Acc"]
+__all__ = ["Const", "IntConst", "FloatInput", "IntTensor", "Acc", "PendingConcat"]
 
 
 @dataclass
@@ -86,3 +89,11 @@ class Acc:
     hi: np.ndarray
     ops: list = field(default_factory=list)
     node: str = ""
+
+
+@dataclass
+class PendingConcat:
+    shape: tuple                # ONNX shape of the concatenation, batch axis included
+    parts: list                 # an Acc per input, in channel order
+    node: str = ""              # the Concat node
+    finish: object = None       # finish(ctx, node, pending, q, dt, out_scale, out_zp) -> IntTensor (lower/branch.py)
