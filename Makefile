@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.hwgen-installed
 EXAMPLE ?= digits_mlp
 PYTEST_ARGS ?= -n auto
 
-.PHONY: setup demo test lint test-fast test-sim clean help
+.PHONY: setup demo test lint test-fast test-sim zoo clean help
 
 
 help:
@@ -15,6 +15,7 @@ help:
 	@echo "make test    the whole test suite (unit, Amaranth simulator, cocotb on Verilog, end-to-end)"
 	@echo "make lint    ruff (configured in pyproject.toml; make test runs it first)"
 	@echo "make test-fast  tests that need no RTL simulator"
+	@echo "make zoo     the brevitas_examples reference networks as shipped, every one (tests marked zoo; slow)"
 	@echo "make build MODEL=m.onnx OUT=build/m [FPS=… DEVICE=…]; make sim|synth|pnr|bitstream OUT=build/m  (flows/*.mk)"
 
 setup: $(STAMP)
@@ -41,6 +42,9 @@ lint: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not sim and not e2e" $(PYTEST_ARGS)
+
+zoo: setup
+	$(BIN)/python -m pytest -m zoo $(PYTEST_ARGS)
 
 test-sim: setup
 	$(BIN)/python -m pytest -m "sim or e2e" $(PYTEST_ARGS)

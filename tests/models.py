@@ -247,6 +247,19 @@ def _v(t):
     return t.value if hasattr(t, "value") else t
 
 
+def random_batchnorm(c, d=1):
+    """A BatchNorm (1-d or 2-d) with random affine parameters and statistics (gamma of either sign)."""
+    import torch
+    import torch.nn as nn
+    m = nn.BatchNorm1d(c) if d == 1 else nn.BatchNorm2d(c)
+    with torch.no_grad():
+        m.weight.uniform_(-1.5, 1.5)
+        m.bias.normal_(0, 0.3)
+        m.running_mean.normal_(0, 0.3)
+        m.running_var.uniform_(0.3, 2.0)
+    return m
+
+
 def make_branchy(kind, seed=0):
     """Small Brevitas networks that are not a single chain.
 
@@ -262,14 +275,7 @@ def make_branchy(kind, seed=0):
 
     torch.manual_seed(seed)
 
-    def bn(c, d=1):
-        m = nn.BatchNorm1d(c) if d == 1 else nn.BatchNorm2d(c)
-        with torch.no_grad():
-            m.weight.uniform_(-1.5, 1.5)
-            m.bias.normal_(0, 0.3)
-            m.running_mean.normal_(0, 0.3)
-            m.running_var.uniform_(0.3, 2.0)
-        return m
+    bn = random_batchnorm
 
     class ResMLP(nn.Module):
         def __init__(s):

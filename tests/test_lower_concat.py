@@ -34,14 +34,7 @@ def make(kind, seed=0):
 
     torch.manual_seed(seed)
 
-    def bn(c, d=1):
-        m = nn.BatchNorm1d(c) if d == 1 else nn.BatchNorm2d(c)
-        with torch.no_grad():
-            m.weight.uniform_(-1.5, 1.5)
-            m.bias.normal_(0, 0.3)
-            m.running_mean.normal_(0, 0.3)
-            m.running_var.uniform_(0.3, 2.0)
-        return m
+    from models import random_batchnorm as bn
 
     def per_channel(c, rank, bits=4):
         shape = (1, c) + (1,) * (rank - 2)
