@@ -220,17 +220,22 @@ def test_target_within_the_cap_folds():
 
 def test_warning_when_no_device_fits(capsys):
     from hwgen.dataflow.fit import beyond_devices, warn_beyond_devices
-    graph = DataflowGraph([_w8_layer(pe=32, simd=128)], name="big")     # 4,096 multipliers
+    layers = [_w8_layer(pe=32, simd=128) for _ in range(4)]               # 4 x 4,096 multipliers
+    for i, l in enumerate(layers):
+        l.name = f"fc{i}"
+    graph = DataflowGraph(layers, name="big")
     msg = warn_beyond_devices(graph)
     assert msg == beyond_devices(graph)
     assert msg.startswith("the folding fits no device hwgen lists (estimate; nearest per family: xc7")
-    assert msg.endswith("): it builds, but as folded it fits none of them")
-    assert re.search(r"xc7\w+ [^;]*4,096 DSP > \d+", msg), msg
-    assert re.search(r"; ecp5-\w+ [^;]* > [\d,]+; ice40-\w+ [^;]* > [\d,]+\)", msg), msg
+    assert msg.endswith("; xcu250 16,384 DSP > 12,288): it builds, but as folded it fits none of them")
+    assert re.search(r"xc7\w+ [^;]*16,384 DSP > \d+", msg), msg
+    assert re.search(r"; ecp5-\w+ [^;]* > [\d,]+; ice40-\w+ [^;]* > [\d,]+; xcu", msg), msg
     assert f"hwgen: warning: {msg}\n" in capsys.readouterr().err
 
 
 def test_no_warning_when_a_device_fits(capsys):
     from hwgen.dataflow.fit import warn_beyond_devices
     assert warn_beyond_devices(DataflowGraph([_w8_layer(n=16, pe=1, simd=4)], name="s")) is None
+    # 4,096 DSP48s: more than any 7-series part listed has, within an Alveo U250's 12,288
+    assert warn_beyond_devices(DataflowGraph([_w8_layer(pe=32, simd=128)], name="big")) is None
     assert capsys.readouterr().err == ""
