@@ -67,6 +67,7 @@ class _State:
     memfiles: dict = field(default_factory=dict)        # generate Verilog: $readmemh files of big ROMs
     manifest: dict = None           # report
     report: dict = None             # report
+    margin: float = DEFAULT_MARGIN  # the share of the default device the folding may use
     default_budget: object = None   # fold: the default device's Budget, when the build had no target
     reached: str = None             # fold: what the default folding reached, in words
 
@@ -120,11 +121,11 @@ def _fold(s):
 
 def _fold_default(s, free):
     """No target, no device, no limits: the fastest folding that fits :data:`~hwgen.devices.DEFAULT_DEVICE`
-    (at the default margin), but no faster than :data:`~hwgen.dataflow.target.DEFAULT_FPS` frames/s
+    (at the build's ``margin``), but no faster than :data:`~hwgen.dataflow.target.DEFAULT_FPS` frames/s
     (beyond that a design only grows): the least-LUT folding meeting that rate when it fits the
     device (what every build without a target got before), else the fastest folding that fits."""
     graph, clock = s.graph, s.target.clock_mhz
-    dev = make_budget(DEFAULT_DEVICE)
+    dev = make_budget(DEFAULT_DEVICE, margin=s.margin)
     s.default_budget = dev
     try:
         fold_for(graph, Throughput(clock, DEFAULT_FPS))
@@ -307,6 +308,8 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
         raise HwgenError(f"out_dir must be a path, not {validate.shown(out_dir)}")
     budget = make_budget(device, max_lut=max_lut, max_ff=max_ff, max_bram=max_bram, max_dsp=max_dsp, margin=margin)
+    if budget is None:
+        make_budget(DEFAULT_DEVICE, margin=margin)          # the margin checked: it applies to the default device
     if name is None:
         name = os.path.splitext(os.path.basename(model_or_path))[0] if isinstance(model_or_path, str) else "model"
     inputs = [p for p in (model_or_path, folding) if isinstance(p, str)]
@@ -314,7 +317,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     with OutputDir(out_dir, inputs=inputs, force=force) as out:
         # the throughput target, resolved once: the clock, the frame rate and the cycle budget they allow
         s = _State(model_or_path, out.path, name, folding=folding, target=Throughput(clock_mhz, fps), budget=budget,
-                   topk=topk, allow_slower=allow_slower, progress=progress)
+                   topk=topk, allow_slower=allow_slower, progress=progress, margin=margin)
         try:
             timings = _run_steps(s, save_steps)
         except HwgenError as e:

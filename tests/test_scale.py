@@ -55,6 +55,13 @@ def test_cnn_without_fps_builds_for_the_default_device(cnn_onnx, tmp_path, capsy
                                      "reached": "43,403 fps, the fastest folding that fits"}
 
 
+def test_default_device_at_the_margin_given(cnn_onnx, tmp_path):
+    import hwgen
+    b = hwgen.build(cnn_onnx, tmp_path / "b", margin=0.5, progress=False)
+    rep = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert rep["default_device"]["margin"] == 0.5 and b.cycles_per_frame == 2304
+
+
 def test_unreachable_fps_names_the_limiting_layer(cnn_onnx, tmp_path, capsys):
     import hwgen
     conv = [n.name for n in hwgen.load(cnn_onnx).graph.node if n.op_type == "Conv"][0]
