@@ -35,6 +35,10 @@ more resource, URAM288: a ROM that goes to block RAM (style ``auto``) goes to UR
 instead where that takes less silicon (:func:`uram288`; a URAM288 holds 16 RAMB18s'
 bits, in one shape, 4,096 words × 72 bits, so only deep ROMs gain); ``mem_style=block``
 keeps it in RAMB18s.  The LUT/FF estimate is the same as on ``xilinx``.
+Caveat: UltraScale+ URAM288 has no initial contents from the bitstream (AMD UG1273 names
+initialisation as new in Versal), so a ROM priced in URAM needs its words written at run time,
+which the generated hardware does not do yet: the emitted ROM carries no ``ram_style="ultra"``
+and a synthesis tool keeps it in block RAM.
 """
 
 import json
