@@ -19,10 +19,10 @@ from . import manifest as _manifest
 from . import progress as _progress
 from . import validate
 from .dataflow.fit import warn_beyond_devices
-from .dataflow.folding import OPTION_KEYS, apply_folding, fold_for, folded_layers, load_folding
-from .dataflow.target import DEFAULT_CLOCK_MHZ, Throughput
+from .dataflow.folding import OPTION_KEYS, apply_folding, fold_for, folded_layers, load_folding, plumbed_resources
+from .dataflow.target import DEFAULT_CLOCK_MHZ, DEFAULT_FPS, Throughput
 from .dataflow.plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
-from .devices import DEFAULT_MARGIN, make_budget
+from .devices import DEFAULT_DEVICE, DEFAULT_MARGIN, make_budget
 from .errors import FoldingError, HwgenError
 from .outdir import OutputDir
 from .report import make_report, render_markdown
@@ -67,6 +67,9 @@ class _State:
     memfiles: dict = field(default_factory=dict)        # generate Verilog: $readmemh files of big ROMs
     manifest: dict = None           # report
     report: dict = None             # report
+    margin: float = DEFAULT_MARGIN  # the share of the default device the folding may use
+    default_budget: object = None   # fold: the default device's Budget, when the build had no target
+    reached: str = None             # fold: what the default folding reached, in words
 
 
 @dataclass(frozen=True)
@@ -108,10 +111,31 @@ def _fold(s):
     if target.fps is None and fixed:
         # a folding file sets the pace: fold the layers it leaves out so they never become the bottleneck
         pace = Throughput.at_cycles(max(graph.layer(n).cycles() for n in fixed), target.clock_mhz)
-    if free or pace.fps is not None or budget is not None:
-        fold_for(graph, pace, fixed=fixed, budget=budget)      # no target nor budget: the default target
+    if pace.fps is None and budget is None and free:
+        _fold_default(s, free)                                   # no target nor budget: the default device
+    elif free or pace.fps is not None or budget is not None:
+        fold_for(graph, pace, fixed=fixed, budget=budget)
     if target.fps is not None:
         _check_pinned(graph, fixed, target, source, s.allow_slower)
+
+
+def _fold_default(s, free):
+    """No target, no device, no limits: the fastest folding that fits :data:`~hwgen.devices.DEFAULT_DEVICE`
+    (at the build's ``margin``), but no faster than :data:`~hwgen.dataflow.target.DEFAULT_FPS` frames/s
+    (beyond that a design only grows): the least-LUT folding meeting that rate when it fits the
+    device (what every build without a target got before), else the fastest folding that fits."""
+    graph, clock = s.graph, s.target.clock_mhz
+    dev = make_budget(DEFAULT_DEVICE, margin=s.margin)
+    s.default_budget = dev
+    try:
+        fold_for(graph, Throughput(clock, DEFAULT_FPS))
+        if dev.fits(plumbed_resources(graph, dev.family)[0]):
+            s.reached = f"{DEFAULT_FPS:,.0f} fps, the default rate"
+            return
+    except FoldingError:
+        pass
+    r = fold_for(graph, Throughput(clock), budget=dev, return_result=True)
+    s.reached = f"{Throughput(clock).fps_at(r.cycles):,.0f} fps, the fastest folding that fits"
 
 
 def _check_pinned(graph, fixed, target, source, allow_slower):
@@ -185,6 +209,9 @@ def _report(s):
                                 modules=module_names(s.graph, TOP_NAME))
     _manifest.write(s.path, s.manifest)
     s.report = make_report(s.graph, s.target.clock_mhz, s.target.fps)
+    if s.default_budget is not None:
+        s.report["default_device"] = {"device": s.default_budget.name, "margin": s.default_budget.margin,
+                                      "reached": s.reached}
     _json(os.path.join(s.path, "report.json"), s.report)
     with open(os.path.join(s.path, "report.md"), "w") as f:
         f.write(render_markdown(s.report))
@@ -250,8 +277,11 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
 
     ``folding``: a dict or JSON file ``{"layer": {"pe": P, "simd": S}}``; layers it
     does not name, or all of them when it is None, get the least-resource folding
-    meeting ``fps`` at ``clock_mhz`` (default target: 1,000,000 frames/s).  A layer the
-    folding pins that misses an explicit ``fps`` is an error (a warning with ``allow_slower``).
+    meeting ``fps`` at ``clock_mhz``.  Without ``fps``, device or limits (and no folding setting
+    the pace), the fastest folding that fits :data:`hwgen.devices.DEFAULT_DEVICE` (the Alveo
+    U250, at ``margin``), but no faster than 1,000,000 frames/s; the report and the progress
+    say what it reached.  An explicit ``fps`` no folding reaches is an error naming the limiting
+    layer; a layer the folding pins that misses it is an error (a warning with ``allow_slower``).
     ``topk``: end the accelerator in a label-select of the ``topk`` best classes.
     ``device`` (a name in :data:`hwgen.devices.DEVICES`) and/or ``max_lut``/``max_ff``/
     ``max_bram``/``max_dsp``: the folding must fit (``margin`` of the device); with
@@ -278,6 +308,8 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
         raise HwgenError(f"out_dir must be a path, not {validate.shown(out_dir)}")
     budget = make_budget(device, max_lut=max_lut, max_ff=max_ff, max_bram=max_bram, max_dsp=max_dsp, margin=margin)
+    if budget is None:
+        make_budget(DEFAULT_DEVICE, margin=margin)          # the margin checked: it applies to the default device
     if name is None:
         name = os.path.splitext(os.path.basename(model_or_path))[0] if isinstance(model_or_path, str) else "model"
     inputs = [p for p in (model_or_path, folding) if isinstance(p, str)]
@@ -285,7 +317,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     with OutputDir(out_dir, inputs=inputs, force=force) as out:
         # the throughput target, resolved once: the clock, the frame rate and the cycle budget they allow
         s = _State(model_or_path, out.path, name, folding=folding, target=Throughput(clock_mhz, fps), budget=budget,
-                   topk=topk, allow_slower=allow_slower, progress=progress)
+                   topk=topk, allow_slower=allow_slower, progress=progress, margin=margin)
         try:
             timings = _run_steps(s, save_steps)
         except HwgenError as e:
@@ -294,6 +326,9 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     out_dir = out.out
     seconds = time.perf_counter() - t0
     graph, manifest, report = s.graph, s.manifest, s.report
+    if s.default_budget is not None:
+        budget = s.default_budget
+        _progress.info(f"no --fps given: folded for the default device, {budget.describe()}: {s.reached}", progress)
     if budget is not None:
         from .dataflow.estimate import graph_resources
         from .devices import unit_names

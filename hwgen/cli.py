@@ -51,7 +51,9 @@ def _parser():
     b.add_argument("--allow-slower", action="store_true", help="with --fps and --folding: warn instead of "
                    "failing when a layer the folding file pins misses the target")
     b.add_argument("--folding", help='JSON file {"layer": {"pe": P, "simd": S}}')
-    b.add_argument("--fps", type=float, help="throughput target in frames/s (default 1e6 when no folding file)")
+    b.add_argument("--fps", type=float, help="throughput target in frames/s (default: none: the pace of the layers a --folding "
+                   "file pins, else, without --device or limits, the fastest folding that fits the default "
+                   "device, xcu250 at --margin, up to 1e6)")
     b.add_argument("--clock-mhz", type=float, default=100.0, help="clock target in MHz (default 100)")
     b.add_argument("--name", help="design name (default: the model file's stem)")
     b.add_argument("--save-steps", action="store_true", help="save each pipeline step's graph under OUT/steps/")

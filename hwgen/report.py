@@ -110,6 +110,10 @@ def _render_markdown(rep, pnr=None):
                  f"({rep['cycles_per_frame']:,} cycles per frame, bottleneck `{rep['bottleneck']}`)")
     if rep.get("fps_target"):
         lines.append(f"- folding target: {rep['fps_target']:,.0f} frames/s")
+    if rep.get("default_device"):
+        d = rep["default_device"]
+        lines.append(f"- folding target: none given; folded for the default device {d['device']} "
+                     f"(at {d['margin'] * 100:g} % of it): {d['reached']}")
     r = rep["resources"]
     lines.append(f"- estimated resources: {r['LUT']:,} LUT, {r['FF']:,} FF, {r['BRAM18']} BRAM18, {r['DSP']} DSP")
     if render_pnr(pnr):

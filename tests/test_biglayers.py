@@ -105,6 +105,18 @@ def test_rom_limit_is_inclusive(monkeypatch):
     assert sorted(files) == ["hwgen_top__thr__thresholds.mem"]
 
 
+def test_inline_total_is_a_design_budget(monkeypatch):
+    """Below the per-ROM limit, ROMs stay inline while the design's inline total allows: fc0's weight
+    ROM (6 words of 10 bits) and threshold ROM (6 of 18) are 168 bits, fc1's 96 + 96, fc2's 60: a
+    168-bit budget keeps fc0's inline and sends the rest to files, 360 bits keeps fc0's and fc1's."""
+    graph = _graph("chain")
+    for total, files_of in ((168, ["fc1", "fc1", "fc2"]), (360, ["fc2"]), (rom.INLINE_TOTAL_BITS, [])):
+        monkeypatch.setattr(rom, "INLINE_TOTAL_BITS", total)
+        files = {}
+        to_verilog(graph, memfiles=files)
+        assert sorted(fn.split("__")[1] for fn in files) == files_of
+
+
 def test_hex_words():
     """One word per line, address 0 first, zero-padded to the word's hex digits."""
     assert rom.hex_words([1, 0xabc, 0], 9, 3) == "001\nabc\n000\n"
@@ -152,6 +164,21 @@ def test_build_with_side_files_verifies(tmp_path, monkeypatch):
     with pytest.raises(hwgen.errors.VerifyError, match=rf"^build directory {out}: ROM file {out / mem[0]} listed "
                                                         r"in manifest.json not found$"):
         hwgen.verify(str(out), frames=6, sim="icarus", progress=False)
+
+
+@pytest.mark.sim
+def test_inline_total_files_verify_on_verilator(tmp_path, monkeypatch):
+    """ROMs sent to files by the design's inline total (each well under the per-ROM limit): Verilator
+    loads them ($readmemh at run time) and the simulation matches the IR reference bit for bit."""
+    import hwgen
+    monkeypatch.setattr(rom, "INLINE_TOTAL_BITS", 0)
+    _mlp_onnx(str(tmp_path / "m.onnx"))
+    out = tmp_path / "out"
+    b = hwgen.build(str(tmp_path / "m.onnx"), str(out), folding={"fc0": {"pe": 2, "simd": 4},
+                                                                 "fc1": {"pe": 2, "simd": 4}}, progress=False)
+    assert {"rtl/hwgen_top__fc0__weights.mem", "rtl/hwgen_top__fc1__weights.mem"} <= set(b.manifest["memfiles"])
+    r = hwgen.verify(str(out), frames=6, sim="verilator", progress=False)
+    assert r.ok, r.table()
 
 
 def test_small_build_lists_no_side_files(tmp_path):
@@ -220,17 +247,22 @@ def test_target_within_the_cap_folds():
 
 def test_warning_when_no_device_fits(capsys):
     from hwgen.dataflow.fit import beyond_devices, warn_beyond_devices
-    graph = DataflowGraph([_w8_layer(pe=32, simd=128)], name="big")     # 4,096 multipliers
+    layers = [_w8_layer(pe=32, simd=128) for _ in range(4)]               # 4 x 4,096 multipliers
+    for i, l in enumerate(layers):
+        l.name = f"fc{i}"
+    graph = DataflowGraph(layers, name="big")
     msg = warn_beyond_devices(graph)
     assert msg == beyond_devices(graph)
     assert msg.startswith("the folding fits no device hwgen lists (estimate; nearest per family: xc7")
-    assert msg.endswith("): it builds, but as folded it fits none of them")
-    assert re.search(r"xc7\w+ [^;]*4,096 DSP > \d+", msg), msg
-    assert re.search(r"; ecp5-\w+ [^;]* > [\d,]+; ice40-\w+ [^;]* > [\d,]+\)", msg), msg
+    assert msg.endswith("; xcu250 16,384 DSP > 12,288): it builds, but as folded it fits none of them")
+    assert re.search(r"xc7\w+ [^;]*16,384 DSP > \d+", msg), msg
+    assert re.search(r"; ecp5-\w+ [^;]* > [\d,]+; ice40-\w+ [^;]* > [\d,]+; xcu", msg), msg
     assert f"hwgen: warning: {msg}\n" in capsys.readouterr().err
 
 
 def test_no_warning_when_a_device_fits(capsys):
     from hwgen.dataflow.fit import warn_beyond_devices
     assert warn_beyond_devices(DataflowGraph([_w8_layer(n=16, pe=1, simd=4)], name="s")) is None
+    # 4,096 DSP48s: more than any 7-series part listed has, within an Alveo U250's 12,288
+    assert warn_beyond_devices(DataflowGraph([_w8_layer(pe=32, simd=128)], name="big")) is None
     assert capsys.readouterr().err == ""

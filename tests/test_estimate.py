@@ -161,7 +161,7 @@ def test_family_conversion_block_ram():
 @pytest.mark.parametrize("bad", ["xc7", "Xilinx", "", None])
 def test_bad_family(bad):
     L = mvau()
-    with pytest.raises(ValueError, match=r"^family must be one of xilinx, ecp5, ice40, not "):
+    with pytest.raises(ValueError, match=r"^family must be one of xilinx, ecp5, ice40, xcup, not "):
         estimate.layer_resources(L, bad)
     with pytest.raises(ValueError, match=r"^family must be"):
         estimate.convert_resources(L.resources(), "MVAU", bad)

@@ -135,7 +135,7 @@ def test_chosen_for_a_budget_or_an_accuracy_floor():
     ({"device": "ecp5-25k"}, "search: device must be a Xilinx part (the cost table prices LUT6), not ecp5-25k (ecp5); "
                              "give --max-lut in LUT6 instead"),
     ({"device": "xc9"}, "device must be one of xc7z010, xc7z020, xc7a35t, xc7a100t, ecp5-12k, ecp5-25k, ecp5-45k, "
-                        "ecp5-85k, ice40-up5k, ice40-hx8k, not 'xc9'"),
+                        "ecp5-85k, ice40-up5k, ice40-hx8k, xczu7ev, xcu280, xcu250, not 'xc9'"),
     ({"max_lut": 0}, "search: max_lut must be a positive LUT count, not 0"),
     ({"min_accuracy": 97.5}, "search: min_accuracy must be a fraction in (0, 1], not 97.5"),
     ({"qat_restarts": 0}, "search: qat_restarts must be a whole number ≥ 1, not 0"),

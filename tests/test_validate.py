@@ -39,7 +39,7 @@ def cli_error(argv, capsys):
     ("--margin", "nan", "--margin must be a number in (0, 1], not nan"),
     ("--max-lut", "-5", "--max-lut must be a non-negative integer, not -5"),
     ("--device", "xc9000", "device must be one of xc7z010, xc7z020, xc7a35t, xc7a100t, ecp5-12k, ecp5-25k, "
-                           "ecp5-45k, ecp5-85k, ice40-up5k, ice40-hx8k, not 'xc9000'"),
+                           "ecp5-45k, ecp5-85k, ice40-up5k, ice40-hx8k, xczu7ev, xcu280, xcu250, not 'xc9000'"),
     ("--fps", "abc", "argument --fps: invalid float value: 'abc' (see hwgen build --help)"),
 ])
 def test_cli_numbers(model_path, tmp_path, capsys, flag, value, message):

@@ -30,7 +30,15 @@ columns, DSP mapping, adder trees) and the calibration that weighs them
 Other families are derived from the Xilinx estimate by a per-kind factor fitted on
 a subset of the grid (:func:`layer_resources`): ECP5 (``synth_ecp5 -nodsp``,
 LUT4 + LUTRAM sites, DP16KD) and iCE40 (``synth_ice40``, SB_LUT4, SB_RAM40_4K
-in BRAM18 equivalents).
+in BRAM18 equivalents).  UltraScale+ (``xcup``) is the Xilinx estimate with one
+more resource, URAM288: a ROM that goes to block RAM (style ``auto``) goes to URAM
+instead where that takes less silicon (:func:`uram288`; a URAM288 holds 16 RAMB18s'
+bits, in one shape, 4,096 words × 72 bits, so only deep ROMs gain); ``mem_style=block``
+keeps it in RAMB18s.  The LUT/FF estimate is the same as on ``xilinx``.
+Caveat: UltraScale+ URAM288 has no initial contents from the bitstream (AMD UG1273 names
+initialisation as new in Versal), so a ROM priced in URAM needs its words written at run time,
+which the generated hardware does not do yet: the emitted ROM carries no ``ram_style="ultra"``
+and a synthesis tool keeps it in block RAM.
 """
 
 import json
@@ -39,9 +47,9 @@ import math
 import numpy as np
 import os
 
-from ..devices import FAMILIES
+from ..devices import ESTIMATE_FAMILIES, FAMILIES
 
-__all__ = ["FAMILIES", "layer_resources", "graph_resources", "convert_resources", "calibrated", "terms", "memory",
+__all__ = ["FAMILIES", "uram288", "URAM_BRAM18", "layer_resources", "graph_resources", "convert_resources", "calibrated", "terms", "memory",
            "mem_sum", "rom_columns", "threshold_columns", "dsp_multiplier", "product_bits", "tree_bits",
            "tree_pipe_bits", "log2", "rule", "coefficients", "calibration", "load_calibration", "CALIBRATION_PATH"]
 
@@ -60,6 +68,17 @@ def _bram18(width, depth):
         if depth <= d:
             return math.ceil(width / w)
     return math.ceil(depth / 16384) * width
+
+
+#: RAMB18s' worth of bits in one URAM288 (288 Kib / 18 Kib)
+URAM_BRAM18 = 16
+_URAM = None            # while an ``xcup`` estimate runs: the URAM288 count of each ROM put in URAM
+
+
+def uram288(width, depth):
+    """URAM288 blocks of a ``width`` × ``depth`` memory: one shape, 4,096 words × 72 bits
+    (cascaded in depth, side by side in width)."""
+    return math.ceil(width / 72) * math.ceil(depth / 4096)
 
 
 def _rom_logic_luts(width, depth):
@@ -110,6 +129,12 @@ def memory(width, depth, style="auto", rom=True, cols=None):
         else:
             kind = "block" if cells * LUTRAM_CELL_COST > BRAM18_COST * nb else "lutram"
     out["style"] = kind
+    if kind == "block" and rom and style != "block" and _URAM is not None:
+        u = uram288(width, depth)
+        if u * URAM_BRAM18 < nb:              # the ROM takes less silicon in URAM288 than in RAMB18s
+            out["style"] = "uram"
+            _URAM.append(u)
+            return out
     if kind == "block":
         out["BRAM18"] = nb
     elif kind == "logic":
@@ -149,13 +174,30 @@ def rom_columns(codes, bits):
     return int(n), float(1.0 - const.mean())
 
 
+_COLUMNS = {}           # threshold_columns results: {(id of the thresholds, storage, pe): (thresholds, result)}
+_COLUMNS_MAX = 4096
+
+
 def threshold_columns(layer, pe):
     """:func:`rom_columns` of ``layer``'s threshold ROM as the hardware stores it (clipped to the
-    compared value's range, word ``g`` holding channels ``g·pe … g·pe + pe − 1``)."""
+    compared value's range, word ``g`` holding channels ``g·pe … g·pe + pe − 1``).
+
+    Remembered per thresholds array, storage and PE (the folding search asks for every SIMD and
+    memory style of a PE again; the sort in :func:`rom_columns` was most of a big network's search);
+    the entry holds the array, so its ``id`` is not reused while it is remembered."""
     lo, hi, tb = layer.threshold_storage()
-    T = np.clip(np.asarray(layer.thresholds, dtype=np.int64), lo, hi + 1)
+    thr = layer.thresholds
+    key = (id(thr), lo, hi, tb, pe)
+    hit = _COLUMNS.get(key)
+    if hit is not None and hit[0] is thr:
+        return hit[1]
+    T = np.clip(np.asarray(thr, dtype=np.int64), lo, hi + 1)
     codes = T & ((1 << tb) - 1)
-    return rom_columns(codes.reshape(T.shape[0] // pe, -1), tb)
+    res = rom_columns(codes.reshape(T.shape[0] // pe, -1), tb)
+    if len(_COLUMNS) >= _COLUMNS_MAX:
+        _COLUMNS.clear()
+    _COLUMNS[key] = (thr, res)
+    return res
 
 
 def _signed(dt):
@@ -307,8 +349,8 @@ def calibrated(layer):
 
 # ------------------------------------------------------------------------------- families
 def _check(family):
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
+    if family not in ESTIMATE_FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(ESTIMATE_FAMILIES)}, not {family!r}")
 
 
 def _family_factors(family, kind):
@@ -323,6 +365,14 @@ def layer_resources(layer, family="xilinx"):
     DSP48E1 — ECP5 is synthesised with ``-nodsp`` and iCE40 maps no multiplier to SB_MAC16, so
     their products are in the LUT count)."""
     _check(family)
+    if family == "xcup":
+        global _URAM
+        saved, _URAM = _URAM, []
+        try:
+            r = layer.resources()
+        finally:
+            urams, _URAM = _URAM, saved
+        return {**convert_resources(r, layer.kind, "xilinx"), "URAM": sum(urams)}
     return convert_resources(layer.resources(), layer.kind, family)
 
 
@@ -330,7 +380,7 @@ def convert_resources(r, kind, family):
     """A layer's Xilinx estimate ``r`` (kind ``kind``) converted to ``family``."""
     _check(family)
     r = {k: r.get(k, 0) for k in ("LUT", "FF", "BRAM18", "DSP")}
-    if family == "xilinx":
+    if family in ("xilinx", "xcup"):
         return r
     f = _family_factors(family, kind)
     lut = r["LUT"] + r["DSP"] * f.get("LUT_per_DSP", 60)
@@ -339,7 +389,7 @@ def convert_resources(r, kind, family):
 
 
 def graph_resources(graph, family="xilinx"):
-    tot = {"LUT": 0, "FF": 0, "BRAM18": 0, "DSP": 0}
+    tot = dict.fromkeys(("LUT", "FF", "BRAM18", "DSP", "URAM") if family == "xcup" else ("LUT", "FF", "BRAM18", "DSP"), 0)
     for l in graph.layers:
         for k, v in layer_resources(l, family).items():
             tot[k] += v

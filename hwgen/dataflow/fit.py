@@ -1,6 +1,6 @@
 """Whether a dataflow graph, as folded, fits any device hwgen lists (:data:`hwgen.devices.DEVICES`)."""
 
-from ..devices import DEVICES, RESOURCES, unit_names
+from ..devices import DEVICES, device, resources_of, unit_names
 from ..progress import warn
 from .estimate import graph_resources
 
@@ -16,10 +16,11 @@ def beyond_devices(graph):
         used = graph_resources(graph, family)
         u = unit_names(family)
         best = None
-        for name, (fam, *caps, _part) in DEVICES.items():
-            if fam != family:
+        for name in DEVICES:
+            d = device(name)
+            if d["family"] != family:
                 continue
-            over = [(k, used[k], c) for k, c in zip(RESOURCES, caps) if used[k] > c]
+            over = [(k, used[k], d[k]) for k in resources_of(family) if used[k] > d[k]]
             if not over:
                 return None
             key = (len(over), sum(n / max(c, 1) for _, n, c in over))

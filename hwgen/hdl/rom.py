@@ -14,6 +14,11 @@ file beside the Verilog (one hexadecimal word per line, address 0 first)::
     initial $readmemh("<module>.mem", mem);
     always @(posedge clk) if (en) data_q <= mem[addr];
 
+The cost adds up over a design: MobileNet-v1's 60 ROMs, each under the limit,
+hold 17 Mbit together and took Amaranth minutes. So a design also keeps at most
+:data:`INLINE_TOTAL_BITS` bits inline in all: a ROM that would take the inline
+total over it goes to a file too (ROMs are taken in elaboration order, the graph's).
+
 The read port behaves as an Amaranth ``Memory`` read port in the ``sync``
 domain (``data`` is the word at ``addr`` one clock after an enabled cycle, held
 otherwise, not reset), so the two forms are the same hardware. Designs whose
@@ -27,11 +32,16 @@ its own keeps every ROM inline.
 from amaranth.hdl import ClockSignal, Instance, Signal, unsigned
 from amaranth.lib.memory import Memory
 
-__all__ = ["INLINE_MAX_BITS", "RomFiles", "rom_read_port", "hex_words"]
+__all__ = ["INLINE_MAX_BITS", "INLINE_TOTAL_BITS", "RomFiles", "rom_read_port", "hex_words"]
 
 #: ROMs with more bits than this become ``$readmemh`` files: 2 Mbit, about 10 s and 200 MB inline;
 #: CNV-w2a2's biggest ROM (1.2 Mbit) and every ROM of the examples and tests stay inline.
 INLINE_MAX_BITS = 1 << 21
+#: the most ROM bits one design keeps inline in all (4 Mbit, about 20 s): the ROM that would take
+#: the total over it, and every later one that would, becomes a file; CNV-w2a2 (3.1 Mbit of
+#: weights and thresholds inline, CNV-w1a1 1.6 Mbit) and every design of the examples and tests
+#: stay wholly inline.
+INLINE_TOTAL_BITS = 1 << 22
 
 
 class _Port:
@@ -48,15 +58,28 @@ class RomFiles:
 
     ``prefix`` starts every module name (the top's name); ``inline_max_bits``
     (default :data:`INLINE_MAX_BITS`, read when the ROM is made) is the largest
-    ROM kept inline."""
+    ROM kept inline, ``inline_total_bits`` (default :data:`INLINE_TOTAL_BITS`) the
+    most bits kept inline in all."""
 
-    def __init__(self, prefix, inline_max_bits=None):
+    def __init__(self, prefix, inline_max_bits=None, inline_total_bits=None):
         self.prefix = prefix
         self.inline_max_bits = inline_max_bits
+        self.inline_total_bits = inline_total_bits
+        self.inline_bits = 0           # bits of the ROMs kept inline so far
         self.roms = []                 # (module, width, depth, words, attrs), in elaboration order
 
     def limit(self):
         return INLINE_MAX_BITS if self.inline_max_bits is None else self.inline_max_bits
+
+    def total_limit(self):
+        return INLINE_TOTAL_BITS if self.inline_total_bits is None else self.inline_total_bits
+
+    def keep_inline(self, bits):
+        """Whether a ROM of ``bits`` bits stays inline (then counted in the inline total)."""
+        if bits > self.limit() or self.inline_bits + bits > self.total_limit():
+            return False
+        self.inline_bits += bits
+        return True
 
     def add(self, module, width, depth, words, attrs):
         if any(r[0] == module for r in self.roms):
@@ -108,10 +131,11 @@ def rom_read_port(m, comp, name, *, width, depth, init, attrs=None):
 
     Inline (an Amaranth :class:`Memory`, exactly as a component would make it itself) unless
     ``comp`` is elaborated under a :class:`RomFiles` (its ``rom_files`` attribute, with the
-    component's instance name in ``rom_scope``) and the ROM holds more bits than its limit."""
+    component's instance name in ``rom_scope``) and the ROM holds more bits than its limit, or
+    than the design's inline total has left (:meth:`RomFiles.keep_inline`)."""
     files = getattr(comp, "rom_files", None)
     words = init
-    if files is None or width * depth <= files.limit():
+    if files is None or files.keep_inline(width * depth):
         if callable(words):
             words = words()
         mem = m.submodules[name] = Memory(shape=unsigned(width), depth=depth, init=words, attrs=attrs)

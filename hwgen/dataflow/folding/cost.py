@@ -8,6 +8,7 @@ or from a per-edge depth model, fast enough for a search).
 
 import copy
 
+from ...devices import resources_of
 from ..estimate import layer_resources
 from ..fifo import FIFO
 from ..graph import INPUT, DataflowGraph, parse_ref
@@ -16,7 +17,7 @@ from ..plumbing import InsertDuplicates, InsertFIFOs, InsertWidthConverters
 __all__ = ["RES", "PLUMBING", "copy_graph", "current_folding", "model_fifo", "model_fifos", "plumbed_resources",
            "res_tuple", "add", "edge_resources"]
 
-RES = ("LUT", "FF", "BRAM18", "DSP")
+RES = ("LUT", "FF", "BRAM18", "DSP", "URAM")      # the cost tuples' order (URAM: 0 but on xcup)
 PLUMBING = ("FIFO", "WidthConverter", "Duplicate")
 
 
@@ -40,14 +41,14 @@ def current_folding(graph):
 
 
 def res_tuple(layer, family):
-    """``(LUT, FF, BRAM18, DSP)`` of ``layer`` in ``family``'s units."""
+    """``(LUT, FF, BRAM18, DSP, URAM)`` of ``layer`` in ``family``'s units."""
     r = layer_resources(layer, family)
-    return (r["LUT"], r["FF"], r["BRAM18"], r["DSP"])
+    return (r["LUT"], r["FF"], r["BRAM18"], r["DSP"], r.get("URAM", 0))
 
 
 def add(a, b):
-    """The sum of two ``(LUT, FF, BRAM18, DSP)`` tuples."""
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
+    """The sum of two ``(LUT, FF, BRAM18, DSP, URAM)`` tuples."""
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4])
 
 
 def _words_per_pixel(layer, side):
@@ -97,7 +98,7 @@ def plumbed_resources(graph, family="xilinx", folding=None, fifos="model", optio
     ``fifos="schedule"`` (what a build reports; ~0.3 s for CNV), else from the per-edge depth
     model the search uses (``"model"``, fast)."""
     g, extra = _plumb_copy(graph, folding, fifos, options)
-    tot = dict.fromkeys(RES, 0)
+    tot = dict.fromkeys(resources_of(family), 0)
     for l in list(g.layers) + extra:
         for k, v in layer_resources(l, family).items():
             tot[k] += v
@@ -105,7 +106,7 @@ def plumbed_resources(graph, family="xilinx", folding=None, fifos="model", optio
 
 
 def edge_resources(graph, family, p, b, k):
-    """``(LUT, FF, BRAM18, DSP)`` of the width converter + FIFO between ``p`` and input ``k`` of ``b``
+    """``(LUT, FF, BRAM18, DSP, URAM)`` of the width converter + FIFO between ``p`` and input ``k`` of ``b``
     (layers of ``graph``, folded as given; not changed): the width converter pass run on a
     two-layer graph, the FIFO from the depth model."""
     pc, bc = copy.copy(p), copy.copy(b)
@@ -114,7 +115,7 @@ def edge_resources(graph, family, p, b, k):
     bc.inputs = tuple(r if i == k else INPUT for i, r in enumerate(refs))
     g = DataflowGraph([pc, bc])
     g, _ = InsertWidthConverters().apply(g)
-    res = (0, 0, 0, 0)
+    res = (0, 0, 0, 0, 0)
     for m in g.layers:
         if m is not pc and m is not bc:
             res = add(res, res_tuple(m, family))

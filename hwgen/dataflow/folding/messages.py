@@ -6,7 +6,6 @@ import math
 from ...devices import unit_names
 from ...errors import FoldingError
 from ..base import MAX_ROM_WORD_BITS
-from .cost import RES
 
 __all__ = ["fmt_res", "too_slow_error", "too_few_cycles_error", "no_fit_error", "target_no_fit_error"]
 
@@ -17,7 +16,7 @@ LARGER_DEVICE = "choose a larger device or raise the limits"
 def fmt_res(res, family):
     """``res`` in ``family``'s units, e.g. ``1,234 LUT, 567 FF, 2 BRAM18, 0 DSP``."""
     u = unit_names(family)
-    return ", ".join(f"{res[k]:,} {u[k]}" for k in RES)
+    return ", ".join(f"{res.get(k, 0):,} {u[k]}" for k in u)
 
 
 def _fmt_fold(fold):

@@ -11,6 +11,7 @@ import copy
 import time
 from dataclasses import dataclass, field, fields
 
+from ..estimate import URAM_BRAM18
 from ..target import Throughput
 from .cost import RES, add, copy_graph, current_folding, edge_resources, plumbed_resources
 from .greedy import greedy_fold
@@ -41,9 +42,11 @@ _SHIFT = 48
 
 
 def _scalar(res, w):
-    """One integer ordering costs by LUT + priced other resources, then BRAM, DSP, FF."""
+    """One integer ordering costs by LUT + priced other resources, then block RAM (a URAM288
+    counted as the RAMB18s whose bits it holds), DSP, FF."""
     primary = res[0] + w[0] * res[1] + w[1] * res[2] + w[2] * res[3]
-    return (((((primary << _SHIFT) + res[2]) << _SHIFT) + res[3]) << _SHIFT) + res[1]
+    ram = res[2] + URAM_BRAM18 * res[4]
+    return (((((primary << _SHIFT) + ram) << _SHIFT) + res[3]) << _SHIFT) + res[1]
 
 
 class FoldingSearch:
@@ -276,7 +279,7 @@ class FoldingSearch:
 
         nbrs = [sorted({self.edges[e][0] for e in u.ins} | {self.edges[e][1] for e in u.outs} | {i})
                 for i, u in enumerate(self.units)]
-        tot = (0, 0, 0, 0)
+        tot = (0, 0, 0, 0, 0)
         for o in choice:
             tot = add(tot, o.res)
         for e, (pu, bu, _, _) in enumerate(self.edges):
@@ -324,7 +327,7 @@ class FoldingSearch:
             if fixed is not None:
                 fold, opts = self._folding_of(fixed)
                 cands.append(self._exact(fold, "search", limits, t0, opts))
-        best = min(cands, key=lambda c: (not c.fits, _scalar(tuple(c.resources[k] for k in RES), w)))
+        best = min(cands, key=lambda c: (not c.fits, _scalar(tuple(c.resources.get(k, 0) for k in RES), w)))
         best.seconds = time.perf_counter() - t0
         return best
 
