@@ -119,7 +119,21 @@ def _mvau(mw, mh, bits, pe, simd, mem_style="auto"):
     return fc
 
 
-def test_deep_rom_goes_to_uram_on_xcup():
+def test_deep_rom_stays_in_bram18_while_uram_cannot_be_initialised():
+    """UltraScale+ URAM288 has no bitstream initialisation: a weight ROM is priced in RAMB18s."""
+    fc = _mvau(576, 512, 8, 1, 9)
+    x, u = layer_resources(fc, "xilinx"), layer_resources(fc, "xcup")
+    assert u["URAM"] == 0 and u["BRAM18"] == x["BRAM18"]
+
+
+@pytest.fixture
+def uram_roms(monkeypatch):
+    """The URAM rule as it applies once weights are written at run time."""
+    import hwgen.dataflow.estimate as est
+    monkeypatch.setattr(est, "URAM_ROMS", True)
+
+
+def test_deep_rom_goes_to_uram_on_xcup(uram_roms):
     """576x512 INT8 weights at PE=1, SIMD=9: a ROM of 72-bit words, 64*512 = 32,768 deep: in RAMB18s
     (16K x 1 for a depth over 16,384: 2 deep x 72 wide) 144 of them, in URAM288 (4K x 72) 8, the bits
     of 128 RAMB18s: URAM is cheaper."""
@@ -144,7 +158,7 @@ def test_wide_shallow_rom_stays_in_bram18_on_xcup():
     assert u["URAM"] == 0 and u["BRAM18"] == x["BRAM18"]
 
 
-def test_folding_honours_the_uram_limit():
+def test_folding_honours_the_uram_limit(uram_roms):
     """A deep-ROM layer: with no URAM allowed the search keeps its weights in RAMB18s, with few
     RAMB18s allowed it puts them in URAM; either way the result fits its budget."""
     target = Throughput(100.0, 100e6 / (576 * 64))      # 36,864 cycles: at least 9 lanes

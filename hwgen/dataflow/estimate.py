@@ -38,7 +38,9 @@ keeps it in RAMB18s.  The LUT/FF estimate is the same as on ``xilinx``.
 Caveat: UltraScale+ URAM288 has no initial contents from the bitstream (AMD UG1273 names
 initialisation as new in Versal), so a ROM priced in URAM needs its words written at run time,
 which the generated hardware does not do yet: the emitted ROM carries no ``ram_style="ultra"``
-and a synthesis tool keeps it in block RAM.
+and a synthesis tool keeps it in block RAM.  So, honestly priced, a ROM stays in RAMB18s on
+``xcup`` too: :data:`URAM_ROMS` is False until hwgen writes weights at run time (then the rule
+above, tested with the flag set, applies).
 """
 
 import json
@@ -70,6 +72,8 @@ def _bram18(width, depth):
     return math.ceil(depth / 16384) * width
 
 
+#: whether a ROM may be priced in URAM288 (False: URAM288 cannot be initialised from the bitstream)
+URAM_ROMS = False
 #: RAMB18s' worth of bits in one URAM288 (288 Kib / 18 Kib)
 URAM_BRAM18 = 16
 _URAM = None            # while an ``xcup`` estimate runs: the URAM288 count of each ROM put in URAM
@@ -129,7 +133,7 @@ def memory(width, depth, style="auto", rom=True, cols=None):
         else:
             kind = "block" if cells * LUTRAM_CELL_COST > BRAM18_COST * nb else "lutram"
     out["style"] = kind
-    if kind == "block" and rom and style != "block" and _URAM is not None:
+    if kind == "block" and rom and style != "block" and _URAM is not None and URAM_ROMS:
         u = uram288(width, depth)
         if u * URAM_BRAM18 < nb:              # the ROM takes less silicon in URAM288 than in RAMB18s
             out["style"] = "uram"
