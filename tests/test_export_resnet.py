@@ -11,6 +11,7 @@ module afterwards) got a model returning plain tensors and failed on the same as
   with an ``Int32Bias``) exports unmodified, computes what the module computes (QONNX
   ``execute_onnx`` against the module in float64), leaves the module as it was, and lowers to an
   IR whose integers, through head and tail, give the module's float64 outputs;
+* a module that ``copy.deepcopy`` refuses is exported itself, as before;
 * ``resnet18_4w4a`` itself (slow): exported unmodified, checked the same way; and, behind an
   8-bit input quantiser (its first conv takes the float image, which the host head does not yet
   compute), lowered and checked against the module in float64.
@@ -88,10 +89,11 @@ def _mini(seed, maxpool=False, round_pool=False, blocks=((8, 1), (16, 2)), act=4
     return _randomised_and_calibrated(Mini(), (3, hw, hw), seed), (3, hw, hw)
 
 
-def _float64(model, x):
+def _float64(model, x, in_place=False):
+    """``model`` run in float64 (a float64 copy; ``in_place``: the model itself turned float64)."""
     import torch
     with torch.no_grad():
-        o = copy.deepcopy(model).double()(torch.from_numpy(x.astype(np.float64)))
+        o = (model if in_place else copy.deepcopy(model)).double()(torch.from_numpy(x.astype(np.float64)))
     return (o.value if hasattr(o, "value") else o).numpy()
 
 
@@ -101,7 +103,7 @@ def _quant_flags(model):
             for n, m in model.named_modules()}
 
 
-def _assert_onnx_is_the_module(path, model, shape, n, seed):
+def _assert_onnx_is_the_module(path, model, shape, n, seed, in_place=False):
     """QONNX ``execute_onnx`` of the exported file = the module in float64 (float32 tolerance)."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
@@ -111,7 +113,7 @@ def _assert_onnx_is_the_module(path, model, shape, n, seed):
     print(f"seed {seed}")
     x = np.random.default_rng(seed).random((n, 1, *shape)).astype(np.float32)
     got = np.concatenate([execute_onnx(w, {iname: xi})[oname] for xi in x])
-    ref = _float64(model, x[:, 0])
+    ref = _float64(model, x[:, 0], in_place)
     diff = float(np.abs(got - ref).max())
     print(f"max |execute_onnx - module float64| = {diff:.3g} (outputs up to {np.abs(ref).max():.3g})")
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * max(1.0, float(np.abs(ref).max())))
@@ -168,12 +170,35 @@ def test_mini_resnet_lowers_exactly(tmp_path, variant):
 
 def test_reason_names_what_torch_export_met():
     from hwgen.frontend.export import _reason
-    e = RuntimeError("Failed to export the model with torch.export. This is step 1/3 of exporting.\n"
+    e = RuntimeError("Failed to export the model with torch.export. \x1b[96mThis is step 1/3\x1b[0m of exporting.\n"
                      "- Modify the model code\n\n## Exception summary\n\n"
                      "<class 'AssertionError'>: Perform add among QuantTensors\n\n(Refer to the full stack trace)")
     assert _reason(e) == ("RuntimeError: Failed to export the model with torch.export: "
                           "<class 'AssertionError'>: Perform add among QuantTensors")
     assert _reason(ValueError("one\ntwo")) == "ValueError: one"
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_module_deepcopy_refuses_is_exported_itself(tmp_path):
+    import brevitas.nn as qnn
+    import torch
+
+    class Uncopyable(torch.nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.q = qnn.QuantIdentity(bit_width=4, return_quant_tensor=True)
+            s.fc = qnn.QuantLinear(6, 3, bias=False, weight_bit_width=4)
+            s.tag = torch.ones(1, requires_grad=True) * 2          # a non-leaf tensor: deepcopy refuses it
+
+        def forward(s, x):
+            return s.fc(s.q(x))
+
+    torch.manual_seed(SEED)
+    model = Uncopyable().eval()
+    with pytest.raises(RuntimeError):
+        copy.deepcopy(model)
+    path = hwgen.export_brevitas(model, torch.rand(1, 6), tmp_path / "u.onnx", progress=False)
+    _assert_onnx_is_the_module(path, model, (6,), 4, SEED + 6, in_place=True)
 
 
 def _resnet18(seed):

@@ -5,6 +5,7 @@ import copy
 import io
 import logging
 import os
+import re
 import sys
 import warnings
 
@@ -94,7 +95,7 @@ def _private_copy(module):
 def _reason(e):
     """One line of ``e``: its first line, and torch.export's exception summary where it gives one
     (its first line only says that torch.export failed)."""
-    text = str(e)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))          # torch's colours
     first = text.splitlines()[0] if text else ""
     lines = text.splitlines()
     if "## Exception summary" in lines:
