@@ -1,9 +1,12 @@
 """Export a Brevitas module to a QONNX file."""
 
 import contextlib
+import copy
 import io
 import logging
 import os
+import re
+import sys
 import warnings
 
 from .. import progress as _progress
@@ -16,11 +19,35 @@ __all__ = ["export_brevitas"]
 _EXPORTERS = (("dynamo", True), ("torchscript", False))
 
 
+class _OnlyHwgenLines(io.TextIOBase):
+    """Standard error while an exporter runs: hwgen's own lines (progress heartbeats, warnings:
+    one ``write`` each, ``hwgen.progress``) pass to ``stream``; the rest is dropped (torch.export
+    prints the partial FX graph of a failed capture there, thousands of lines for a ResNet)."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self._stream = stream
+
+    def writable(self):
+        return True
+
+    def write(self, s):
+        if s.startswith(("[hwgen] ", "hwgen: ")):
+            self._stream.write(s)
+        return len(s)
+
+    def flush(self):
+        self._stream.flush()
+
+
 @contextlib.contextmanager
 def _hushed(verbose):
-    """The exporters' own chatter (stdout, warnings, torch/brevitas logging) kept out of sight."""
+    """The exporters' own chatter (stdout, stderr, warnings, torch/brevitas logging) kept out of sight."""
     sink = io.StringIO()
-    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(sink)
+    quiet = contextlib.ExitStack()
+    if not verbose:
+        quiet.enter_context(contextlib.redirect_stdout(sink))
+        quiet.enter_context(contextlib.redirect_stderr(_OnlyHwgenLines(sys.stderr)))
     loggers = [logging.getLogger(n) for n in ("", "torch", "torch.onnx", "torch.export", "brevitas")]
     levels = [lg.level for lg in loggers]
     with quiet, warnings.catch_warnings():
@@ -47,12 +74,46 @@ def _embed_external_data(path):
         onnx.save(onnx.load(path), path)
 
 
+def _private_copy(module):
+    """A deep copy of ``module`` for one exporter attempt to work on.
+
+    Brevitas' ONNX managers switch the module's quantisers into export mode, and the dynamo
+    manager also turns every ``return_quant_tensor`` off and every ``skip_create_quant_tensor``
+    on (torch.export cannot trace QuantTensors); they restore all of it only when
+    ``torch.onnx.export`` returns, not when it raises.  A failed dynamo attempt would so hand
+    the TorchScript attempt a model that returns plain tensors where its own forward expects
+    QuantTensors (e.g. ``bnn_pynq``'s ResNet: ``AssertionError: Perform add among QuantTensors``).
+    Each attempt works on its own copy: the user's module keeps its state, and the second
+    attempt sees the module as the user made it.  A module that cannot be copied is exported
+    itself (the exporters' own behaviour)."""
+    try:
+        return copy.deepcopy(module)
+    except Exception:  # noqa: BLE001 - any module deepcopy refuses: export the module itself
+        return module
+
+
+def _reason(e):
+    """One line of ``e``: its first line, and torch.export's exception summary where it gives one
+    (its first line only says that torch.export failed)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))          # torch's colours
+    first = text.splitlines()[0] if text else ""
+    lines = text.splitlines()
+    if "## Exception summary" in lines:
+        rest = [ln.strip() for ln in lines[lines.index("## Exception summary") + 1:] if ln.strip()]
+        if rest:
+            first = f"{first.split('. ')[0]}: {rest[0]}"
+    return f"{e.__class__.__name__}: {first}"
+
+
 def export_brevitas(module, example_input, path, *, verbose=False, progress=True):
     """Export ``module`` (a Brevitas ``nn.Module``) to QONNX at ``path``.
 
     Uses Brevitas' dynamo exporter and falls back to the TorchScript exporter
-    where dynamo fails (e.g. residual adds of QuantTensors), each attempt shown
-    as a progress line with its time (``progress=False``: none).  Everything is
+    where dynamo fails (e.g. a forward that needs QuantTensors, which the dynamo
+    exporter turns off: residual adds of QuantTensors), each attempt shown as a
+    progress line with its time (``progress=False``: none).  Each attempt exports
+    a private copy of ``module`` (``_private_copy``), so a failed attempt cannot
+    leave the next one (or the user) a module in the exporter's state.  Everything is
     written in a hidden directory beside ``path`` that is removed afterwards
     (success or not): ``path`` appears only once complete, is the only file
     written, holds every tensor (no ``.onnx.data`` side file) and gets the
@@ -77,11 +138,10 @@ def export_brevitas(module, example_input, path, *, verbose=False, progress=True
             what = f"export {module.__class__.__name__} ({label} exporter)"
             try:
                 with _progress.task(what, enabled=progress), _hushed(verbose), torch.no_grad():
-                    export_qonnx(module, input_t=example_input, export_path=tmp, dynamo=dynamo)
+                    export_qonnx(_private_copy(module), input_t=example_input, export_path=tmp, dynamo=dynamo)
                     _embed_external_data(tmp)
             except Exception as e:  # noqa: BLE001 - an exporter fails in any way; try the other one
-                first = str(e).splitlines()[0] if str(e) else ""
-                errors.append(f"{label}: {e.__class__.__name__}: {first}")
+                errors.append(f"{label}: {_reason(e)}")
                 continue
             publish(tmp, path)
             return path
