@@ -33,6 +33,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+FOLDINGS = os.path.join(os.path.dirname(HERE), "examples", "foldings")
+# FINN's published foldings (finn-examples' bnn-pynq configurations), with the cycles per frame FINN reports
+FINN_FOLDINGS = {"tfc_1w1a": os.path.join(FOLDINGS, "tfc_w1a1.json"), "cnv_1w1a": os.path.join(FOLDINGS, "cnv_w1a1.json")}
 IMAGENET_STD = (0.226, 0.226, 0.226)
 
 
@@ -164,6 +167,9 @@ def run_one(name, out_dir, verify=False, frames=None, sim="verilator", seed=0):
         row["device"] = rep.get("device") or rep.get("budget", {}).get("device")
         row["finn_cycles"] = NETWORKS[name][3]
         del b
+        if name in FINN_FOLDINGS:          # the same network at FINN's own folding: cycles side by side
+            f = hwgen.build(path, os.path.join(out_dir, f"{name}_finn"), folding=FINN_FOLDINGS[name], progress=False)
+            row["cycles_at_finn_folding"] = f.manifest["cycles_per_frame"]
         if verify:
             r = hwgen.verify(os.path.join(out_dir, name), inputs=x, sim=sim, progress=False)
             row["rtl_mismatches"] = int(r.mismatches) + mismatches(r.outputs, reference(model, x))
@@ -192,7 +198,7 @@ def _fmt(v):
 def table(rows):
     cols = ["network", "params", "result", "ir_mismatches", "rtl_mismatches", "min_levels", "export_s", "build_s",
             "verify_s", "peak_MB", "cycles_est", "cycles_meas", "latency", "LUT", "FF", "BRAM18", "URAM", "DSP",
-            "fps_200MHz", "finn_cycles"]
+            "fps_200MHz", "cycles_at_finn_folding", "finn_cycles"]
     flat = [dict(r, **(r.get("resources") or {})) for r in rows]
     w = {c: max(len(c), *(len(_fmt(r.get(c))) for r in flat)) for c in cols}
     lines = [" | ".join(c.ljust(w[c]) for c in cols), "-|-".join("-" * w[c] for c in cols)]

@@ -60,10 +60,10 @@ def test_zoo_exact_in_the_ir_all(zoo_onnx, name):
     _ir(zoo_onnx, name, 2 if name.startswith(("mobilenet", "proxyless")) else 8)
 
 
-def _build_and_verify(zoo_onnx, name, tmp_path, frames, sim="verilator", fps=None):
+def _build_and_verify(zoo_onnx, name, tmp_path, frames, sim="verilator", folding=None):
     import hwgen
     model, path = zoo_onnx(name)
-    b = hwgen.build(path, tmp_path / name, fps=fps, progress=False)
+    b = hwgen.build(path, tmp_path / name, folding=folding, progress=False)
     assert b.manifest["cycles_per_frame"] > 0
     x = zoo.inputs(name, frames, seed=SEED + 2)
     r = hwgen.verify(b.out_dir, inputs=x, sim=sim, seed=SEED, progress=False)
@@ -77,8 +77,13 @@ def _build_and_verify(zoo_onnx, name, tmp_path, frames, sim="verilator", fps=Non
 @pytest.mark.sim
 @pytest.mark.e2e
 def test_tfc_w1a1_as_shipped_in_rtl(zoo_onnx, tmp_path):
-    """TFC-w1a1 from brevitas_examples, no target given: the default folding builds and is exact in RTL."""
-    _build_and_verify(zoo_onnx, "tfc_1w1a", tmp_path, 16)
+    """TFC-w1a1 from brevitas_examples at FINN's folding: exact in RTL at FINN's 64 cycles per frame;
+    with no target it builds too (the default folding)."""
+    import hwgen
+    b, r = _build_and_verify(zoo_onnx, "tfc_1w1a", tmp_path, 16, folding=zoo.FINN_FOLDINGS["tfc_1w1a"])
+    assert b.manifest["cycles_per_frame"] == zoo.NETWORKS["tfc_1w1a"][3] == 64
+    d = hwgen.build(zoo_onnx("tfc_1w1a")[1], tmp_path / "default", progress=False)
+    assert d.manifest["cycles_per_frame"] > 0
 
 
 @pytest.mark.zoo
@@ -108,3 +113,13 @@ def test_zoo_default_build(zoo_onnx, tmp_path, name):
     _, path = zoo_onnx(name)
     b = hwgen.build(path, tmp_path / name, progress=False)
     assert b.manifest["cycles_per_frame"] > 0 and np.isfinite(b.manifest["fps"])
+
+
+@pytest.mark.zoo
+@pytest.mark.sim
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_mobilenet_v1_one_frame_in_rtl(zoo_onnx, tmp_path):
+    """Quant MobileNet-v1 4b at 224×224, no target (the fastest folding that fits the U250): one whole frame
+    exact in Verilator against float64 Brevitas, at the estimated cycles per frame (about 30 minutes)."""
+    _build_and_verify(zoo_onnx, "mobilenet_v1_4b", tmp_path, 1)
