@@ -39,18 +39,20 @@ FINN_FOLDINGS = {"tfc_1w1a": os.path.join(FOLDINGS, "tfc_w1a1.json"), "cnv_1w1a"
 IMAGENET_STD = (0.226, 0.226, 0.226)
 
 
-def _bnn(name):
+def _shipped(package, name):
+    """The factory of ``brevitas_examples.<package>.models.<name>``, without pretrained weights."""
     def make():
-        from brevitas_examples.bnn_pynq import models
-        return getattr(models, name)(pretrained=False)
+        import importlib
+        return getattr(importlib.import_module(f"brevitas_examples.{package}.models"), name)(pretrained=False)
     return make
+
+
+def _bnn(name):
+    return _shipped("bnn_pynq", name)
 
 
 def _imagenet(name):
-    def make():
-        from brevitas_examples.imagenet_classification import models
-        return getattr(models, name)(pretrained=False)
-    return make
+    return _shipped("imagenet_classification", name)
 
 
 # name: (factory, input shape, input kind, FINN's published cycles per frame or None, small enough to verify often)
@@ -123,12 +125,14 @@ def mismatches(got, want):
 
 
 def export(name, model, path):
+    import torch
     import hwgen
-    return hwgen.export_brevitas(model, __import__("torch").from_numpy(inputs(name, 1)).float(), path, progress=False)
+    return hwgen.export_brevitas(model, torch.from_numpy(inputs(name, 1)).float(), path, progress=False)
 
 
-def ir_check(path, model, x):
-    """(IR mismatches against float64 Brevitas, the fewest levels any quantised layer output took)."""
+def ir_check(path, model, x, want=None):
+    """(IR mismatches against float64 Brevitas — ``want``, the module's outputs on ``x``, when
+    already computed — the fewest levels any quantised layer output took, the lowered graph)."""
     from hwgen.frontend import load
     from hwgen.host import apply_head, apply_tail
     from hwgen.lower import lower
@@ -137,7 +141,7 @@ def ir_check(path, model, x):
     y = apply_tail(g.tail, vals[(g.layers[-1].name, 0)])
     levels = [len(np.unique(vals[(l.name, 0)])) for l in g.layers
               if getattr(l, "thresholds", None) is not None and (l.name, 0) in vals]
-    return mismatches(y, reference(model, x)), (min(levels) if levels else None), g
+    return mismatches(y, reference(model, x) if want is None else want), (min(levels) if levels else None), g
 
 
 def run_one(name, out_dir, verify=False, frames=None, sim="verilator", seed=0):
@@ -154,17 +158,17 @@ def run_one(name, out_dir, verify=False, frames=None, sim="verilator", seed=0):
         row["export_s"] = round(time.monotonic() - t, 1)
         n = frames or (8 if NETWORKS[name][4] else 2)
         x = inputs(name, n, seed=seed + 1)
-        bad, levels, _ = ir_check(path, model, x)
+        want = reference(model, x)
+        bad, levels, _ = ir_check(path, model, x, want)
         row["ir_mismatches"], row["min_levels"] = bad, levels
         t = time.monotonic()
         b = hwgen.build(path, os.path.join(out_dir, name), progress=False)
         row["build_s"] = round(time.monotonic() - t, 1)
-        man = json.load(open(os.path.join(out_dir, name, "manifest.json")))
-        rep = json.load(open(os.path.join(out_dir, name, "report.json")))
-        row["cycles_est"] = man.get("cycles_per_frame")
+        rep = b.report
+        row["cycles_est"] = b.manifest.get("cycles_per_frame")
         row["fps_200MHz"] = round(200e6 / row["cycles_est"]) if row["cycles_est"] else None
         row["resources"] = {k: rep["resources"].get(k) for k in ("LUT", "FF", "BRAM18", "URAM", "DSP") if k in rep["resources"]}
-        row["device"] = rep.get("device") or rep.get("budget", {}).get("device")
+        row["device"] = (rep.get("default_device") or {}).get("device")
         row["finn_cycles"] = NETWORKS[name][3]
         del b
         if name in FINN_FOLDINGS:          # the same network at FINN's own folding: cycles side by side
@@ -172,7 +176,7 @@ def run_one(name, out_dir, verify=False, frames=None, sim="verilator", seed=0):
             row["cycles_at_finn_folding"] = f.manifest["cycles_per_frame"]
         if verify:
             r = hwgen.verify(os.path.join(out_dir, name), inputs=x, sim=sim, progress=False)
-            row["rtl_mismatches"] = int(r.mismatches) + mismatches(r.outputs, reference(model, x))
+            row["rtl_mismatches"] = int(r.mismatches) + mismatches(r.outputs, want)
             row["cycles_meas"] = r.cycles_per_frame
             row["latency"] = r.latency_cycles
             row["verify_s"] = round(r.build_seconds + r.sim_seconds, 1)

@@ -123,24 +123,14 @@ def eval_pre(ops, x):
     for op in ops:
         kind = op["op"]
         v = np.asarray(op["value"], dtype=np.float64) if "value" in op else None
-        if kind == "add":
-            y = y + v
+        if kind in ("add", "mul", "div", "max", "min", "relu"):      # as on the tail (numpy broadcasting)
+            y = eval_ops([op], y)
         elif kind == "sub":
             y = y - v
         elif kind == "rsub":
             y = v - y
-        elif kind == "mul":
-            y = y * v
-        elif kind == "div":
-            y = y / v
         elif kind == "rdiv":
             y = v / y
-        elif kind == "max":
-            y = np.maximum(y, v)
-        elif kind == "min":
-            y = np.minimum(y, v)
-        elif kind == "relu":
-            y = np.maximum(y, 0)
         elif kind == "batchnorm":        # per channel (axis 1), as ONNX BatchNormalization
             shape = (1, -1) + (1,) * (y.ndim - 2)
             p = {k: np.asarray(op[k], dtype=np.float64).reshape(shape) for k in ("scale", "bias", "mean", "var")}

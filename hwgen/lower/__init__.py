@@ -27,6 +27,7 @@ from .values import Acc, Const, IntConst, IntTensor, PendingConcat
 
 __all__ = ["lower", "SUPPORTED_OPS"]
 
+QUANTISERS = ("Quant", "IntQuant", "BipolarQuant")
 HANDLERS = {"Quant": lower_quant, "IntQuant": lower_quant, "BipolarQuant": lower_quant,
             "MatMul": lower_matmul, "Gemm": lower_matmul, "Conv": lower_conv, "Trunc": lower_trunc,
             "MultiThreshold": lower_multithreshold, "Concat": lower_concat, "ArgMax": lower_argmax}
@@ -36,7 +37,7 @@ HANDLERS.update({op: lower_shape for op in SHAPE_OPS})
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
 # what may take a Concat of differently quantised inputs (a PendingConcat): an element-wise quantiser, a
 # concat, and on the way to the quantiser per-channel element-wise ops of one tensor (ELEMENTWISE_OPS)
-TAKES_PENDING_CONCAT = ("Quant", "IntQuant", "BipolarQuant", "MultiThreshold", "Concat", "Identity", "Dropout")
+TAKES_PENDING_CONCAT = QUANTISERS + ("MultiThreshold", "Concat", "Identity", "Dropout")
 PENDING_ACCEPTED = ("accepted: a quantiser after the Concat (QuantIdentity, QuantReLU, …: Quant, BipolarQuant, "
                     "MultiThreshold; per-channel element-wise ops between them), or inputs sharing one quantiser")
 # the families of SUPPORTED_OPS, short enough for a one-line error (ARCHITECTURE §6)
@@ -74,7 +75,7 @@ def _lower(ctx, model, name, topk):
         if handler is None:
             raise UnsupportedError(f"node {node.name}: op {node.op_type or repr('')} is not supported; accepted: {ACCEPTED_OPS}")
         check_arity(node)
-        if node.op_type not in ("Quant", "IntQuant", "BipolarQuant") and is_host_input(ctx, node):
+        if node.op_type not in QUANTISERS and is_host_input(ctx, node):
             handler = lower_on_host                  # float work before the first quantiser: the host head
         pending = next((n for n in node.input if isinstance(ctx.values.get(n), PendingConcat)), None)
         if pending is not None and node.op_type not in TAKES_PENDING_CONCAT and not (

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..errors import UnsupportedError
-from .values import Acc, Const, FloatInput, IntConst, IntTensor
+from .values import Acc, Const, IntConst, IntTensor
 
 __all__ = ["lower_shape", "SHAPE_OPS"]
 
@@ -21,14 +21,8 @@ def lower_shape(ctx, node):
     if isinstance(x, (Const, IntConst)):
         raise UnsupportedError(f"node {node.name} ({op}): reshaping a constant outside constant folding is not supported")
     if op == "Transpose":
-        perm = [int(p) for a in node.attribute if a.name == "perm" for p in a.ints]
-        if isinstance(x, FloatInput) and not x.transpose and perm and perm[0] == 0:
-            ctx.values[out] = FloatInput(tuple(new_shape), x.name, tuple(p - 1 for p in perm[1:]))
-            return
+        # (a transpose of the float model input is the host head's: lower/host_ops.py)
         raise UnsupportedError(f"node {node.name} (Transpose): only a transpose of the model input (batch axis kept) is supported")
-    if isinstance(x, FloatInput):
-        ctx.values[out] = FloatInput(tuple(new_shape), x.name, x.transpose)
-        return
     if isinstance(x, IntTensor) and x.producer is None:
         # still on the host: the head reshapes (quantiser constants are per tensor)
         if np.asarray(x.scale).size > 1 or np.asarray(x.zero_point).size > 1:
