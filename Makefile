@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog >/dev/null; }
 	@$(BIN)/python -c "from hwgen.simulators import prepare; [print('simulator', s.name, s.version) for s in map(prepare, ('verilator', 'icarus'))]"
+	@$(BIN)/python -c "from hwgen.bulk import warm; print(f'verilator run-time library for the compiled testbench: {warm():.1f} s')"
 	@touch $(STAMP)
 
 demo: setup

@@ -3,7 +3,8 @@
     hwgen build MODEL.onnx -o OUT [--folding F.json] [--fps N] [--clock-mhz F] [--topk K]
                 [--device D] [--max-lut N] [--max-ff N] [--max-bram N] [--max-dsp N] [--margin M]
     hwgen explore MODEL.onnx [--device D] [--clock-mhz F] [--points N] [--png OUT.png]
-    hwgen verify OUT [--inputs X.npy] [--frames N] [--sim verilator|icarus] [--seed S]
+    hwgen verify OUT [--inputs X.npy] [--frames N] [--sim verilator|icarus] [--engine compiled|cocotb] [--jobs N]
+                 [--stress-frames N] [--seed S]
     hwgen flows OUT [synth|synth-xilinx|synth-ecp5|synth-ice40|pnr|bitstream|vivado|all|clean] [--families F ...]
     hwgen search --example digits-mlp|digits-cnn|digits-res-mlp -o OUT [--start BREVITAS.pt] [--fps N]
                  [--clock-mhz F] [--points N] [--epochs N] [--restarts N] [--test-fraction F]
@@ -71,11 +72,25 @@ def _parser():
     _budget_args(e)
     e.add_argument("-q", "--quiet", action="store_true")
 
-    v = sub.add_parser("verify", help="simulate a build and check every output word against the reference")
+    v = sub.add_parser(
+        "verify", help="simulate a build and check every output word against the reference",
+        description="Simulate the build's Verilog and check every output word against the IR reference, twice: "
+        "frames back to back (cycles per frame, latency), then under seeded random valid gaps and ready "
+        "back-pressure (the output handshake checked too). Which engine runs: on Verilator (the default) the "
+        "compiled testbench, a C++ cycle loop around the Verilated model (millions of cycles per second; "
+        "--engine cocotb runs the same checks from Python, cycle for cycle alike, a few ten thousand cycles per "
+        "second); on Icarus, the independent second simulator for small designs, the cocotb testbench.")
     v.add_argument("out", help="build directory")
     v.add_argument("--inputs", help=".npy of float model inputs (default: random inputs of the right shape and range)")
     v.add_argument("--frames", type=int, default=None, help="number of random frames (default 32)")
-    v.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
+    v.add_argument("--sim", default="verilator", choices=["verilator", "icarus"],
+                   help="simulator (default verilator; icarus: the second, independent one, for small designs)")
+    v.add_argument("--engine", choices=["compiled", "cocotb"], default=None,
+                   help="testbench: compiled (C++, the default on verilator) or cocotb (Python; the only one on icarus)")
+    v.add_argument("--stress-frames", type=int, default=None, help="compiled testbench: run the gaps-and-back-pressure "
+                   "phase on the first N frames only (every frame still runs back to back; default: all)")
+    v.add_argument("--jobs", type=int, default=None, help="compiled testbench: processes to split the frames over, each "
+                   "from reset (default 1, every core for runs over 50 M cycles)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("-q", "--quiet", action="store_true")
 
@@ -156,7 +171,8 @@ def _cmd_explore(a):
 
 def _cmd_verify(a):
     from .verify import verify
-    res = verify(a.out, inputs=a.inputs, frames=a.frames, sim=a.sim, seed=a.seed, progress=not a.quiet)
+    res = verify(a.out, inputs=a.inputs, frames=a.frames, sim=a.sim, seed=a.seed, progress=not a.quiet, engine=a.engine,
+                 jobs=a.jobs, stress_frames=a.stress_frames)
     print(res.table())
     return 0 if res.ok else 1
 

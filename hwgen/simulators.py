@@ -24,7 +24,10 @@ from pathlib import Path
 
 from .errors import VerifyError
 
-__all__ = ["SIMULATORS", "Simulator", "prepare", "available", "verilator_root"]
+__all__ = ["SIMULATORS", "Simulator", "prepare", "available", "verilator_root", "testbench_dir", "log_tail",
+           "frames_reader"]
+
+TB_MODULE = "tb_stream"
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -126,6 +129,7 @@ def _prepare_verilator():
         raise VerifyError(f"simulator verilator: found version {major}.{minor:03d} at {exe}, need 5.036 or newer; {_HOW}")
     _fix_wheel_pch(root)
     build_args = (
+        "-fno-merge-cond",      # the pass took 22 of 25 s verilating TFC-w1a1 (bench/verify_speed.py)
         "-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
         "-Wno-UNOPTFLAT", "-Wno-PINCONNECTEMPTY", "-Wno-DECLFILENAME", "-Wno-lint",
         "-Wno-style",
@@ -171,3 +175,39 @@ def available(name):
         return True
     except VerifyError:
         return False
+
+
+# ----------------------------------------------------------------------------
+# the testbenches (sim/tb_stream.py for cocotb, sim/tb_stream.cpp compiled) and their logs
+def testbench_dir():
+    """The folder holding ``tb_stream.py`` (``hwgen/sim`` when installed, ``sim/`` in the source tree)."""
+    env = os.environ.get("HWGEN_SIM_DIR")
+    cands = [Path(env)] if env else []
+    cands.append(Path(__file__).resolve().parent / "sim")           # wheel install (hwgen.sim)
+    cands.append(Path(__file__).resolve().parent.parent / "sim")    # source tree
+    for d in cands:
+        if (d / f"{TB_MODULE}.py").is_file():
+            return d
+    raise VerifyError(f"testbench {TB_MODULE}.py: not found in {', '.join(str(c) for c in cands)}; "
+                      "run from a hwgen source checkout or set HWGEN_SIM_DIR to its sim/ folder")
+
+
+def log_tail(path, n=12):
+    """The error lines (else the last lines) of a compiler or simulator log, joined on one line."""
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    errs = [l for l in lines if "%Error" in l or "error" in l.lower()]
+    return " | ".join((errs or lines)[-n:][:4])
+
+
+def frames_reader(t, phases, n):
+    """The callback turning the testbench's progress lines into task ``t``'s stage (the phase)
+    and count (frames of that phase done, of ``n``)."""
+    def on_line(line):
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in phases and parts[1].isdigit():
+            i = phases.index(parts[0])
+            t.update(int(parts[1]), stage=f"{parts[0]} phase ({i + 1}/{len(phases)})")
+    return on_line

@@ -28,12 +28,13 @@ import numpy as np
 from . import progress as _progress, watch
 from .errors import HwgenError, ManifestError, VerifyError
 from .manifest import load as load_manifest
-from .simulators import SIMULATORS, prepare
+from .simulators import (SIMULATORS, TB_MODULE, frames_reader as _frames_reader, log_tail as _log_tail, prepare,
+                         testbench_dir)
 
 __all__ = ["verify", "VerifyResult", "format_table", "testbench_dir", "DEFAULT_FRAMES"]
 
 DEFAULT_FRAMES = 32
-TB_MODULE = "tb_stream"
+
 CONFIG_ENV = "HWGEN_TB_CONFIG"
 STAMP = "hwgen-sim-build.json"
 
@@ -59,6 +60,12 @@ class VerifyResult:
     first_mismatches: list = field(default_factory=list)   # up to 50: phase, frame, word, got, expected, cycle
     out_dir: str = ""
     log: str = ""                        # the simulation log
+    engine: str = "cocotb"               # "compiled" (sim/tb_stream.cpp) or "cocotb" (sim/tb_stream.py)
+    cycles: int = 0                      # clock cycles simulated in both phases
+
+    @property
+    def cycles_per_second(self):
+        return self.cycles / self.sim_seconds if self.sim_seconds else None
 
     def table(self):
         return format_table(self)
@@ -76,15 +83,15 @@ def _fmt_cpf(v):
 def format_table(result):
     """A small plain-text table of one :class:`VerifyResult` (or a list of them)."""
     results = result if isinstance(result, (list, tuple)) else [result]
-    head = ("simulator", "frames", "mismatches", "cycles/frame", "estimate", "latency", "build s", "sim s", "result")
+    head = ("simulator", "engine", "frames", "mismatches", "cycles/frame", "estimate", "latency", "build s", "sim s", "result")
     rows = [head]
     for r in results:
         verdict = "PASS" if r.ok else "FAIL"
-        rows.append((r.simulator, str(r.frames), str(r.mismatches), _fmt_cpf(r.cycles_per_frame),
+        rows.append((r.simulator, r.engine, str(r.frames), str(r.mismatches), _fmt_cpf(r.cycles_per_frame),
                      _fmt_cpf(r.estimated_cycles_per_frame), "-" if r.latency_cycles is None else str(r.latency_cycles),
                      f"{r.build_seconds:.1f}", f"{r.sim_seconds:.1f}", verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(c.rjust(w) if i and i < len(head) - 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    lines = ["  ".join(c.rjust(w) if i > 1 and i < len(head) - 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     out = "\n".join(line.rstrip() for line in lines)
@@ -105,19 +112,6 @@ def format_table(result):
 
 
 # ----------------------------------------------------------------------------
-def testbench_dir():
-    """The folder holding ``tb_stream.py`` (``hwgen/sim`` when installed, ``sim/`` in the source tree)."""
-    env = os.environ.get("HWGEN_SIM_DIR")
-    cands = [Path(env)] if env else []
-    cands.append(Path(__file__).resolve().parent / "sim")           # wheel install (hwgen.sim)
-    cands.append(Path(__file__).resolve().parent.parent / "sim")    # source tree
-    for d in cands:
-        if (d / f"{TB_MODULE}.py").is_file():
-            return d
-    raise VerifyError(f"testbench {TB_MODULE}.py: not found in {', '.join(str(c) for c in cands)}; "
-                      "run from a hwgen source checkout or set HWGEN_SIM_DIR to its sim/ folder")
-
-
 def _say(progress, msg):
     _progress.info(f"verify: {msg}", enabled=bool(progress))
 
@@ -204,17 +198,23 @@ def _digest(sim, top, sources):
     return h.hexdigest()
 
 
+ENGINES = ("compiled", "cocotb")
+
+
+def _engine(engine, simulator):
+    """The testbench engine: compiled on Verilator unless asked otherwise, cocotb on Icarus."""
+    if engine is None or engine == "auto":
+        return "compiled" if simulator.name == "verilator" else "cocotb"
+    if engine not in ENGINES:
+        raise VerifyError(f"engine must be one of auto, {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "compiled" and simulator.name != "verilator":
+        raise VerifyError(f"engine compiled runs on verilator only, not {simulator.name}; "
+                          f"accepted on {simulator.name}: cocotb")
+    return engine
+
+
 def _sim_binary(sim, build_dir, top):
     return build_dir / (top if sim.name == "verilator" else "sim.vvp")
-
-
-def _log_tail(path, n=12):
-    try:
-        lines = Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    errs = [l for l in lines if "%Error" in l or "error" in l.lower()]
-    return " | ".join((errs or lines)[-n:][:4])
 
 
 def _build(sim, out, top, sources, progress):
@@ -309,19 +309,8 @@ def _simulate(sim, build_dir, top, cfg, seed, progress):
     return results, log
 
 
-def _frames_reader(t, phases, n):
-    """The callback turning the testbench's progress lines into task ``t``'s stage (the phase)
-    and count (frames of that phase done, of ``n``)."""
-    def on_line(line):
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] in phases and parts[1].isdigit():
-            i = phases.index(parts[0])
-            t.update(int(parts[1]), stage=f"{parts[0]} phase ({i + 1}/{len(phases)})")
-    return on_line
-
-
 def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=True,
-           valid_gap_prob=0.3, ready_stall_prob=0.3, timeout_cycles=None):
+           valid_gap_prob=0.3, ready_stall_prob=0.3, timeout_cycles=None, engine=None, threads=1, jobs=None, stress_frames=None):
     """Simulate the build in ``out_dir`` on ``sim`` and check every output word.
 
     ``inputs``: the original model's float inputs, a numpy array or a ``.npy``
@@ -329,11 +318,20 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
     (default 32) random inputs drawn with ``np.random.default_rng(seed)``.
     ``timeout_cycles``: cycles without an output word after which the
     simulation is declared deadlocked (default: from the estimated interval).
+    ``engine``: ``"compiled"`` (the C++ testbench ``sim/tb_stream.cpp``,
+    Verilator only; the default there) or ``"cocotb"`` (``sim/tb_stream.py``;
+    the only one on Icarus): the same checks, cycle for cycle.  ``threads``:
+    Verilator's ``--threads`` for the compiled engine (1: single-threaded model).
+    ``jobs``: processes the compiled engine splits the frames over, each run
+    from reset (default: 1, or every core for runs over 50 M cycles).
+    ``stress_frames``: run the stress phase on the first frames only (compiled
+    engine; every frame still runs back to back, every word checked) — for
+    test sets long enough that twice their cycles count.
     Raises :class:`~hwgen.errors.VerifyError` on bad input, a missing
     simulator, a failed compile or a deadlock.
     """
     from .host import apply_head, apply_tail
-    from .streams import pack, unpack
+    from .streams import pack, pack_words32, unpack, unpack_words32, words_per_frame
 
     out_dir = os.path.abspath(os.fspath(out_dir))
     if str(sim).lower() not in SIMULATORS + ("iverilog",):
@@ -362,58 +360,97 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
     try:
         x_int = apply_head(head, x)
         expected = graph.execute(x_int)
-        in_words = pack(x_int, mi["dtype"], int(mi["lanes"]))
-        exp_words = pack(expected, mo["dtype"], int(mo["lanes"]))
+        wpf_in, wpf_out = (words_per_frame(m["shape"], int(m["lanes"])) for m in (mi, mo))
     except HwgenError as e:
         raise VerifyError(f"inputs: {e}") from None
-    for side, words in (("input", in_words), ("output", exp_words)):
+    for side, wpf in (("input", wpf_in), ("output", wpf_out)):
         m = manifest[side]
-        if len(words[0]) != int(m["words_per_frame"]):
+        if wpf != int(m["words_per_frame"]):
             raise VerifyError(f"build directory {out}: manifest {side}.words_per_frame={m['words_per_frame']} "
-                              f"but {side} shape {tuple(m['shape'])} in {m['lanes']} lanes gives {len(words[0])}")
-    n = len(in_words)
+                              f"but {side} shape {tuple(m['shape'])} in {m['lanes']} lanes gives {wpf}")
+    n = len(x_int)
     est = manifest.get("cycles_per_frame")
     if timeout_cycles is None:
-        longest = max(float(est or 0), len(in_words[0]), len(exp_words[0]))
+        longest = max(float(est or 0), wpf_in, wpf_out)
         timeout_cycles = int(4 * (len(graph.layers) + 2) * longest / (1 - max(valid_gap_prob, ready_stall_prob))) + 3000
     elif not isinstance(timeout_cycles, (int, np.integer)) or isinstance(timeout_cycles, bool) or timeout_cycles < 1:
         raise VerifyError(f"timeout_cycles must be a positive integer, not {timeout_cycles!r}")
     out_mask = (1 << (int(mo["lanes"]) * int(mo["lane_bits"]))) - 1
 
     simulator = prepare(sim)
-
+    engine = _engine(engine, simulator)
     top = manifest["top"]
-    build_dir, build_secs = _build(simulator, out, top, sources, progress)
-    for f in memfiles:                      # $readmemh opens them in the directory the simulation runs in
-        shutil.copyfile(f, build_dir / f.name)
-    cfg = {"in_frames": in_words, "out_frames": exp_words, "out_mask": out_mask, "seed": seed,
-           "valid_gap_prob": float(valid_gap_prob), "ready_stall_prob": float(ready_stall_prob),
-           "idle_limit": int(timeout_cycles), "phases": ["throughput", "stress"],
-           "max_burst": int(min(256, max(8, float(est or 0), len(in_words[0]), len(exp_words[0]))))}
-    _say(progress, f"simulating {n:,} frames on {simulator.name} (twice: back to back, then with random "
-                   f"valid gaps and ready back-pressure, seed {seed})…")
+    max_burst = int(min(256, max(8, float(est or 0), wpf_in, wpf_out)))
+    tb_args = dict(seed=seed, valid_gap_prob=float(valid_gap_prob), ready_stall_prob=float(ready_stall_prob),
+                   max_burst=max_burst, idle_limit=int(timeout_cycles), phases=["throughput", "stress"])
+    if engine == "compiled":
+        from . import bulk
+        if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
+            raise VerifyError(f"threads must be a positive integer, not {threads!r}")
+        run_cycles = 2 * n * max(float(est or 0), wpf_in, wpf_out)
+        if jobs is None:
+            jobs = bulk.default_jobs(run_cycles, n)
+        elif not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1:
+            raise VerifyError(f"jobs must be a positive integer, not {jobs!r}")
+        if stress_frames is not None:
+            if not isinstance(stress_frames, (int, np.integer)) or isinstance(stress_frames, bool) or stress_frames < 1:
+                raise VerifyError(f"stress_frames must be a positive integer, not {stress_frames!r}")
+            run_cycles *= (n + min(n, int(stress_frames))) / (2 * n)
+        opt = bulk.cxx_opt(run_cycles)
+        binary, build_secs = bulk.build(simulator, out, top, sources, progress, opt=opt, threads=int(threads))
+    else:
+        if stress_frames is not None:
+            raise VerifyError(f"stress_frames is an option of the compiled engine, not of {engine}")
+        build_dir, build_secs = _build(simulator, out, top, sources, progress)
+        for f in memfiles:                  # $readmemh opens them in the directory the simulation runs in
+            shutil.copyfile(f, build_dir / f.name)
+    stressed = n if stress_frames is None else min(n, int(stress_frames))
+    _say(progress, f"simulating {n:,} frames on {simulator.name} ({engine} testbench; back to back, then "
+                   f"{'the same' if stressed == n else f'the first {stressed:,}'} with random valid gaps and ready "
+                   f"back-pressure, seed {seed})…")
     t0 = time.monotonic()
-    res, log = _simulate(simulator, build_dir, top, cfg, seed, progress)
+    if engine == "compiled":
+        res = bulk.run(binary, out / "rtl", pack_words32(x_int, mi["dtype"], int(mi["lanes"])),
+                       pack_words32(expected, mo["dtype"], int(mo["lanes"])),
+                       out_bits=int(mo["lanes"]) * int(mo["lane_bits"]), progress=progress, jobs=int(jobs),
+                       stress_frames=stress_frames, **tb_args)
+        log = res["log"]
+    else:
+        cfg = {"in_frames": pack(x_int, mi["dtype"], int(mi["lanes"])),
+               "out_frames": pack(expected, mo["dtype"], int(mo["lanes"])), "out_mask": out_mask,
+               "valid_gap_prob": tb_args["valid_gap_prob"], "ready_stall_prob": tb_args["ready_stall_prob"],
+               "seed": seed, "idle_limit": tb_args["idle_limit"], "phases": tb_args["phases"], "max_burst": max_burst}
+        res, log = _simulate(simulator, build_dir, top, cfg, seed, progress)
     sim_secs = time.monotonic() - t0
     if res.get("error"):
-        raise VerifyError(f"simulation on {simulator.name}: {res['error']}; log: {log}")
-    phases = res["phases"]
-    got_words = phases.get("stress", phases.get("throughput"))["out_frames"]
-    if any(w is None for fr in got_words for w in fr):
-        raise VerifyError(f"simulation on {simulator.name}: the testbench returned incomplete output frames; log: {log}")
-    got_words = [[w & out_mask if w >= 0 else 0 for w in fr] for fr in got_words]
-    outputs_int = unpack(got_words, mo["dtype"], int(mo["lanes"]), tuple(mo["shape"]))
+        before = ""
+        if res.get("mismatches"):             # where it first went wrong, before it stopped
+            m = res["mismatch_list"][0]
+            before = (f"; before that {res['mismatches']} mismatching word(s), the first in the {m['phase']} phase, "
+                      f"frame {m['frame']} word {m['word']} (cycle {m['cycle']}): got {m['got']:#x}, "
+                      f"expected {m['expected']:#x}")
+        raise VerifyError(f"simulation on {simulator.name}: {res['error']}{before}; log: {log}")
+    if engine == "compiled":
+        outputs_int = unpack_words32(res["out_frames"], mo["dtype"], int(mo["lanes"]), tuple(mo["shape"]))
+    else:
+        phases = res["phases"]
+        got_words = phases.get("stress", phases.get("throughput"))["out_frames"]
+        if any(w is None for fr in got_words for w in fr):
+            raise VerifyError(f"simulation on {simulator.name}: the testbench returned incomplete output frames; log: {log}")
+        got_words = [[w & out_mask if w >= 0 else 0 for w in fr] for fr in got_words]
+        outputs_int = unpack(got_words, mo["dtype"], int(mo["lanes"]), tuple(mo["shape"]))
     outputs = apply_tail(tail, outputs_int) if tail else outputs_int.astype(np.float64)
     first = [dict(m, lanes=_lane_diff(m, mo)) for m in res.get("mismatch_list", [])]
     mismatches = int(res.get("mismatches", 0))
     protocol = int(res.get("protocol_errors", 0))
     ok = mismatches == 0 and protocol == 0 and np.array_equal(outputs_int, expected)
-    _say(progress, f"simulated in {sim_secs:.1f} s: {mismatches} mismatching words, "
-                   f"{_fmt_cpf(res.get('cycles_per_frame'))} cycles per frame (estimate {_fmt_cpf(est)})")
+    cycles = sum(int(p.get("cycles", 0)) for p in res["phases"].values())
+    _say(progress, f"simulated in {sim_secs:.1f} s ({cycles / max(sim_secs, 1e-9):,.0f} cycles/s): {mismatches} "
+                   f"mismatching words, {_fmt_cpf(res.get('cycles_per_frame'))} cycles per frame (estimate {_fmt_cpf(est)})")
     return VerifyResult(
         ok=bool(ok), mismatches=mismatches, frames=n,
         cycles_per_frame=res.get("cycles_per_frame"), estimated_cycles_per_frame=est,
         latency_cycles=res.get("latency_cycles"), outputs=outputs, outputs_int=outputs_int,
         expected_int=np.asarray(expected), simulator=simulator.name, build_seconds=build_secs,
         sim_seconds=sim_secs, seed=seed, protocol_errors=protocol,
-        first_mismatches=first, out_dir=str(out), log=str(log))
+        first_mismatches=first, out_dir=str(out), log=str(log), engine=engine, cycles=cycles)

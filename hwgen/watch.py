@@ -225,7 +225,7 @@ class CompileStages:
 
     def __call__(self, line):
         s = line.lstrip()
-        if re.match(r"^(make(\[\d+\])?:|ccache |g\+\+ |clang\+\+ |c\+\+ )", s):
+        if re.match(r"^(make(\[\d+\])?:|\$ make |ccache |(\S*/)?(g\+\+|clang\+\+|c\+\+) )", s):
             if " -c " in s and " -o " in s:
                 self.objects += 1
             self.cxx = True

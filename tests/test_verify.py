@@ -28,6 +28,8 @@ from hwgen.verify import VerifyResult, format_table, verify
 pytestmark = pytest.mark.sim
 
 SIMS = ["verilator", "icarus"]
+# (simulator, testbench engine): the compiled C++ testbench and cocotb on Verilator, cocotb on Icarus
+ENGINES = [("verilator", "compiled"), ("verilator", "cocotb"), ("icarus", "cocotb")]
 
 # the hand-written design: C channels, PE lanes per word, one input word per K cycles
 C, PE, K, BASE = 80, 20, 3, 100
@@ -140,15 +142,16 @@ def designs(tmp_path_factory):
     return {v: make_plus100_build(str(root / v), v) for v in ("good", "bad", "deadlock", "unstable")}
 
 
-@pytest.fixture(scope="session", params=SIMS)
+@pytest.fixture(scope="session", params=ENGINES, ids=["-".join(e) for e in ENGINES])
 def sim(request):
-    need(request.param)
-    return request.param
+    """verify()'s keyword arguments choosing simulator and engine."""
+    need(request.param[0])
+    return {"sim": request.param[0], "engine": request.param[1]}
 
 
 @pytest.fixture(scope="session")
 def good(designs, sim):
-    return verify(designs["good"], frames=256, sim=sim, seed=3, progress=False)
+    return verify(designs["good"], frames=256, **sim, seed=3, progress=False)
 
 
 # ---------------------------------------------------------------------------
@@ -174,20 +177,21 @@ def test_measured_interval_and_latency(good):
 def test_result_table(good):
     t = good.table()
     lines = t.splitlines()
-    assert lines[0].split()[:3] == ["simulator", "frames", "mismatches"]
-    assert good.simulator in lines[2] and "PASS" in lines[2] and str(CPF) in lines[2]
+    assert lines[0].split()[:4] == ["simulator", "engine", "frames", "mismatches"]
+    assert lines[2].split()[:2] == [good.simulator, good.engine] and "PASS" in lines[2] and str(CPF) in lines[2]
     assert format_table([good, good]).count("PASS") == 2
 
 
 def test_cached_build_is_reused(good, designs, sim):
-    stamp = os.path.join(designs["good"], "sim", sim, "hwgen-sim-build.json")
+    stamp = os.path.join(designs["good"], "sim", *(("verilator-compiled", "hwgen-compiled-build.json")
+                                                   if sim["engine"] == "compiled" else (sim["sim"], "hwgen-sim-build.json")))
     assert os.path.isfile(stamp)
-    r = verify(designs["good"], frames=3, sim=sim, seed=1, progress=False)
+    r = verify(designs["good"], frames=3, **sim, seed=1, progress=False)
     assert r.build_seconds == 0.0 and r.ok and r.frames == 3
 
 
 def test_wrong_design_reports_mismatches(designs, sim):
-    r = verify(designs["bad"], frames=16, sim=sim, seed=0, progress=False)
+    r = verify(designs["bad"], frames=16, **sim, seed=0, progress=False)
     assert not r.ok
     assert r.mismatches == 1               # only the 6th word ever accepted is corrupted
     m = r.first_mismatches[0]
@@ -199,14 +203,14 @@ def test_wrong_design_reports_mismatches(designs, sim):
 
 def test_deadlock_ends_with_clear_error(designs, sim):
     with pytest.raises(VerifyError) as e:
-        verify(designs["deadlock"], frames=8, sim=sim, progress=False)
+        verify(designs["deadlock"], frames=8, **sim, progress=False)
     msg = str(e.value)
     assert "\n" not in msg
     assert "deadlock" in msg and "throughput phase" in msg and "received 6 of 32 words" in msg
 
 
 def test_stress_without_backpressure_and_many_frames(designs, sim):
-    r = verify(designs["good"], frames=1000, sim=sim, seed=11, progress=False,
+    r = verify(designs["good"], frames=1000, **sim, seed=11, progress=False,
                valid_gap_prob=0.0, ready_stall_prob=0.0)
     assert r.ok and r.cycles_per_frame == CPF
 
@@ -214,13 +218,13 @@ def test_stress_without_backpressure_and_many_frames(designs, sim):
 # ---------------------------------------------------------------------------
 def test_inputs_as_array_and_npy(designs, sim, tmp_path):
     x = np.arange(3 * C).reshape(3, C) % 16
-    r = verify(designs["good"], inputs=x, sim=sim, progress=False)
+    r = verify(designs["good"], inputs=x, **sim, progress=False)
     assert r.ok and r.frames == 3
     np.testing.assert_array_equal(r.outputs_int, x + BASE)
     np.testing.assert_allclose(r.outputs, (x + BASE) * 0.5)
     p = tmp_path / "x.npy"
     np.save(p, x[0].astype(np.float32))              # one sample without the batch axis
-    r1 = verify(designs["good"], inputs=str(p), sim=r.simulator, progress=False)
+    r1 = verify(designs["good"], inputs=str(p), progress=False, **sim)
     assert r1.frames == 1 and r1.cycles_per_frame is None and r1.latency_cycles == LATENCY
     np.testing.assert_array_equal(r1.outputs_int[0], x[0] + BASE)
 
@@ -261,22 +265,58 @@ def test_missing_simulator_says_how_to_get_it(monkeypatch):
         simulators._prepare_verilator.cache_clear()
 
 
-def test_output_changing_while_stalled_is_caught(designs):
-    need("icarus")          # one simulator is enough for the handshake checker
-    r = verify(designs["unstable"], frames=16, sim="icarus", progress=False)
+def test_output_changing_while_stalled_is_caught(designs, sim):
+    r = verify(designs["unstable"], frames=16, progress=False, **sim)
     assert r.mismatches == 0 and r.protocol_errors > 0 and not r.ok
     assert "handshake violation" in r.table()
 
 
-def test_changed_verilog_is_rebuilt(designs, tmp_path):
-    need("icarus")
+@pytest.mark.parametrize("engine", [("icarus", "cocotb"), ("verilator", "compiled")], ids=["icarus", "compiled"])
+def test_changed_verilog_is_rebuilt(designs, tmp_path, engine):
+    need(engine[0])
+    kw = {"sim": engine[0], "engine": engine[1]}
     out = str(tmp_path / "b")
     shutil.copytree(designs["good"], out, ignore=shutil.ignore_patterns("sim"))
-    r = verify(out, frames=8, sim="icarus", progress=False)
+    r = verify(out, frames=8, progress=False, **kw)
     assert r.ok
     shutil.copy(os.path.join(designs["bad"], "rtl", "hwgen_top.v"), os.path.join(out, "rtl", "hwgen_top.v"))
-    r = verify(out, frames=8, sim="icarus", progress=False)
-    assert not r.ok and r.mismatches == 1
+    r = verify(out, frames=8, progress=False, **kw)
+    assert not r.ok and r.mismatches == 1 and r.build_seconds > 0
+
+
+@pytest.mark.parametrize("variant", ["good", "bad", "unstable"])
+def test_compiled_and_cocotb_testbenches_agree_cycle_for_cycle(designs, variant):
+    """Same seeded gaps and stalls, same cycle stamps: the two engines' results are equal."""
+    need("verilator")
+    kw = dict(frames=40, sim="verilator", seed=9, progress=False)
+    a, b = (verify(designs[variant], engine=e, **kw) for e in ("compiled", "cocotb"))
+    assert (a.engine, b.engine) == ("compiled", "cocotb")
+    for key in ("ok", "mismatches", "protocol_errors", "cycles_per_frame", "latency_cycles", "cycles"):
+        assert getattr(a, key) == getattr(b, key), key
+    assert a.first_mismatches == b.first_mismatches
+    np.testing.assert_array_equal(a.outputs_int, b.outputs_int)
+    assert a.cycles > 40 * CPF * 2
+
+
+def test_compiled_and_cocotb_report_the_same_deadlock(designs):
+    need("verilator")
+    msgs = []
+    for engine in ("compiled", "cocotb"):
+        with pytest.raises(VerifyError) as e:
+            verify(designs["deadlock"], frames=8, engine=engine, progress=False)
+        msgs.append(str(e.value).split("; log: ")[0])
+    assert msgs[0] == msgs[1]
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"engine": "fast"}, "engine must be one of auto, compiled, cocotb, not 'fast'"),
+    ({"engine": "compiled", "sim": "icarus"}, "engine compiled runs on verilator only, not icarus; accepted on icarus: cocotb"),
+])
+def test_bad_engine(designs, kwargs, msg):
+    need(kwargs.get("sim", "verilator"))
+    with pytest.raises(VerifyError) as e:
+        verify(designs["good"], frames=2, progress=False, **kwargs)
+    assert str(e.value) == msg
 
 
 # ---------------------------------------------------------------------------
@@ -305,7 +345,7 @@ def mvau_build(tmp_path_factory):
 
 
 def test_emitted_top_is_bit_exact(mvau_build, sim):
-    r = verify(mvau_build, frames=200, sim=sim, seed=5, progress=False)
+    r = verify(mvau_build, frames=200, **sim, seed=5, progress=False)
     assert r.ok, r.table()
     assert r.estimated_cycles_per_frame == 16
     assert r.cycles_per_frame == 16, r.table()
@@ -334,3 +374,112 @@ def test_testbench_helpers():
     b1, b2 = (tb_stream.Bursts(0.3, 16, random.Random(7)) for _ in range(2))
     assert [b1.off() for _ in range(500)] == [b2.off() for _ in range(500)]     # seeded: reproducible
     assert not any(tb_stream.Bursts(0.0, 16, random.Random(1)).off() for _ in range(100))
+
+
+# ---------------------------------------------------------------------------
+def _broken(src, dst, edit):
+    """A copy of build ``src`` in ``dst`` whose Verilog ``edit`` changed (it must change it)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("sim"))
+    path = os.path.join(dst, "rtl", "hwgen_top.v")
+    with open(path) as f:
+        text = f.read()
+    new = edit(text)
+    assert new != text
+    with open(path, "w") as f:
+        f.write(new)
+    return dst
+
+
+def _flip_top_bit(memory, index):
+    """An edit flipping the most significant bit of word ``index`` of the first ROM ``memory``."""
+    import re
+
+    def edit(text):
+        pat = re.compile(rf"(\b{memory}\[{index}\] = (\d+)'h)([0-9a-f]+);")
+        m = pat.search(text)
+        width, value = int(m.group(2)), int(m.group(3), 16) ^ (1 << (int(m.group(2)) - 1))
+        return text[:m.start()] + f"{m.group(1)}{value:0{-(-width // 4)}x};" + text[m.end():]
+    return edit
+
+
+BROKEN = {
+    "weight": _flip_top_bit("weights", 3),            # one weight's sign bit in fc1's ROM
+    "threshold": _flip_top_bit("thresholds", 1),      # one threshold's sign bit
+    # the accelerator's output stage ignores back-pressure: words are lost while m_axis_tready is low
+    "handshake": lambda text: text.replace(".o__ready(m_axis_tready)", ".o__ready(1'b1)", 1),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(BROKEN))
+def test_broken_verilog_fails_alike_on_both_engines(mvau_build, tmp_path, fault):
+    """A flipped weight, a flipped threshold, a broken handshake in emitted Verilog: the compiled and
+    the cocotb testbench both fail, at the same first mismatch (same phase, frame, word, cycle, value)."""
+    need("verilator")
+    out = _broken(mvau_build, str(tmp_path / fault), BROKEN[fault])
+    seen = []
+    for engine in ("compiled", "cocotb"):
+        try:
+            r = verify(out, frames=64, seed=2, engine=engine, progress=False)
+        except VerifyError as e:              # lost words end in a deadlock; the message names the first mismatch
+            seen.append(str(e).split("; log: ")[0])
+        else:
+            assert not r.ok and r.mismatches > 0, r.table()
+            seen.append((r.mismatches, r.first_mismatches[0], r.protocol_errors))
+    assert seen[0] == seen[1]
+    if fault == "handshake":
+        assert "before that" in seen[0] and "stress phase" in seen[0]
+    else:
+        assert seen[0][1]["phase"] == "throughput"
+
+
+def test_compiled_testbench_is_shared_across_build_folders(designs, tmp_path, monkeypatch):
+    """The user cache keys compiled models by the Verilog's hash: a second folder with the same Verilog
+    copies the binary; changed Verilog compiles anew; HWGEN_CACHE=off keeps nothing outside the build."""
+    need("verilator")
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "cache"))
+    logs = []
+    for name, variant in (("a", "good"), ("b", "good"), ("c", "bad")):
+        out = str(tmp_path / name)
+        shutil.copytree(designs[variant], out, ignore=shutil.ignore_patterns("sim"))
+        r = verify(out, frames=4, engine="compiled", progress=False)
+        assert r.ok == (variant == "good")
+        with open(os.path.join(out, "sim", "verilator-compiled", "build.log")) as f:
+            logs.append(f.read())
+    assert "$ " in logs[0] and logs[1].startswith("copied from the cache entry") and "$ " in logs[2]
+    assert len(os.listdir(tmp_path / "cache" / "models")) == 2
+    monkeypatch.setenv("HWGEN_CACHE", "off")
+    out = str(tmp_path / "d")
+    shutil.copytree(designs["good"], out, ignore=shutil.ignore_patterns("sim"))
+    assert verify(out, frames=4, engine="compiled", progress=False).ok
+    assert len(os.listdir(tmp_path / "cache" / "models")) == 2
+
+
+def test_compiled_runs_split_over_processes(designs):
+    """jobs=N: contiguous runs of frames, each from reset; outputs and mismatches in global frame numbers."""
+    need("verilator")
+    one = verify(designs["good"], frames=50, seed=4, engine="compiled", progress=False)
+    three = verify(designs["good"], frames=50, seed=4, engine="compiled", progress=False, jobs=3)
+    assert three.ok and three.cycles_per_frame == CPF and three.latency_cycles == LATENCY
+    np.testing.assert_array_equal(three.outputs_int, one.outputs_int)
+    bad = verify(designs["bad"], frames=20, engine="compiled", progress=False, jobs=2)
+    assert bad.mismatches == 2                    # each run corrupts the 6th word it accepts: frame 1 word 1
+    assert [(m["phase"], m["frame"], m["word"]) for m in bad.first_mismatches] == [("throughput", 1, 1),
+                                                                                  ("throughput", 11, 1)]
+    with pytest.raises(VerifyError, match=r"the run of frames from 0: throughput phase: no output word"):
+        verify(designs["deadlock"], frames=8, engine="compiled", progress=False, jobs=2)
+    with pytest.raises(VerifyError, match="jobs must be a positive integer, not 0"):
+        verify(designs["good"], frames=2, engine="compiled", progress=False, jobs=0)
+
+
+def test_stress_phase_on_the_first_frames(designs):
+    """stress_frames=K: every frame back to back, the gaps-and-back-pressure phase on the first K."""
+    need("verilator")
+    r = verify(designs["good"], frames=30, engine="compiled", progress=False, stress_frames=5, jobs=2)
+    assert r.ok and r.frames == 30 and r.cycles_per_frame == CPF
+    full = verify(designs["good"], frames=30, engine="compiled", progress=False)
+    assert r.cycles < full.cycles
+    np.testing.assert_array_equal(r.outputs_int, full.outputs_int)
+    bad = verify(designs["bad"], frames=30, engine="compiled", progress=False, stress_frames=4)
+    assert [(m["phase"], m["frame"], m["word"]) for m in bad.first_mismatches] == [("throughput", 1, 1), ("stress", 1, 1)]
+    with pytest.raises(VerifyError, match="stress_frames is an option of the compiled engine, not of cocotb"):
+        verify(designs["good"], frames=2, engine="cocotb", progress=False, stress_frames=1)
