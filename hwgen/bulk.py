@@ -44,7 +44,7 @@ import numpy as np
 
 from . import progress as _progress, watch
 from .errors import VerifyError
-from .simulators import frames_reader, log_tail, testbench_dir
+from .simulators import frames_reader, log_tail, stamped_build, testbench_dir
 
 __all__ = ["ENGINE", "build", "run", "warm", "harness_source", "cache_dir", "mt_state", "cxx_opt", "default_jobs", "CXX_OPT"]
 
@@ -235,15 +235,9 @@ def build(sim, out, top, sources, progress=True, opt=None, threads=1, build_dir=
     args = VERILATOR_ARGS + (("--threads", str(int(threads))) if int(threads) > 1 else ()) + tuple(sim.build_args)
     digest = _digest(sim, top, sources, args, make_vars, cxx_version)
     stamp = build_dir / STAMP
-    try:
-        if json.loads(stamp.read_text()).get("digest") == digest and binary.is_file():
-            _progress.info(f"verify: reusing the compiled testbench in {build_dir}", enabled=bool(progress))
-            return binary, 0.0
-    except (OSError, ValueError):
-        pass
-    if build_dir.exists():
-        shutil.rmtree(build_dir)
-    build_dir.mkdir(parents=True)
+    if stamped_build(build_dir, STAMP, digest, binary):
+        _progress.info(f"verify: reusing the compiled testbench in {build_dir}", enabled=bool(progress))
+        return binary, 0.0
     t0 = time.monotonic()
     log = build_dir / "build.log"
     if _from_cache(digest, binary):

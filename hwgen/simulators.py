@@ -25,7 +25,7 @@ from pathlib import Path
 from .errors import VerifyError
 
 __all__ = ["SIMULATORS", "Simulator", "prepare", "available", "verilator_root", "testbench_dir", "log_tail",
-           "frames_reader"]
+           "frames_reader", "stamped_build"]
 
 TB_MODULE = "tb_stream"
 
@@ -190,6 +190,21 @@ def testbench_dir():
             return d
     raise VerifyError(f"testbench {TB_MODULE}.py: not found in {', '.join(str(c) for c in cands)}; "
                       "run from a hwgen source checkout or set HWGEN_SIM_DIR to its sim/ folder")
+
+
+def stamped_build(build_dir, stamp, digest, binary):
+    """True when ``build_dir`` holds ``binary`` built from ``digest`` (its JSON ``stamp`` says so);
+    else empty ``build_dir`` (made anew) for a fresh build and return False."""
+    import json
+    try:
+        if json.loads((build_dir / stamp).read_text()).get("digest") == digest and binary.is_file():
+            return True
+    except (OSError, ValueError):
+        pass
+    if build_dir.exists():
+        shutil.rmtree(build_dir)
+    build_dir.mkdir(parents=True)
+    return False
 
 
 def log_tail(path, n=12):

@@ -29,7 +29,7 @@ from . import progress as _progress, watch
 from .errors import HwgenError, ManifestError, VerifyError
 from .manifest import load as load_manifest
 from .simulators import (SIMULATORS, TB_MODULE, frames_reader as _frames_reader, log_tail as _log_tail, prepare,
-                         testbench_dir)
+                         stamped_build, testbench_dir)
 
 __all__ = ["verify", "VerifyResult", "format_table", "testbench_dir", "DEFAULT_FRAMES"]
 
@@ -223,15 +223,9 @@ def _build(sim, out, top, sources, progress):
     build_dir = out / "sim" / sim.name
     digest = _digest(sim, top, sources)
     stamp = build_dir / STAMP
-    try:
-        if json.loads(stamp.read_text()).get("digest") == digest and _sim_binary(sim, build_dir, top).is_file():
-            _say(progress, f"reusing the {sim.name} build in {build_dir}")
-            return build_dir, 0.0
-    except (OSError, ValueError):
-        pass
-    if build_dir.exists():
-        shutil.rmtree(build_dir)
-    build_dir.mkdir(parents=True)
+    if stamped_build(build_dir, STAMP, digest, _sim_binary(sim, build_dir, top)):
+        _say(progress, f"reusing the {sim.name} build in {build_dir}")
+        return build_dir, 0.0
     log = build_dir / "build.log"
     t0 = time.monotonic()
     runner = get_runner(sim.name)

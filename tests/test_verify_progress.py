@@ -21,7 +21,7 @@ def test_verify_progress_and_quiet(spec_build, tmp_path, fast, capsys, monkeypat
         pytest.skip(f"simulator {sim} not available (run `make setup`)")
     monkeypatch.setenv("HWGEN_CACHE", "off")                     # compile here, not from the user cache
     out = tmp_path / "tiny"
-    shutil.copytree(spec_build("quant_output").out_dir, out)
+    shutil.copytree(spec_build("quant_output").out_dir, out, ignore=shutil.ignore_patterns("sim"))
     r = verify(out, frames=FRAMES, sim=sim, seed=2, engine=engine)
     assert r.ok
     err = capsys.readouterr().err
