@@ -30,6 +30,7 @@ The cache lives in ``$HWGEN_CACHE`` (default ``$XDG_CACHE_HOME/hwgen`` or
 ``~/.cache/hwgen``); set ``HWGEN_CACHE=off`` to keep nothing outside the build.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -110,6 +111,7 @@ def _make_vars(opt):
             f"OPT_GLOBAL={RUNTIME_OPT}"], cxx
 
 
+@functools.lru_cache(maxsize=None)
 def _cxx_version(cxx):
     try:
         p = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60)

@@ -15,6 +15,7 @@ runner copies ``os.environ`` into every subprocess it starts) and returns a
 """
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -195,7 +196,6 @@ def testbench_dir():
 def stamped_build(build_dir, stamp, digest, binary):
     """True when ``build_dir`` holds ``binary`` built from ``digest`` (its JSON ``stamp`` says so);
     else empty ``build_dir`` (made anew) for a fresh build and return False."""
-    import json
     try:
         if json.loads((build_dir / stamp).read_text()).get("digest") == digest and binary.is_file():
             return True

@@ -112,6 +112,13 @@ def format_table(result):
 
 
 # ----------------------------------------------------------------------------
+def _positive_int(name, value):
+    """``value`` as an int, or one error line when it is not a positive integer."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise VerifyError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
+
+
 def _say(progress, msg):
     _progress.info(f"verify: {msg}", enabled=bool(progress))
 
@@ -139,10 +146,8 @@ def _inputs(inputs, frames, head, seed):
     from .host import random_inputs
     want = tuple(head["input_shape"][1:])
     if inputs is None:
-        n = DEFAULT_FRAMES if frames is None else frames
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-            raise VerifyError(f"frames must be a positive integer, not {n!r}")
-        return random_inputs(head, int(n), np.random.default_rng(seed))
+        n = _positive_int("frames", DEFAULT_FRAMES if frames is None else frames)
+        return random_inputs(head, n, np.random.default_rng(seed))
     if isinstance(inputs, (str, os.PathLike)):
         p = Path(inputs)
         if p.is_dir():
@@ -367,8 +372,8 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
     if timeout_cycles is None:
         longest = max(float(est or 0), wpf_in, wpf_out)
         timeout_cycles = int(4 * (len(graph.layers) + 2) * longest / (1 - max(valid_gap_prob, ready_stall_prob))) + 3000
-    elif not isinstance(timeout_cycles, (int, np.integer)) or isinstance(timeout_cycles, bool) or timeout_cycles < 1:
-        raise VerifyError(f"timeout_cycles must be a positive integer, not {timeout_cycles!r}")
+    else:
+        timeout_cycles = _positive_int("timeout_cycles", timeout_cycles)
     out_mask = (1 << (int(mo["lanes"]) * int(mo["lane_bits"]))) - 1
 
     simulator = prepare(sim)
@@ -379,26 +384,21 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
                    max_burst=max_burst, idle_limit=int(timeout_cycles), phases=["throughput", "stress"])
     if engine == "compiled":
         from . import bulk
-        if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
-            raise VerifyError(f"threads must be a positive integer, not {threads!r}")
+        threads = _positive_int("threads", threads)
         run_cycles = 2 * n * max(float(est or 0), wpf_in, wpf_out)
-        if jobs is None:
-            jobs = bulk.default_jobs(run_cycles, n)
-        elif not isinstance(jobs, (int, np.integer)) or isinstance(jobs, bool) or jobs < 1:
-            raise VerifyError(f"jobs must be a positive integer, not {jobs!r}")
+        jobs = bulk.default_jobs(run_cycles, n) if jobs is None else _positive_int("jobs", jobs)
         if stress_frames is not None:
-            if not isinstance(stress_frames, (int, np.integer)) or isinstance(stress_frames, bool) or stress_frames < 1:
-                raise VerifyError(f"stress_frames must be a positive integer, not {stress_frames!r}")
-            run_cycles *= (n + min(n, int(stress_frames))) / (2 * n)
+            stress_frames = _positive_int("stress_frames", stress_frames)
+            run_cycles *= (n + min(n, stress_frames)) / (2 * n)
         opt = bulk.cxx_opt(run_cycles)
-        binary, build_secs = bulk.build(simulator, out, top, sources, progress, opt=opt, threads=int(threads))
+        binary, build_secs = bulk.build(simulator, out, top, sources, progress, opt=opt, threads=threads)
     else:
         if stress_frames is not None:
             raise VerifyError(f"stress_frames is an option of the compiled engine, not of {engine}")
         build_dir, build_secs = _build(simulator, out, top, sources, progress)
         for f in memfiles:                  # $readmemh opens them in the directory the simulation runs in
             shutil.copyfile(f, build_dir / f.name)
-    stressed = n if stress_frames is None else min(n, int(stress_frames))
+    stressed = n if stress_frames is None else min(n, stress_frames)
     _say(progress, f"simulating {n:,} frames on {simulator.name} ({engine} testbench; back to back, then "
                    f"{'the same' if stressed == n else f'the first {stressed:,}'} with random valid gaps and ready "
                    f"back-pressure, seed {seed})…")
@@ -406,14 +406,12 @@ def verify(out_dir, inputs=None, frames=None, sim="verilator", seed=0, progress=
     if engine == "compiled":
         res = bulk.run(binary, out / "rtl", pack_words32(x_int, mi["dtype"], int(mi["lanes"])),
                        pack_words32(expected, mo["dtype"], int(mo["lanes"])),
-                       out_bits=int(mo["lanes"]) * int(mo["lane_bits"]), progress=progress, jobs=int(jobs),
+                       out_bits=int(mo["lanes"]) * int(mo["lane_bits"]), progress=progress, jobs=jobs,
                        stress_frames=stress_frames, **tb_args)
         log = res["log"]
     else:
         cfg = {"in_frames": pack(x_int, mi["dtype"], int(mi["lanes"])),
-               "out_frames": pack(expected, mo["dtype"], int(mo["lanes"])), "out_mask": out_mask,
-               "valid_gap_prob": tb_args["valid_gap_prob"], "ready_stall_prob": tb_args["ready_stall_prob"],
-               "seed": seed, "idle_limit": tb_args["idle_limit"], "phases": tb_args["phases"], "max_burst": max_burst}
+               "out_frames": pack(expected, mo["dtype"], int(mo["lanes"])), "out_mask": out_mask, **tb_args}
         res, log = _simulate(simulator, build_dir, top, cfg, seed, progress)
     sim_secs = time.monotonic() - t0
     if res.get("error"):
