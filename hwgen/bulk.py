@@ -65,10 +65,10 @@ RUNTIME_OBJECTS = ("verilated.o", "verilated_threads.o")
 CACHE_ENTRIES = 48              # compiled models kept in the user cache (the oldest go first)
 
 
-def harness_source():
-    p = testbench_dir() / HARNESS
+def harness_source(name=HARNESS):
+    p = testbench_dir() / name
     if not p.is_file():
-        raise VerifyError(f"compiled testbench {HARNESS}: not found in {p.parent}; run from a hwgen source checkout "
+        raise VerifyError(f"compiled testbench {name}: not found in {p.parent}; run from a hwgen source checkout "
                           "or set HWGEN_SIM_DIR to its sim/ folder")
     return p
 
@@ -120,10 +120,11 @@ def _cxx_version(cxx):
         return "?"
 
 
-def _digest(sim, top, sources, args, make_vars, cxx_version):
+def _digest(sim, top, sources, args, make_vars, cxx_version, harness=HARNESS):
     h = hashlib.sha256()
-    h.update(json.dumps([ENGINE, sim.version, top, list(args), make_vars, cxx_version]).encode())
-    h.update(harness_source().read_bytes())
+    h.update(json.dumps([ENGINE, sim.version, top, list(args), make_vars, cxx_version]
+                        + ([harness] if harness != HARNESS else [])).encode())
+    h.update(harness_source(harness).read_bytes())
     for s in sources:
         h.update(s.name.encode() + b"\0" + s.read_bytes() + b"\0")
     return h.hexdigest()
@@ -174,9 +175,10 @@ def _runtime_objects(sim, obj, make_vars, cxx_version, log):
         shutil.copyfile(where / o, obj / o)               # newer than the library sources: make keeps it
 
 
-def _compile(sim, top, sources, obj, log, args, make_vars, cxx_version, stages, progress):
+def _compile(sim, top, sources, obj, log, args, make_vars, cxx_version, stages, progress, harness=HARNESS):
+    binary = Path(harness).stem
     args = [sim.executable, *args, "--top-module", top, "-Mdir", str(obj),
-            *[str(s) for s in sources], str(harness_source()), "-o", BINARY]
+            *[str(s) for s in sources], str(harness_source(harness)), "-o", binary]
     env = dict(os.environ)
     env.pop("MAKEFLAGS", None)
     with watch.watched(f"compile with verilator {sim.version} (compiled testbench)", log=log, stages=stages,
@@ -188,7 +190,7 @@ def _compile(sim, top, sources, obj, log, args, make_vars, cxx_version, stages, 
             _runtime_objects(sim, obj, make_vars, cxx_version, log)
             cmd = ["make", "-j", _jobs(), "-f", "Vtop.mk", *make_vars,
                    # the wheel leaves the precompiled header's include flag empty (simulators._fix_wheel_pch)
-                   "CFG_CXXFLAGS_PCH_I=-include", BINARY]
+                   "CFG_CXXFLAGS_PCH_I=-include", binary]
             lf.write("$ " + " ".join(cmd) + "\n")
             lf.flush()
             subprocess.run(cmd, cwd=obj, stdout=lf, stderr=subprocess.STDOUT, check=True, env=env)
@@ -199,9 +201,9 @@ def _from_cache(digest, binary):
     if cache is None:
         return False
     entry = cache / "models" / digest[:32]
-    if not (entry / BINARY).is_file():
+    if not (entry / binary.name).is_file():
         return False
-    shutil.copy2(entry / BINARY, binary)
+    shutil.copy2(entry / binary.name, binary)
     os.utime(entry)                                       # recently used: pruned last
     return True
 
@@ -214,7 +216,7 @@ def _to_cache(digest, binary):
     entry = models / digest[:32]
     try:
         if not entry.is_dir():
-            _atomic_dir(entry, lambda tmp: shutil.copy2(binary, tmp / BINARY))
+            _atomic_dir(entry, lambda tmp: shutil.copy2(binary, tmp / binary.name))
         kept = sorted((d for d in models.iterdir() if d.is_dir() and not d.name.startswith(".")),
                       key=lambda d: d.stat().st_mtime, reverse=True)
         for old in kept[CACHE_ENTRIES:]:
@@ -223,19 +225,20 @@ def _to_cache(digest, binary):
         pass                                              # a cache that cannot be written is no error
 
 
-def build(sim, out, top, sources, progress=True, opt=None, threads=1, build_dir=None):
+def build(sim, out, top, sources, progress=True, opt=None, threads=1, build_dir=None, harness=HARNESS):
     """The compiled testbench for ``sources`` in ``OUT/sim/verilator-compiled/``: reused when its
     hash matches, else taken from the user cache, else compiled.  Returns (binary, seconds spent).
 
     ``opt``: the C++ optimisation of the model (default :data:`CXX_OPT`); ``threads``: Verilator's
-    ``--threads`` (1: none)."""
+    ``--threads`` (1: none); ``harness``: the C++ main in ``sim/`` (default the stream testbench;
+    ``tb_uart_pty.cpp``: the board bridge, :mod:`hwgen.shell.simboard`)."""
     opt = opt or CXX_OPT
     build_dir = Path(build_dir) if build_dir else out / "sim" / f"{sim.name}-{ENGINE}"
-    binary = build_dir / BINARY
+    binary = build_dir / Path(harness).stem
     make_vars, cxx = _make_vars(opt)
     cxx_version = _cxx_version(cxx)
     args = VERILATOR_ARGS + (("--threads", str(int(threads))) if int(threads) > 1 else ()) + tuple(sim.build_args)
-    digest = _digest(sim, top, sources, args, make_vars, cxx_version)
+    digest = _digest(sim, top, sources, args, make_vars, cxx_version, harness)
     stamp = build_dir / STAMP
     if stamped_build(build_dir, STAMP, digest, binary):
         _progress.info(f"verify: reusing the compiled testbench in {build_dir}", enabled=bool(progress))
@@ -249,13 +252,14 @@ def build(sim, out, top, sources, progress=True, opt=None, threads=1, build_dir=
     else:
         obj = build_dir / "obj"
         try:
-            _compile(sim, top, sources, obj, log, args, make_vars, cxx_version, watch.CompileStages(), progress)
+            _compile(sim, top, sources, obj, log, args, make_vars, cxx_version, watch.CompileStages(), progress,
+                     harness)
         except (subprocess.CalledProcessError, OSError) as e:
             raise VerifyError(f"simulator verilator: compiling the compiled testbench of "
                               f"{', '.join(str(s) for s in sources)} failed ({log_tail(log) or e}); full log: {log}") from None
-        if not (obj / BINARY).is_file():
-            raise VerifyError(f"simulator verilator: compiling produced no {BINARY}; full log: {log}")
-        shutil.move(obj / BINARY, binary)
+        if not (obj / binary.name).is_file():
+            raise VerifyError(f"simulator verilator: compiling produced no {binary.name}; full log: {log}")
+        shutil.move(obj / binary.name, binary)
         shutil.rmtree(obj, ignore_errors=True)            # objects are not reused: the binary is
         _to_cache(digest, binary)
     secs = time.monotonic() - t0
