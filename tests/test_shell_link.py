@@ -47,7 +47,7 @@ def random_words(p, rng):
 
 
 def run_link(p, items, rng, *, pace=True, answers=None, stall_core=lambda state: False, tx_stall=0.3,
-             max_cycles=60000):
+             max_cycles=20000):
     """Drive ``items`` (line byte strings, ERR, ("wait", cycles), or callables of the state run
     between them) into a Link(p); return the tx bytes, the frames the core saw, and the pulse
     counts.  With ``pace`` the sender waits, as a host does, to keep fewer than buffer_frames
@@ -65,7 +65,7 @@ def run_link(p, items, rng, *, pace=True, answers=None, stall_core=lambda state:
         exp_res = exp_ans = 0
         for item in items:
             while pace and (exp_res - state["results"] >= p.buffer_frames
-                            or exp_ans - state["answers"] >= ANSWER_DEPTH - 1):
+                            or exp_ans - state["answers"] >= ANSWER_DEPTH - 1) and state["cycle"] < max_cycles:
                 await ctx.tick()
             if callable(item):
                 item(state)
@@ -262,6 +262,7 @@ def faults(p, rng):
         good(),
         bytes((FLAG, DATA, FLAG)),                    # short: NAK_LENGTH seq 0
         bytes((FLAG, DATA, 0x42, 0x11, 0x22, ESC, FLAG)),                 # ESC before FLAG: NAK_LENGTH
+        packet(INFO, 0x43)[:-1] + bytes((ESC, FLAG)),  # a good INFO request but for the ESC: NAK_LENGTH
         good(),
         bytes((FLAG, FLAG, FLAG)),                    # idle: no answer
         good(),
@@ -274,7 +275,7 @@ def test_faults(p, request):
     items = faults(p, rng)
     _, got = check(p, items, rng)
     codes = [pl[0] for k, _, pl in got if k == NAK]
-    assert len(codes) == 10 and sum(k == RESULT for k, _, _ in got) == 6
+    assert len(codes) == 11 and sum(k == RESULT for k, _, _ in got) == 6
 
 
 @pytest.mark.parametrize("p", [GRID[0], GRID[1]], ids=_id)
