@@ -10,6 +10,9 @@ import zlib
 from collections import deque
 
 import pytest
+from amaranth.back import rtlil
+from amaranth.lib import stream
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from hwgen.shell.link import ANSWER_DEPTH, Link
@@ -47,7 +50,7 @@ def random_words(p, rng):
 
 
 def run_link(p, items, rng, *, pace=True, answers=None, stall_core=lambda state: False, tx_stall=0.3,
-             max_cycles=20000):
+             hold_tx=lambda state: False, max_cycles=20000):
     """Drive ``items`` (line byte strings, ERR, ("wait", cycles), or callables of the state run
     between them) into a Link(p); return the tx bytes, the frames the core saw, and the pulse
     counts.  With ``pace`` the sender waits, as a host does, to keep fewer than buffer_frames
@@ -100,7 +103,7 @@ def run_link(p, items, rng, *, pace=True, answers=None, stall_core=lambda state:
     async def take(ctx):
         held = None
         while not state["done"]:
-            ready = int(rng.random() >= tx_stall)
+            ready = int(not hold_tx(state) and rng.random() >= tx_stall)
             ctx.set(dut.tx.ready, ready)
             _, _, valid, byte, done, err = await ctx.tick().sample(dut.tx.valid, dut.tx.payload, dut.frame_done,
                                                                   dut.link_error)
@@ -256,6 +259,7 @@ def faults(p, rng):
         packet(INFO, next(seq)),                      # INFO_REPLY
         packet(INFO, next(seq), b"x"),                # NAK_LENGTH
         packet(DATA, next(seq), bytes(p.in_bytes + 1)),                  # NAK_LENGTH, long
+        packet(DATA, next(seq), bytes(range(2 * p.in_bytes + 9))),      # NAK_LENGTH, the byte count saturated
         half[:len(half) // 2], ERR, half[len(half) // 2:],               # NAK_LINE, seq as received
         good(),
         ERR,                                          # between packets: NAK_LINE seq 0 at the next FLAG
@@ -275,7 +279,7 @@ def test_faults(p, request):
     items = faults(p, rng)
     _, got = check(p, items, rng)
     codes = [pl[0] for k, _, pl in got if k == NAK]
-    assert len(codes) == 11 and sum(k == RESULT for k, _, _ in got) == 6
+    assert len(codes) == 12 and sum(k == RESULT for k, _, _ in got) == 6
 
 
 @pytest.mark.parametrize("p", [GRID[0], GRID[1]], ids=_id)
@@ -299,6 +303,41 @@ def test_busy(p, request):
     assert [x for x in got if x[0] == RESULT] == want
     assert frames == good
     assert len(got) == len(stalled) + len(later)
+
+
+@pytest.mark.parametrize("p", [GRID[1]], ids=_id)
+def test_slow_uart_holds_the_core(p, request):
+    """tx taken one cycle in ten: the core's output words wait (core_out.ready low), none is lost."""
+    rng = _rng(request)
+    items = [data_packet(p, seq, random_words(p, rng)) for seq in range(4)]
+    check(p, items, rng, tx_stall=0.9, max_cycles=40000)
+
+
+def test_answer_fifo_full_drops_answers(request):
+    """INFO requests while tx is held: the one being sent and ANSWER_DEPTH queued are answered,
+    the rest dropped (the host times out and resends); the link works on afterwards."""
+    p = GRID[3]
+    rng = _rng(request)
+    items = [lambda st: st.update(hold=True), *(packet(INFO, s) for s in range(8)), ("wait", 50),
+             lambda st: st.update(hold=False), data_packet(p, 9, random_words(p, rng))]
+    got_bytes, frames, _ = run_link(p, items, rng, pace=False, answers=ANSWER_DEPTH + 2,
+                                    hold_tx=lambda st: st.get("hold", False))
+    got = decode_exact(got_bytes)
+    assert [(k, s) for k, s, _ in got] == [(INFO_REPLY, s) for s in range(ANSWER_DEPTH + 1)] + [(RESULT, 9)]
+    assert len(frames) == 1
+
+
+def test_ports_and_buffer():
+    """The ports the board top connects, and the frame buffer: one Memory of buffer_frames ×
+    in_words words rounded up to a power of two."""
+    p = LinkParams(24, 3, 32, 2, buffer_frames=2)
+    link = Link(p)
+    assert dict(link.signature.members.items()) == {
+        "rx": In(stream.Signature(8)), "rx_error": In(1), "tx": Out(stream.Signature(8)),
+        "core_in": Out(stream.Signature(24)), "core_out": In(stream.Signature(32)),
+        "frame_done": Out(1), "link_error": Out(1)}
+    text = rtlil.convert(link)
+    assert "memory width 24 size 8 \\buffer" in text
 
 
 def test_link_params_checked():

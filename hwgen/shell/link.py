@@ -45,7 +45,9 @@ __all__ = ["Link", "LinkRx", "LinkTx", "crc_step", "ANSWER_DEPTH"]
 #: packets or INFO requests faster than the answers go out)
 ANSWER_DEPTH = 4
 _INFO_CODE = 0          # in the answer FIFO: code 0 is an INFO_REPLY, the NAK codes are 1-5
-_SEQ_SPARE = 2          # seq FIFO entries beyond buffer_frames: frames in the core, results not yet sent
+#: seq FIFO entries beyond buffer_frames, for frames already in the core whose results are not yet
+#: sent; a DATA packet finding the seq FIFO full is NAK_BUSY like one finding the buffer full
+_SEQ_SPARE = 2
 
 
 def crc_step(m, crc, byte):
@@ -124,6 +126,8 @@ class LinkRx(wiring.Component):
 
         m.d.comb += [self.rx.ready.eq(1), self.seq.eq(seq), self.wr_addr.eq(wr_tent[:self.buf.abits])]
 
+        # (an error pulse in the cycle of a FLAG is the next packet's: the UART reports a byte's
+        # error at its stop bit, long after the byte before it was taken)
         with m.If(self.rx_error):
             m.d.sync += bad_line.eq(1)
 
@@ -192,6 +196,7 @@ class LinkRx(wiring.Component):
                         m.d.comb += code.eq(_INFO_CODE)
                 with m.Else():
                     m.d.comb += code.eq(NAK_TYPE)
+                # offered for this one cycle only: if the answer FIFO is full the answer is dropped
                 with m.If(~self.commit):
                     m.d.comb += [self.answer.valid.eq(1), self.nak.eq(code != _INFO_CODE),
                                  self.answer.payload.eq(Cat(code, Mux(count > 1, seq, 0)))]
