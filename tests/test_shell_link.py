@@ -73,7 +73,7 @@ def run_link(p, items, rng, *, pace=True, answers=None, stall_core=lambda state:
             if callable(item):
                 item(state)
                 continue
-            if item[0] == "wait":
+            if isinstance(item, tuple) and item[0] == "wait":
                 for _ in range(item[1]):
                     await ctx.tick()
                 continue
@@ -170,7 +170,7 @@ def model_answers(p, items):
     model.compute = compute
     out = bytearray()
     for item in items:
-        if callable(item) or item[0] == "wait":
+        if callable(item) or isinstance(item, tuple) and item[0] == "wait":
             continue
         if item == ERR:
             model.line_error()
@@ -280,6 +280,48 @@ def test_faults(p, request):
     _, got = check(p, items, rng)
     codes = [pl[0] for k, _, pl in got if k == NAK]
     assert len(codes) == 12 and sum(k == RESULT for k, _, _ in got) == 6
+
+
+def random_traffic(p, rng, n):
+    """``n`` random line items: mostly good frames, the rest any fault, random bytes damaged."""
+    items = []
+    for _ in range(n):
+        seq = rng.randrange(256)
+        good = data_packet(p, seq, random_words(p, rng))
+        fault = rng.choice(["good"] * 6 + ["flip", "drop", "insert", "merge", "info", "type", "err", "short"])
+        if fault == "good":
+            items.append(good)
+        elif fault in ("flip", "drop", "insert"):
+            line = bytearray(good)
+            i = rng.randrange(1, len(line) - 1)
+            if fault == "flip":
+                line[i] ^= 1 << rng.randrange(8)
+            elif fault == "drop":
+                del line[i]
+            else:
+                line.insert(i, rng.choice((FLAG, ESC, rng.randrange(256))))
+            items.append(bytes(line))
+        elif fault == "merge":
+            items.append(good[:-1] + data_packet(p, seq ^ 1, random_words(p, rng))[1:])
+        elif fault == "info":
+            items.append(packet(INFO, seq, b"" if rng.random() < 0.7 else b"?"))
+        elif fault == "type":
+            items.append(packet(rng.choice((0, 3, RESULT, 0xFF)), seq, bytes(rng.randrange(4))))
+        elif fault == "err":
+            i = rng.randrange(len(good) + 1)
+            items += [good[:i], ERR, good[i:]]
+        else:
+            short = bytes(rng.choice((DATA, INFO, ESC, 0x00)) for _ in range(rng.randrange(1, 4)))
+            items.append(bytes((FLAG,)) + short + bytes((FLAG,)))
+    return items
+
+
+@pytest.mark.parametrize("p", GRID, ids=_id)
+def test_random_traffic(p, request):
+    """Random good and damaged packets (bits flipped, bytes dropped or inserted, FLAGs lost, line
+    errors anywhere), answered as the reference device answers them."""
+    rng = _rng(request)
+    check(p, random_traffic(p, rng, 30), rng, max_cycles=40000)
 
 
 @pytest.mark.parametrize("p", [GRID[0], GRID[1]], ids=_id)
