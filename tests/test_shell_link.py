@@ -369,6 +369,32 @@ def test_answer_fifo_full_drops_answers(request):
     assert len(frames) == 1
 
 
+@pytest.mark.parametrize("p", [GRID[1], GRID[3]], ids=_id)
+def test_unpaced_with_core_stalls(p, request):
+    """A host that does not wait, a core that stalls now and then: frames finding the buffer full
+    are NAK_BUSY, every other packet is answered as the reference answers it, and each accepted
+    frame reaches the core once and comes back once, in order."""
+    rng = _rng(request)
+    items = []
+    for seq in range(24):                              # unique seqs: the BUSY ones can be told apart
+        line = bytearray(data_packet(p, seq, random_words(p, rng)))
+        if rng.random() < 0.2:
+            i = next(i for i in range(3, len(line) - 1) if line[i] != ESC and line[i - 1] != ESC)
+            line[i] ^= 0x01 if line[i] ^ 0x01 not in (FLAG, ESC) else 0x02
+        items.append(bytes(line))
+    stalls = {c for start in range(0, 20000, 300) for c in range(start, start + rng.randrange(300))}
+    got_bytes, frames, _ = run_link(p, items, rng, pace=False, answers=len(items), max_cycles=20000,
+                                    stall_core=lambda st: st["cycle"] in stalls)
+    got = decode_exact(got_bytes)
+    busy = {s for k, s, pl in got if k == NAK and pl == bytes((NAK_BUSY,))}
+    assert busy                                        # the test exercises BUSY
+    want, good = model_answers(p, [x for x in items if x[2] not in busy])
+    assert [x for x in got if x[0] == RESULT] == [x for x in want if x[0] == RESULT]
+    assert [x for x in got if x[0] != RESULT and x[1] not in busy] == [x for x in want if x[0] != RESULT]
+    assert frames == good
+    assert len(got) == len(items)
+
+
 def test_ports_and_buffer():
     """The ports the board top connects, and the frame buffer: one Memory of buffer_frames ×
     in_words words rounded up to a power of two."""
