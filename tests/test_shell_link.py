@@ -234,6 +234,14 @@ def test_crc_byte_is_flag(p, request):
     assert stuffed_flag in items[0][-5:]
 
 
+def corrupted(line):
+    """A packet's line bytes with one bit of a payload or CRC byte flipped, no FLAG or ESC made or unmade."""
+    line = bytearray(line)
+    i = next(i for i in range(3, len(line) - 1) if line[i - 1] != ESC and not {line[i], line[i] ^ 1} & {FLAG, ESC})
+    line[i] ^= 1
+    return bytes(line)
+
+
 def faults(p, rng):
     """Line items: every fault the protocol names, between good frames."""
     seq = iter(range(10, 256))
@@ -241,9 +249,7 @@ def faults(p, rng):
     def good():
         return data_packet(p, next(seq), random_words(p, rng))
 
-    corrupt = bytearray(good())
-    i = next(i for i in range(3, len(corrupt) - 1) if corrupt[i] != ESC and corrupt[i - 1] != ESC)
-    corrupt[i] ^= 0x01 if corrupt[i] ^ 0x01 not in (FLAG, ESC) else 0x02              # not FLAG, not ESC
+    corrupt = corrupted(good())
     dropped = good()
     dropped = dropped[:4] + dropped[5:]
     merged_a, merged_b = good(), good()
@@ -377,11 +383,8 @@ def test_unpaced_with_core_stalls(p, request):
     rng = _rng(request)
     items = []
     for seq in range(24):                              # unique seqs: the BUSY ones can be told apart
-        line = bytearray(data_packet(p, seq, random_words(p, rng)))
-        if rng.random() < 0.2:
-            i = next(i for i in range(3, len(line) - 1) if line[i] != ESC and line[i - 1] != ESC)
-            line[i] ^= 0x01 if line[i] ^ 0x01 not in (FLAG, ESC) else 0x02
-        items.append(bytes(line))
+        line = data_packet(p, seq, random_words(p, rng))
+        items.append(corrupted(line) if rng.random() < 0.2 else line)
     stalls = {c for start in range(0, 20000, 300) for c in range(start, start + rng.randrange(300))}
     got_bytes, frames, _ = run_link(p, items, rng, pace=False, answers=len(items), max_cycles=20000,
                                     stall_core=lambda st: st["cycle"] in stalls)
