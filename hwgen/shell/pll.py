@@ -6,7 +6,8 @@
       f_out = f_pfd * CLKFB_DIV        3.125 ≤ f_out ≤ 400 MHz     CLKFB_DIV 1..80
       f_vco = f_out * CLKOP_DIV        400 ≤ f_vco ≤ 800 MHz       CLKOP_DIV 1..128
 
-  (``CLKOP_CPHASE = (CLKOP_DIV - 1) // 2``: the output at 0°, as prjtrellis' ecppll sets it.)
+  CLKOP_DIV puts the VCO nearest 600 MHz (ties: the faster VCO); ``CLKOP_CPHASE =
+  (CLKOP_DIV - 1) // 2`` and CLKOP_FPHASE 0 set the output at 0°, as prjtrellis' ecppll does.
 
 * iCE40 ``SB_PLL40_PAD`` (:func:`ice40_pll`), feedback SIMPLE::
 
@@ -59,10 +60,11 @@ def ecp5_pll(f_in_hz, target_hz):
             err = abs(out - Fraction(target_hz))
             if best is not None and err >= best[1]:
                 continue
-            for op in range(1, 129):
-                if 400 * _MHZ <= out * op <= 800 * _MHZ:
-                    best = (out, err, clki, fb, op)
-                    break
+            # the output divider putting the VCO nearest the middle of its range (ties: the faster VCO)
+            ops = [op for op in range(1, 129) if 400 * _MHZ <= out * op <= 800 * _MHZ]
+            if ops:
+                op = min(ops, key=lambda op: (abs(out * op - 600 * _MHZ), -op))
+                best = (out, err, clki, fb, op)
     out, _, clki, fb, op = best
     return {"primitive": "EHXPLLL", "CLKI_DIV": clki, "CLKFB_DIV": fb, "CLKOP_DIV": op,
             "CLKOP_CPHASE": (op - 1) // 2, "CLKOP_FPHASE": 0, "FEEDBK_PATH": "CLKOP",
