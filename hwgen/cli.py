@@ -96,7 +96,8 @@ def _parser():
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("-q", "--quiet", action="store_true")
 
-    f = sub.add_parser("flows", help="run an implementation flow of a build (yosys, nextpnr-ecp5, ecppack, Vivado)")
+    f = sub.add_parser("flows", help="run an implementation flow of a build (yosys, nextpnr-ecp5/-ice40, ecppack/icepack, "
+                       "Vivado)")
     f.add_argument("out", help="build directory")
     f.add_argument("target", nargs="?", default="synth", help="synth (default), synth-xilinx, synth-ecp5, synth-ice40, "
                    "pnr, bitstream, vivado, all or clean")

@@ -87,7 +87,7 @@ def render_synth(rep, synth):
 
 def render_markdown(rep, synth=None, pnr=None):
     """report.md; with ``synth`` (``{family: synth/<family>.json}``) a synthesised-vs-estimated section;
-    with ``pnr`` (``pnr/ecp5.json``) the achieved Fmax and utilisation below the estimated resources."""
+    with ``pnr`` (``pnr/<family>.json``) the achieved Fmax and utilisation below the estimated resources."""
     if synth:
         return _render_markdown(rep, pnr).rstrip("\n") + "\n" + render_synth(rep, synth)
     return _render_markdown(rep, pnr)

@@ -19,6 +19,8 @@ link's INFO are computed for), so a testbench drives ``clk_in`` at the board's c
 at the oscillator's.  The ports are the same in both variants.
 """
 
+import math
+
 from amaranth.hdl import ClockDomain, ClockSignal, Const, Instance, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -35,6 +37,7 @@ __all__ = ["BoardTop", "BAUD_STEPS", "choose_baud", "POR_CYCLES"]
 BAUD_STEPS = (3_000_000, 2_000_000, 1_500_000, 1_000_000, 921_600, 500_000, 460_800, 230_400, 115_200)
 POR_CYCLES = 1 << 10         # reset held this many core cycles after the PLL locks and the button is released
 ERROR_LED_S = 0.2            # a link error lights its LED this long
+ERROR_TICKS = 4              # … counted in this many ticks
 
 
 def choose_baud(clock_hz, board, baud=None):
@@ -62,9 +65,9 @@ class BoardTop(wiring.Component):
     ``buffer_frames``: frames the link buffers; ``design_id``: what the link's INFO reports;
     ``por_cycles``: the power-on reset's length in core cycles.
 
-    Attributes computed here: :attr:`pll_params` (None without PLL... the parameters are computed
-    either way), :attr:`clock_hz` (actual core clock), :attr:`baud`, :attr:`divisor`,
-    :attr:`link_params`.
+    Computed at construction (with or without PLL): :attr:`pll_params` (the board's PLL settings),
+    :attr:`clock_hz` (the actual core clock, the PLL's output), :attr:`baud` (actual),
+    :attr:`divisor`, :attr:`link_params` (:class:`~hwgen.shell.protocol.LinkParams`).
     """
 
     def __init__(self, manifest, board="ulx3s", *, pll=True, baud=None, buffer_frames=2, design_id=0,
@@ -86,8 +89,9 @@ class BoardTop(wiring.Component):
         self.por_cycles = por_cycles
         self.link_params = LinkParams.from_manifest(manifest, buffer_frames=buffer_frames, design_id=design_id,
                                                     clock_hz=round(self.clock_hz), baud=round(self.baud))
-        self.error_cycles = max(1, round(self.clock_hz * ERROR_LED_S))
-        self.heartbeat_bits = max(1, round(self.clock_hz).bit_length() - 1)      # bit toggles at ≈0.5-1 Hz
+        self.heartbeat_bits = max(2, round(self.clock_hz).bit_length() - 1)      # its top bit toggles at ≈0.5-1 Hz
+        ticks = max(2, self.clock_hz * ERROR_LED_S / ERROR_TICKS)
+        self.tick_bits = min(self.heartbeat_bits, max(1, round(math.log2(ticks))))
         members = {"clk_in": In(1), "btn_n": In(1, init=1), "uart_rx": In(1, init=1), "uart_tx": Out(1, init=1),
                    "led": Out(b["leds"])}
         for name in b["extras"]:
@@ -161,10 +165,15 @@ class BoardTop(wiring.Component):
         # LEDs: heartbeat, link error (stretched), frames done (a counter)
         beat = Signal(self.heartbeat_bits + 1)
         m.d.sync += beat.eq(beat + 1)
-        err = Signal(range(self.error_cycles + 1))
+        # the error LED counts ERROR_TICKS ticks of 2**tick_bits cycles (taken from the heartbeat
+        # counter), so its stretch costs a few flip-flops, not a long counter on the critical path
+        tick_bit, tick_prev, tick = beat[self.tick_bits - 1], Signal(), Signal()
+        m.d.sync += tick_prev.eq(tick_bit)
+        m.d.comb += tick.eq(tick_prev & ~tick_bit)
+        err = Signal(range(ERROR_TICKS + 2))
         with m.If(link.link_error):
-            m.d.sync += err.eq(self.error_cycles)
-        with m.Elif(err != 0):
+            m.d.sync += err.eq(ERROR_TICKS + 1)
+        with m.Elif(tick & (err != 0)):
             m.d.sync += err.eq(err - 1)
         n_leds = len(self.led)
         frames = Signal(max(1, n_leds - 2))
