@@ -225,3 +225,21 @@ def test_bitstream(spec_onnx, tmp_path, board, clock, family, ext, pll_cell, io_
     cells = [c["type"] for c in netlist["modules"]["hwgen_board"]["cells"].values()]
     assert ("EHXPLLL" if family == "ecp5" else "SB_PLL40_PAD") in cells and "hwgen_top" in netlist["modules"]
     assert Path(out / "report.md").read_text().count("place and route") == 1
+
+
+def test_summarize_pnr_ice40():
+    """pnr/ice40.json from nextpnr-ice40's --report (captured from the iCEBreaker bitstream above), and its
+    report.md line."""
+    from hwgen.report import render_pnr
+    report = {"fmax": {"clk": {"achieved": 46.163787841796875, "constraint": 25.14078712463379}},
+              "utilization": {"ICESTORM_LC": {"available": 5280, "used": 1158}, "ICESTORM_RAM": {"available": 30, "used": 0},
+                              "ICESTORM_PLL": {"available": 1, "used": 1}, "SB_IO": {"available": 39, "used": 6},
+                              "SB_I2C": {"available": 2, "used": 0}},
+              "critical_paths": []}
+    doc = flows.summarize_pnr(report, device="up5k", package="sg48", speed=None, clock_mhz=25.125, seed=1,
+                              family="ice40", board="icebreaker")
+    assert doc["tool"] == "nextpnr-ice40" and doc["fmax_mhz"] == 46.16 and doc["timing_met"] is True
+    assert set(doc["utilization"]) == {"ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_PLL", "SB_IO"}   # unused SB_I2C dropped
+    assert doc["speed"] is None and doc["board"] == "icebreaker"
+    assert render_pnr(doc) == ("- iCE40 place and route (nextpnr-ice40 up5k sg48) of the icebreaker shell: "
+                               "**Fmax 46.2 MHz** (constraint 25.125 MHz, met); 1,158 ICESTORM_LC, 0 ICESTORM_RAM")
