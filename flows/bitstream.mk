@@ -1,4 +1,4 @@
-# bitstream.mk: ecppack -> OUT/bitstream/hwgen_top.bit (runs synth and pnr first when needed).
+# bitstream.mk: ecppack -> OUT/bitstream/hwgen_top.bit, icepack -> .bin on iCE40 boards (runs synth and pnr first).
 #   make bitstream OUT=build/model 
 # Runs the build's own rendered Makefile (make -C OUT bitstream) with the venv's tools on PATH.
 

@@ -1,5 +1,6 @@
 # build.mk: compile a QONNX model into a build directory (included by the repository Makefile).
 #   make build MODEL=model.onnx OUT=build/model [FOLDING=f.json] [FPS=1e6] [CLOCK_MHZ=100] [DEVICE=xc7z020] [TOPK=3]
+#                        [BOARD=ulx3s|ulx3s-12f|ulx3s-25f|ulx3s-45f|icebreaker]
 MODEL     ?=
 OUT       ?= build/$(basename $(notdir $(MODEL)))
 FOLDING   ?=
@@ -7,9 +8,10 @@ FPS       ?=
 CLOCK_MHZ ?= 100
 DEVICE    ?=
 TOPK      ?=
+BOARD     ?=
 
 BUILD_ARGS = $(if $(FOLDING),--folding $(FOLDING)) $(if $(FPS),--fps $(FPS)) --clock-mhz $(CLOCK_MHZ) \
-             $(if $(DEVICE),--device $(DEVICE)) $(if $(TOPK),--topk $(TOPK))
+             $(if $(DEVICE),--device $(DEVICE)) $(if $(TOPK),--topk $(TOPK)) $(if $(BOARD),--board $(BOARD))
 
 .PHONY: build
 build: setup

@@ -1,4 +1,4 @@
-# pnr.mk: nextpnr-ecp5 place and route of a build -> OUT/pnr/ecp5.json (utilisation, Fmax).
+# pnr.mk: nextpnr place and route of a build's board shell -> OUT/pnr/<family>.json (utilisation, Fmax).
 #   make pnr OUT=build/model 
 # Runs the build's own rendered Makefile (make -C OUT pnr) with the venv's tools on PATH.
 

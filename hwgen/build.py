@@ -70,6 +70,7 @@ class _State:
     margin: float = DEFAULT_MARGIN  # the share of the default device the folding may use
     default_budget: object = None   # fold: the default device's Budget, when the build had no target
     reached: str = None             # fold: what the default folding reached, in words
+    board: str = "ulx3s"            # flows: the board of the shell (hwgen.shell.boards.BOARDS)
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,9 @@ def _report(s):
 
 def _flows(s):
     from .flows import write_flows        # make -C OUT synth | pnr | bitstream | vivado
-    write_flows(s.path, s.manifest)
+    from .shell import write_shell        # board/: the shell that pnr and bitstream take as the top
+    write_shell(s.path, s.manifest, s.board)
+    write_flows(s.path, s.manifest, board=s.board)
 
 
 #: The build, in order.
@@ -231,7 +234,7 @@ STEPS = (
     Step("size FIFOs", _size_fifos, graph=True),    # FIFO depths from the word-level schedule
     Step("generate Verilog", _generate, reports=True),  # Amaranth components -> rtl/hwgen_top.v (+ ROM files)
     Step("report", _report),                        # model.json, folding.json, manifest.json, report.*
-    Step("flows", _flows),                          # Makefile and the synthesis / P&R / Vivado scripts
+    Step("flows", _flows),                          # board shell, Makefile, synthesis / P&R / Vivado scripts
 )
 
 
@@ -272,7 +275,7 @@ def _run_steps(s, save_steps):
 
 def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_CLOCK_MHZ,
           name=None, progress=True, save_steps=False, topk=None, device=None, max_lut=None, max_ff=None,
-          max_bram=None, max_dsp=None, margin=DEFAULT_MARGIN, force=False, allow_slower=False):
+          max_bram=None, max_dsp=None, margin=DEFAULT_MARGIN, force=False, allow_slower=False, board="ulx3s"):
     """Compile a QONNX model (path, ``ModelProto`` or qonnx ``ModelWrapper``) into ``out_dir``.
 
     ``folding``: a dict or JSON file ``{"layer": {"pe": P, "simd": S}}``; layers it
@@ -289,10 +292,13 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     without ``fps`` it is the fastest that fits.
     ``out_dir`` must be a new path or a directory an earlier build wrote (:mod:`hwgen.outdir`);
     ``force`` replaces any other directory or file, but never the model or a directory holding it.
+    ``board``: the board of the shell that ``make pnr``/``bitstream`` implement (a name of
+    :data:`hwgen.shell.boards.BOARDS`: ulx3s (85F), ulx3s-12f/-25f/-45f, icebreaker); its PLL
+    must reach ``clock_mhz`` (the nearest frequency it makes is the core clock, board/board.json).
     Every argument is checked before any work; a bad one raises a one-line :class:`~hwgen.errors.HwgenError`.
     Writes ``rtl/hwgen_top.v``, ``manifest.json``, ``model.json``, ``params.npz``, ``folding.json``
     (the resolved folding, reusable as ``folding=``), ``report.md``, ``report.json``, ``source.onnx``
-    and the flow files (``Makefile``, ``flows/``, ``vivado/``), atomically.
+    the board shell (``board/``) and the flow files (``Makefile``, ``flows/``, ``vivado/``), atomically.
     """
     t0 = time.perf_counter()
     # -- every argument checked at the door, before any work -------------------------------
@@ -307,6 +313,10 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
         validate.flag(flag, what)
     if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
         raise HwgenError(f"out_dir must be a path, not {validate.shown(out_dir)}")
+    from .shell.boards import board as _board
+    from .shell.pll import pll_for
+    b = _board(board)
+    pll_for(b["family"], b["oscillator_hz"], clock_mhz * 1e6)     # the board's PLL reaches the clock
     budget = make_budget(device, max_lut=max_lut, max_ff=max_ff, max_bram=max_bram, max_dsp=max_dsp, margin=margin)
     if budget is None:
         make_budget(DEFAULT_DEVICE, margin=margin)          # the margin checked: it applies to the default device
@@ -317,7 +327,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     with OutputDir(out_dir, inputs=inputs, force=force) as out:
         # the throughput target, resolved once: the clock, the frame rate and the cycle budget they allow
         s = _State(model_or_path, out.path, name, folding=folding, target=Throughput(clock_mhz, fps), budget=budget,
-                   topk=topk, allow_slower=allow_slower, progress=progress, margin=margin)
+                   topk=topk, allow_slower=allow_slower, progress=progress, margin=margin, board=b["name"])
         try:
             timings = _run_steps(s, save_steps)
         except HwgenError as e:

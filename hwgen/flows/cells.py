@@ -11,7 +11,7 @@ from ..errors import HwgenError
 __all__ = ["SYNTH", "CELL_MAP", "CATEGORIES", "MAP_DOC", "BOARD_TOP", "expand_cells", "count_cells", "summarize_synth",
            "format_synth", "stat_modules"]
 
-#: the module of the board wrapper (flows/board_wrapper.v) around the build's top
+#: the top module of the board shell (board/hwgen_board.v, hwgen.shell) around the build's top
 BOARD_TOP = "hwgen_board"
 
 #: family → yosys command and flags of the two passes (hierarchy kept / flattened).

@@ -4,7 +4,7 @@
   tool (yosys, nextpnr, ecppack) with progress lines: the command, its stage, the elapsed time
   and the log (:mod:`hwgen.watch`);
 * ``summarize-synth`` / ``summarize-pnr`` / ``summarize-bitstream``: write ``synth/<family>.json``,
-  ``pnr/ecp5.json``, ``bitstream/ecp5.json`` from the tools' outputs, then re-render the
+  ``pnr/<family>.json``, ``bitstream/<family>.json`` from the tools' outputs, then re-render the
   build's ``report.md``.
 
 Progress goes through :mod:`hwgen.progress`; a failure of the helper itself is one
@@ -75,8 +75,11 @@ def _parser():
     s.add_argument("-o", required=True)
     p = sub.add_parser("summarize-pnr")
     p.add_argument("--report-json", required=True)
-    for k in ("--device", "--package", "--speed", "--clock-mhz", "-o"):
+    for k in ("--device", "--package", "--clock-mhz", "-o"):
         p.add_argument(k, required=True)
+    p.add_argument("--speed", help="ECP5 speed grade (none on iCE40)")
+    p.add_argument("--family", default="ecp5", choices=["ecp5", "ice40"])
+    p.add_argument("--board", help="the board the shell was placed for")
     p.add_argument("--seed", type=int)
     b = sub.add_parser("summarize-bitstream")
     for k in ("--bit", "--pnr", "--board", "-o"):
@@ -101,7 +104,7 @@ def main(argv=None):
                                   modules=_layer_modules(a.report, a.manifest))
         elif a.cmd == "summarize-pnr":
             doc = summarize_pnr(read_json(a.report_json), device=a.device, package=a.package, speed=a.speed,
-                                clock_mhz=float(a.clock_mhz), seed=a.seed)
+                                clock_mhz=float(a.clock_mhz), seed=a.seed, family=a.family, board=a.board)
         else:
             doc = summarize_bitstream(a.bit, read_json(a.pnr), a.board)
     except (HwgenError, OSError, ValueError) as e:

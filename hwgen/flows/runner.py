@@ -14,16 +14,27 @@ from pathlib import Path
 from .. import manifest, progress as _progress, watch
 from ..devices import FAMILIES
 from ..errors import HwgenError, ManifestError
+from ..shell.boards import DEFAULT_BOARD, board as _board
+from ..shell.render import write_shell
 from .render import DEFAULT_TOOLS, FLOWS_FORMAT, write_flows
 from .report import read_json, write_synth_report
 
 __all__ = ["run", "TARGETS"]
 
 TARGETS = ("synth",) + tuple(f"synth-{f}" for f in FAMILIES) + ("pnr", "bitstream", "vivado", "all", "clean")
-_STEP_TOOL = {"synth": ("YOSYS", "yosys"), "pnr": ("NEXTPNR_ECP5", "nextpnr_ecp5"),
-              "bitstream": ("ECPPACK", "ecppack"), "vivado": ("VIVADO", "vivado")}
-_RESULT = {"pnr": "pnr/ecp5.json", "bitstream": "bitstream/ecp5.json"}
-_LOG = {"pnr": "pnr/ecp5.log", "bitstream": "bitstream/ecppack.log", "vivado": "vivado/vivado.log"}
+_STEP_TOOL = {"synth": ("YOSYS", "yosys"), "vivado": ("VIVADO", "vivado"),
+              ("pnr", "ecp5"): ("NEXTPNR_ECP5", "nextpnr_ecp5"), ("bitstream", "ecp5"): ("ECPPACK", "ecppack"),
+              ("pnr", "ice40"): ("NEXTPNR_ICE40", "nextpnr_ice40"), ("bitstream", "ice40"): ("ICEPACK", "icepack")}
+_LOG = {("pnr", "ecp5"): "pnr/ecp5.log", ("bitstream", "ecp5"): "bitstream/ecppack.log",
+        ("pnr", "ice40"): "pnr/ice40.log", ("bitstream", "ice40"): "bitstream/icepack.log", "vivado": "vivado/vivado.log"}
+
+
+def _family(out):
+    """The device family of the board the build's shell is rendered for (board/board.json)."""
+    try:
+        return read_json(out / "board" / "board.json")["family"]
+    except (OSError, ValueError, KeyError):
+        return "ecp5"
 
 
 def _first_error(log):
@@ -37,22 +48,32 @@ def _first_error(log):
     return None
 
 
-def _ensure_flows(out):
-    """Render the flow files of build ``out`` from its manifest, unless hwgen rendered them already."""
+def _ensure_flows(out, board=None):
+    """Render the flow files and the board shell of build ``out`` from its manifest, unless hwgen
+    rendered them already for ``board`` (None: the board they were rendered for, else ulx3s)."""
     mk = out / "Makefile"
-    if mk.exists():
-        if FLOWS_FORMAT not in mk.read_text(errors="replace").split("\n", 1)[0]:
-            raise HwgenError(f"flows: {mk} was not written by hwgen; remove it or use another build directory")
+    if mk.exists() and FLOWS_FORMAT not in mk.read_text(errors="replace").split("\n", 1)[0]:
+        raise HwgenError(f"flows: {mk} was not written by hwgen; remove it or use another build directory")
+    if board is not None:
+        _board(board)
+    try:
+        current = read_json(out / "board" / "board.json").get("board")
+    except (OSError, ValueError, AttributeError):
+        current = None
+    want = board or current or DEFAULT_BOARD
+    if mk.exists() and current == want:
         return
     try:
         man = manifest.load(out, files=False)      # a missing source is make's to report, with its rule
     except ManifestError as e:
         raise HwgenError(f"flows: {e}") from None
-    write_flows(out, man)
+    write_shell(out, man, want)
+    write_flows(out, man, board=want)
 
 
 def _make_step(out, step, make_target, env, make_vars, progress, summary=None):
-    var, key = _STEP_TOOL[step.split("-")[0]]
+    kind = step.split("-")[0]
+    var, key = _STEP_TOOL.get(kind) or _STEP_TOOL[(kind, _family(out))]
     tool = make_vars.get(var, DEFAULT_TOOLS[key])
     if not shutil.which(tool, path=env["PATH"]):
         hint = "run `make setup`" if step != "vivado" else \
@@ -61,7 +82,7 @@ def _make_step(out, step, make_target, env, make_vars, progress, summary=None):
     cmd = ["make", "-C", str(out), "--no-print-directory", make_target] + [f"{k}={v}" for k, v in sorted(make_vars.items())]
     fresh = subprocess.run(cmd[:4] + ["-q"] + cmd[4:], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL).returncode == 0
-    log = out / (_LOG.get(step) or f"synth/{step.split('-', 1)[1]}.log")
+    log = out / (_LOG.get(step) or _LOG.get((step, _family(out))) or f"synth/{step.split('-', 1)[1]}.log")
     if fresh:
         _progress.info(f"{step}: up to date" + (f": {summary(out)}" if summary else ""), enabled=progress)
         return 0.0
@@ -90,20 +111,22 @@ def _synth_line(family):
 
 
 def _pnr_line(out):
-    p = read_json(out / "pnr/ecp5.json")
+    p = read_json(out / f"pnr/{_family(out)}.json")
     return f"Fmax {p['fmax_mhz']:.1f} MHz (target {p['clock_mhz']:g} MHz, {'met' if p['timing_met'] else 'FAILED'})"
 
 
-def run(out_dir, target="synth", progress=True, *, families=None, make_vars=None):
+def run(out_dir, target="synth", progress=True, *, families=None, make_vars=None, board=None):
     """Run flow ``target`` of build directory ``out_dir`` and return what it measured.
 
     ``target``: ``synth`` (every family in ``families``, default all three) → ``{family: synth json}``;
-    ``synth-<family>`` → that family's ``synth/<family>.json``; ``pnr`` → ``pnr/ecp5.json``
-    (synthesises first); ``bitstream`` → ``bitstream/ecp5.json``; ``all`` → ``{"synth": …,
+    ``synth-<family>`` → that family's ``synth/<family>.json``; ``pnr`` → ``pnr/<family>.json`` of
+    the board's family (synthesises first); ``bitstream`` → ``bitstream/<family>.json``; ``all`` → ``{"synth": …,
     "pnr": …, "bitstream": …}``; ``vivado`` → report paths (needs Vivado); ``clean`` → ``{}``.
     Each returned document also gets ``"seconds"`` (wall time of this call's step; 0 when
     make found it up to date). ``make_vars`` override Makefile variables (``{"ECP5_SPEED": 6}``).
-    Renders the flow files first when the build has none. make decides what is out of date
+    ``board``: a name of :data:`hwgen.shell.boards.BOARDS`; when the build's shell and flows were
+    rendered for another board (or not at all) they are rendered for this one first (default: the
+    board they were rendered for, else ulx3s). make decides what is out of date
     from file times only: after changing ``make_vars``, run ``clean`` first. Failures raise one-line
     :class:`HwgenError` naming the step, the tool and its log.
     """
@@ -114,7 +137,7 @@ def run(out_dir, target="synth", progress=True, *, families=None, make_vars=None
         raise HwgenError(f"flows: build directory {out} does not exist")
     if not shutil.which("make"):
         raise HwgenError("flows: make not found; install GNU make (apt-get install make)")
-    _ensure_flows(out)
+    _ensure_flows(out, board)
     make_vars = {k: str(v) for k, v in (make_vars or {}).items()}
     make_vars.setdefault("PYTHON", sys.executable)
     env = dict(os.environ)
@@ -130,7 +153,7 @@ def run(out_dir, target="synth", progress=True, *, families=None, make_vars=None
     def other(step):
         line = _pnr_line if step == "pnr" else None
         dt = _make_step(out, step, step, env, make_vars, progress, line)
-        return {**read_json(out / _RESULT[step]), "seconds": round(dt, 2)}
+        return {**read_json(out / step / f"{_family(out)}.json"), "seconds": round(dt, 2)}
 
     if target == "clean":
         subprocess.run(["make", "-C", str(out), "--no-print-directory", "clean"], env=env, check=False,
@@ -150,7 +173,7 @@ def run(out_dir, target="synth", progress=True, *, families=None, make_vars=None
     if target == "all":
         res["synth"] = {f: synth(f) for f in fams}
     elif target in ("pnr", "bitstream"):
-        synth("ecp5")
+        synth(_family(out))
     res["pnr"] = other("pnr")
     if target in ("bitstream", "all"):
         res["bitstream"] = other("bitstream")
