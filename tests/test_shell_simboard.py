@@ -17,7 +17,7 @@ serial = pytest.importorskip("serial")
 
 pytestmark = pytest.mark.sim
 
-LOOPBACK = """module hwgen_board(input clk_in, input btn_n, input uart_rx, output uart_tx, output [7:0] led);
+LOOPBACK = """module hwgen_board_sim(input clk_in, input btn_n, input uart_rx, output uart_tx, output [7:0] led);
   reg echo = 1'b1;
   reg [7:0] starts = 8'd0;
   reg prev = 1'b1;
@@ -116,8 +116,8 @@ def test_unknown_fault_is_refused(loop_out):
 def test_bridge_is_cached_by_hash(loop_out):
     sim = prepare("verilator")
     src = [loop_out / "rtl" / "empty.v", loop_out / "board" / "hwgen_board_sim.v"]
-    b1, _ = bulk.build(sim, loop_out, "hwgen_board", src, progress=False, build_dir=loop_out / "sim" / "verilator-board",
+    b1, _ = bulk.build(sim, loop_out, "hwgen_board_sim", src, progress=False, build_dir=loop_out / "sim" / "verilator-board",
                        harness=HARNESS)
-    b2, secs = bulk.build(sim, loop_out, "hwgen_board", src, progress=False,
+    b2, secs = bulk.build(sim, loop_out, "hwgen_board_sim", src, progress=False,
                           build_dir=loop_out / "sim" / "verilator-board", harness=HARNESS)
     assert b1 == b2 and secs == 0.0 and b1.name == "tb_uart_pty"

@@ -29,11 +29,12 @@ from .. import bulk, manifest as _manifest
 from ..errors import HwgenError
 from ..simulators import log_tail, prepare
 
-__all__ = ["SimBoard", "link_figures", "HARNESS", "BOARD_FILE", "SIM_TOP"]
+__all__ = ["SimBoard", "link_figures", "HARNESS", "BOARD_FILE", "SIM_TOP", "SIM_MODULE"]
 
 HARNESS = "tb_uart_pty.cpp"
 BOARD_FILE = "board/board.json"
 SIM_TOP = "board/hwgen_board_sim.v"
+SIM_MODULE = "hwgen_board_sim"          # the board top without its PLL (hwgen.shell.render)
 FAULTS = ("corrupt_in", "drop_in", "corrupt_out", "drop_out")
 START_TIMEOUT_S = 30.0
 
@@ -78,7 +79,7 @@ class SimBoard:
         """Compile (or reuse) the bridge; returns its path."""
         sim = prepare("verilator")
         sources = [self.out / v for v in self.manifest["verilog"]] + [self.out / SIM_TOP]
-        binary, _ = bulk.build(sim, self.out, self.board.get("top", "hwgen_board"), sources, progress=self.progress,
+        binary, _ = bulk.build(sim, self.out, SIM_MODULE, sources, progress=self.progress,
                                build_dir=self.out / "sim" / "verilator-board", harness=HARNESS)
         return binary
 
