@@ -364,3 +364,40 @@ def _no_pynq(real):
             raise ImportError(name)
         return real(name, *a, **kw)
     return imp
+
+
+def test_import_hygiene():
+    """The driver package imports only the standard library, numpy, (lazily) serial / pynq and its
+    siblings; hwgen.dataflow imports nothing of the driver or the board shell."""
+    import ast
+
+    import hwgen
+    src = os.path.dirname(hwgen.__file__)
+    allowed = {"numpy", "serial", "pynq"} | set(sys.stdlib_module_names)
+    for rel in PACKAGE:
+        tree = ast.parse(open(os.path.join(src, rel)).read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    continue
+                names = [node.module]
+            else:
+                continue
+            for n in names:
+                assert n.split(".")[0] in allowed, f"{rel} imports {n}"
+    for dirpath, _, filenames in os.walk(os.path.join(src, "dataflow")):
+        for fn in filenames:
+            if fn.endswith(".py"):
+                text = open(os.path.join(dirpath, fn)).read()
+                for bad in ("driver", "shell", "deploy", "pynq"):
+                    assert f"import {bad}" not in text and f".{bad} import" not in text, (fn, bad)
+
+
+def test_build_dir_with_board_and_deploy_is_hwgen_s(out):
+    """`hwgen build -o OUT` may replace a build that holds board/ and deploy/."""
+    from hwgen.outdir import check_output
+    _with_bit(out)
+    deploy(out)
+    assert check_output(out) == out
