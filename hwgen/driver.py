@@ -21,7 +21,8 @@ flight at once, numbered ``seq = frame mod 256``, and no frame more than ``windo
 oldest unanswered one is sent, so a ``seq`` names one frame without doubt.  A RESULT is matched to
 its frame by ``seq``; a duplicate or late one (a frame answered twice after a resend) is dropped.
 A frame that gets a NAK is sent again at once (a ``frame buffer full`` NAK after a short pause),
-one without an answer within ``timeout`` seconds likewise; after ``retries`` resends of one frame
+one without an answer within ``timeout`` seconds (plus the time the frames in flight take on the
+line at the baud rate) likewise; after ``retries`` resends of one frame
 the driver stops with one line naming the frame, the NAKs it got and the last reason.  Every read
 has a deadline: a dead or silent device ends in a :class:`~hwgen.errors.HwgenError`, never a hang.
 
@@ -256,7 +257,7 @@ class Accelerator:
             raise HwgenError("link: pyserial is not installed (pip install pyserial); it opens the board's "
                              "serial port") from None
         try:
-            return pyserial.Serial(port, self.baud, timeout=min(_POLL_S, self.timeout))
+            return pyserial.Serial(port, self.baud, timeout=min(_POLL_S, self.timeout), write_timeout=self.timeout)
         except (OSError, ValueError) as e:      # serial.SerialException is an OSError
             raise HwgenError(f"link: cannot open serial port {port} at {self.baud} baud ({e}); is the board "
                              "plugged in and the port right (--port)?") from None
@@ -349,6 +350,13 @@ class Accelerator:
         out = self.run_words(frames)
         return self.codec.values(out)
 
+    def frame_timeout(self, window):
+        """Seconds a frame may go unanswered with ``window`` frames in flight: ``timeout`` plus the time
+        the window's packets take on the line (10 bits a byte, both ways, stuffing at most doubling them)."""
+        p = self.params
+        line_s = 10.0 / self.baud if self.baud > 0 else 0.0
+        return self.timeout + window * (2 * (p.in_bytes + p.out_bytes) + 12) * line_s
+
     def run_words(self, frames):
         """Lists of input stream words, one per frame → lists of output stream words, in the same order."""
         if self.device is None:
@@ -357,6 +365,7 @@ class Accelerator:
         n = len(frames)
         payloads = [Codec.to_bytes(words, p.in_word_bytes) for words in frames]
         window = min(self.window or self.device["buffer_frames"], _MAX_WINDOW)
+        allowance = self.frame_timeout(window)
         base = self._seq
         results = [None] * n
         tries = [0] * n
@@ -387,10 +396,10 @@ class Accelerator:
             while low < n:
                 now = time.monotonic()
                 for j, t in list(inflight.items()):
-                    if now - t > self.timeout:
+                    if now - t > allowance:
                         del inflight[j]
                         self.stats.timeouts += 1
-                        last[j] = f"no answer within {self.timeout:g} s"
+                        last[j] = f"no answer within {allowance:.3g} s"
                         resend.append((now, j))
                 for _ in range(len(resend)):
                     when, j = resend.popleft()

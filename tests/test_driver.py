@@ -171,8 +171,10 @@ def test_device_dies_mid_run_error_line(board_build):
     ser.write = write
     with pytest.raises(HwgenError) as e:
         acc.predict_int(apply_head(manifest["head"], inputs(manifest, 6)))
-    assert str(e.value) == ("link: frame 0 (of 6) got no result after 3 tries (NAKs: 1 frame buffer full; last: no "
-                            "answer within 0.05 s); check the cable, the port and the baud (115200), or lower the window")
+    assert str(e.value) == (f"link: frame 0 (of 6) got no result after 3 tries (NAKs: 1 frame buffer full; last: no "
+                            f"answer within {acc.frame_timeout(4):.3g} s); check the cable, the port and the baud "
+                            "(115200), or lower the window")
+    assert 0.05 < acc.frame_timeout(4) < 0.1
 
 
 def test_wrong_design_id_error_line(board_build):
@@ -245,3 +247,68 @@ def test_no_port_error_line(board_build):
         Accelerator(out, "/nonexistent/ttyHWGEN")
     assert str(e.value).startswith("link: cannot open serial port /nonexistent/ttyHWGEN at 115200 baud (")
     assert str(e.value).endswith("); is the board plugged in and the port right (--port)?")
+
+
+class PtyBoard:
+    """The reference device behind a pseudo-terminal: pyserial opens its slave end as a real port."""
+
+    def __init__(self, device):
+        import threading
+        self.master, slave = os.openpty()
+        self.port = os.ttyname(slave)
+        self._slave = slave
+        self.device, self.stop = device, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import select
+        while not self.stop.is_set():
+            r, _, _ = select.select([self.master], [], [], 0.02)
+            if r:
+                try:
+                    data = os.read(self.master, 4096)
+                except OSError:
+                    return
+                answer = self.device.feed(data)
+                if answer:
+                    os.write(self.master, answer)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(2)
+        os.close(self.master)
+        os.close(self._slave)
+
+
+def test_real_pyserial_on_a_pty(board_build):
+    """pyserial opens the port by name; the reference device answers on the pty's other end."""
+    pytest.importorskip("serial")
+    out, manifest, graph = board_build
+    params = protocol.LinkParams.from_manifest(manifest, buffer_frames=4, design_id=design_id(out, manifest),
+                                               baud=115200)
+    board = PtyBoard(protocol.DeviceModel(params, ir_compute(manifest, graph)))
+    try:
+        x = inputs(manifest, 30, seed=9)
+        with Accelerator(out, board.port, timeout=1.0) as acc:
+            from hwgen.host import apply_tail
+            np.testing.assert_array_equal(acc.predict(x), apply_tail(manifest["tail"],
+                                                                     graph.execute(apply_head(manifest["head"], x))))
+            assert acc.stats.frames == 30 and acc.stats.retries == 0
+    finally:
+        board.close()
+
+
+def test_pyserial_missing_error_line(board_build, monkeypatch):
+    import builtins
+    out, _, _ = board_build
+    real = builtins.__import__
+
+    def imp(name, *a, **kw):
+        if name == "serial":
+            raise ImportError(name)
+        return real(name, *a, **kw)
+    monkeypatch.setattr(builtins, "__import__", imp)
+    with pytest.raises(HwgenError) as e:
+        Accelerator(out, "/dev/ttyUSB0")
+    assert str(e.value) == ("link: pyserial is not installed (pip install pyserial); it opens the board's serial port")
