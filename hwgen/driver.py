@@ -431,6 +431,9 @@ class Accelerator:
                             resend.append((time.monotonic() + pause, j))
                 while low < n and results[low] is not None:
                     low += 1
+        except HwgenError:
+            self.device = None           # the next call asks the device again, on a flushed line
+            raise
         finally:
             self._seq = (base + n) % 256
             self.stats.elapsed += time.monotonic() - start

@@ -111,7 +111,8 @@ create_bd_design hwgen
 
 create_bd_cell -type ip -vlnv [ipdef xilinx.com:ip:axi_dma] {DMA_NAME}
 set_property -dict [list CONFIG.c_include_sg {{0}} CONFIG.c_sg_length_width {{26}} CONFIG.c_sg_include_stscntrl_strm {{0}} \\
-    CONFIG.c_m_axis_mm2s_tdata_width {{{dib}}} CONFIG.c_s_axis_s2mm_tdata_width {{{dob}}} \\
+    CONFIG.c_m_axi_mm2s_data_width {{{dib}}} CONFIG.c_m_axis_mm2s_tdata_width {{{dib}}} \\
+    CONFIG.c_m_axi_s2mm_data_width {{{dob}}} CONFIG.c_s_axis_s2mm_tdata_width {{{dob}}} \\
     CONFIG.c_mm2s_burst_size {{16}} CONFIG.c_s2mm_burst_size {{16}}] [get_bd_cells {DMA_NAME}]
 
 create_bd_cell -type module -reference hwgen_axis_wrapper accel

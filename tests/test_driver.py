@@ -312,3 +312,17 @@ def test_pyserial_missing_error_line(board_build, monkeypatch):
     with pytest.raises(HwgenError) as e:
         Accelerator(out, "/dev/ttyUSB0")
     assert str(e.value) == ("link: pyserial is not installed (pip install pyserial); it opens the board's serial port")
+
+
+def test_after_an_error_the_device_is_asked_again(board_build):
+    out, manifest, graph = board_build
+    ser = fake(manifest, graph, design_id(out, manifest))
+    acc = Accelerator(out, serial=ser, timeout=0.05, retries=0)
+    acc.info()
+    ser.faults = {ser.writes: "drop_response"}
+    x_int = apply_head(manifest["head"], inputs(manifest, 3))
+    with pytest.raises(HwgenError):
+        acc.predict_int(x_int)
+    assert acc.device is None
+    np.testing.assert_array_equal(acc.predict_int(x_int), graph.execute(x_int))
+    assert [k for k, _, _ in ser.received()].count(protocol.INFO) == 2
