@@ -348,10 +348,10 @@ def _readme(manifest, bdoc, board, have_bit):
                   "then `hwgen deploy OUT` again.", ""]
     lines += [f"    {c.format(bit=bit)}" for c in info["program"]]
     if info.get("flash"):
-        lines += ["", "(loads the FPGA's SRAM; to keep it across power cycles, write the flash:", "",
-                  f"    {info['flash'].format(bit=bit)}", "", ")"]
+        lines += ["", "This loads the FPGA's SRAM (lost at power-off); to keep the design, write the flash instead:", "",
+                  f"    {info['flash'].format(bit=bit)}"]
     if board == "icebreaker":
-        lines += ["", "(both write the SPI flash; `iceprog -S` loads the SRAM only.)"]
+        lines += ["", "Both write the SPI flash; `iceprog -S` loads the SRAM only."]
     port = info["port"]
     lines += ["", "## Run", "",
               f"Serial port: `{port}` is the usual one for the {board} (the USB bridge's UART"
