@@ -9,6 +9,8 @@
     hwgen search --example digits-mlp|digits-cnn|digits-res-mlp -o OUT [--start BREVITAS.pt] [--fps N]
                  [--clock-mhz F] [--points N] [--epochs N] [--restarts N] [--test-fraction F]
                  [--max-lut N | --device D | --min-accuracy P] [--sim verilator|icarus] [--no-synth] [--seed S]
+    hwgen deploy OUT [--board B] [--no-bitstream] [--force]
+    hwgen run OUT --inputs X.npy [--port P] [--baud N] [--timeout S] [--window N] [-o Y.npy]
 
 A user error prints one line ``hwgen: error: …`` and exits 2 (``--debug``
 shows the traceback); ``verify`` exits 1 when any word mismatches.
@@ -131,6 +133,32 @@ def _parser():
     s.add_argument("--no-synth", action="store_true", help="skip yosys synthesis (plot estimated LUTs)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("-q", "--quiet", action="store_true")
+
+    from .deploy import UART_BOARDS, XILINX_BOARDS
+    d = sub.add_parser("deploy", help="write OUT/deploy/: bitstream, standalone driver (numpy + pyserial), "
+                       "validate.py, README", description="Write OUT/deploy/, everything a board's host needs "
+                       "without hwgen: the bitstream, manifest.json, board.json, the driver package (hwgen's own "
+                       "driver modules), driver.py, validate.py and a README. For a Zynq board (--board "
+                       f"{', '.join(XILINX_BOARDS)}): a Vivado block design (bd.tcl) and the PYNQ driver instead of "
+                       "the bitstream (generated, not run here).",
+                       epilog="OUT/deploy is replaced atomically, and only when hwgen deploy wrote it.")
+    d.add_argument("out", help="build directory (made with `hwgen build --board B` for a UART board)")
+    d.add_argument("--board", help=f"board (default: OUT/board/board.json's): {', '.join(UART_BOARDS)} (UART), "
+                   f"{', '.join(XILINX_BOARDS)} (Zynq, PYNQ)")
+    d.add_argument("--no-bitstream", action="store_true", help="write the deploy directory even when the bitstream "
+                   "is not built yet (a warning)")
+    d.add_argument("--force", action="store_true", help="replace OUT/deploy even when hwgen deploy did not write it")
+
+    r = sub.add_parser("run", help="run inputs through a board over the UART host link",
+                       description="Send float model inputs (.npy) through the board running OUT's bitstream and "
+                       "print frames, frames/s and the link's retries.")
+    r.add_argument("out", help="build directory (with board/board.json) or its deploy/ directory")
+    r.add_argument("--inputs", required=True, help=".npy of float model inputs (N, ...)")
+    r.add_argument("--port", default="/dev/ttyUSB0", help="serial port (default /dev/ttyUSB0)")
+    r.add_argument("--baud", type=int, help="baud rate (default: board.json's)")
+    r.add_argument("--timeout", type=float, default=2.0, help="seconds a frame may go unanswered (default 2)")
+    r.add_argument("--window", type=int, help="frames in flight (default: the device's buffer)")
+    r.add_argument("-o", "--output", help="write the float outputs to this .npy")
     return p
 
 
@@ -240,6 +268,31 @@ def _cmd_search(a):
     return 0 if all(r.mismatches == 0 for r in res.rows) else 1
 
 
+def _cmd_deploy(a):
+    from .deploy import deploy
+    res = deploy(a.out, a.board, no_bitstream=a.no_bitstream, force=a.force)
+    print(f"deploy: {res.path} ({res.board}" + (f", bitstream {res.bitstream})" if res.bitstream else ")"))
+    return 0
+
+
+def _cmd_run(a, serial=None):
+    import numpy as np
+    from .driver import Accelerator
+    try:
+        x = np.load(a.inputs, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise HwgenError(f"--inputs {a.inputs}: cannot be read as .npy ({e})") from None
+    with Accelerator(a.out, a.port, baud=a.baud, timeout=a.timeout, window=a.window, serial=serial) as acc:
+        y = acc.predict(x)
+        st = acc.stats
+    if a.output:
+        np.save(a.output, y)
+    naks = ", ".join(f"{n} {r}" for r, n in sorted(st.naks.items())) or "0"
+    print(f"run: {st.frames} frames, {st.fps:.1f} frames/s, retries {st.retries}, timeouts {st.timeouts}, NAKs {naks}"
+          + (f"; outputs: {a.output}" if a.output else ""))
+    return 0
+
+
 def main(argv=None):
     try:
         args = _parser().parse_args(argv)
@@ -247,7 +300,7 @@ def main(argv=None):
         return e.code
     try:
         return {"build": _cmd_build, "explore": _cmd_explore, "verify": _cmd_verify, "flows": _cmd_flows,
-                "search": _cmd_search}[args.cmd](args)
+                "search": _cmd_search, "deploy": _cmd_deploy, "run": _cmd_run}[args.cmd](args)
     except HwgenError as e:
         if args.debug:
             raise

@@ -39,7 +39,7 @@ MANIFEST_PREFIX = "hwgen-build/"
 #: What ``hwgen build`` and the flows it writes put at the top of a build directory.
 HWGEN_ENTRIES = frozenset({
     "rtl", "manifest.json", "model.json", "params.npz", "report.md", "report.json", "source.onnx",
-    "folding.json", "steps", "Makefile", "flows", "board", "vivado", "synth", "pnr", "bitstream", "sim",
+    "folding.json", "steps", "Makefile", "flows", "vivado", "synth", "pnr", "bitstream", "sim", "board", "deploy",
 })
 
 _OWNER = "owner.json"
