@@ -62,8 +62,8 @@ def render_shell(out_dir, manifest, board="ulx3s", *, pll=True, baud=None, buffe
     doc = {
         "format": BOARD_FORMAT, "board": b["name"], "family": b["family"], "device": b["device"],
         "package": b["package"], "nextpnr_device": b["nextpnr_device"], "speed": b["speed"],
-        "oscillator_hz": b["oscillator_hz"], "clock_hz": top.clock_hz, "clock_target_hz": float(manifest["clock_mhz"]) * 1e6,
-        "pll": top.pll_params if pll else None, "uart_bridge": b["uart_bridge"], "baud": top.baud,
+        "oscillator_hz": b["oscillator_hz"], "clock_hz": round(top.clock_hz), "clock_target_hz": float(manifest["clock_mhz"]) * 1e6,
+        "pll": top.pll_params if pll else None, "uart_bridge": b["uart_bridge"], "baud": round(top.baud),
         "divisor": top.divisor, "buffer_frames": buffer_frames, "design_id": did,
         "design_id_hex": f"{did:08x}", "top": SHELL_TOP, "sim_top": SIM_TOP,
         "sim_note": f"{SIM_TOP}: no PLL; drive clk_in at clock_hz (it stands for the PLL's output)",
