@@ -45,23 +45,26 @@ def _model(name, out):
     return path, demo / "folding.json", xte.reshape((-1,) + shape).astype(np.float64), yte
 
 
-def _paper_fps(out, x, board):
-    """Frames/s the UART allows on paper for inputs ``x``: (host→board, board→host) bytes per frame on the line."""
+def _paper_fps(out, x):
+    """Frames/s the UART allows on paper for inputs ``x``: the mean line bytes of a frame's DATA
+    packet (host → board) and RESULT packet (board → host), stuffing and flags included; the link is
+    full duplex, so the longer of the two bounds it."""
     from hwgen.dataflow import DataflowGraph
     from hwgen.driver import Codec, load_dir
     from hwgen.host import apply_head
     from hwgen.shell import protocol as P
+    from hwgen.streams import pack
     manifest, meta, _ = load_dir(out)
     codec = Codec(manifest)
     g = DataflowGraph.load(str(out))
     xi = apply_head(g.head, x)
     yi = g.execute(xi)
     p = P.LinkParams.from_manifest(manifest)
+    mo = manifest["output"]
     down = np.mean([len(P.packet(P.DATA, j % 256, Codec.to_bytes(w, p.in_word_bytes)))
                     for j, w in enumerate(codec.frames(xi))])
     up = np.mean([len(P.packet(P.RESULT, j % 256, Codec.to_bytes(w, p.out_word_bytes)))
-                  for j, w in enumerate(codec.frames_out(yi))]) if hasattr(codec, "frames_out") else \
-        len(P.packet(P.RESULT, 0, bytes(p.out_bytes)))
+                  for j, w in enumerate(pack(yi, mo["dtype"], int(mo["lanes"])))])
     baud = float(meta["baud"])
     return baud / 10 / max(down, up), down, up, baud
 
@@ -98,7 +101,7 @@ def main(argv=None):
         clock = float(meta["clock_hz"])
         r = hwgen.verify(str(bdir), inputs=x, progress=False)
         core_fps = clock / r.cycles_per_frame
-        paper, down, up, baud = _paper_fps(bdir, x, a.board)
+        paper, down, up, baud = _paper_fps(bdir, x)
         yp, piped, wall = _simulated(bdir, x, a.frames)
         ref = r.outputs[:a.frames]
         exact = bool(np.array_equal(yp, ref))

@@ -156,3 +156,44 @@ def test_busy_board_refuses_and_recovers(tmp_path):
     y, stats, _ = _run(out, x_int, window=8)
     assert int((y != y_int).sum()) == 0 and y.shape == y_int.shape
     assert stats.naks["frame buffer full"] >= 1
+
+
+def test_hwgen_run_and_deploy_validate_on_the_simulated_board(digits, tmp_path):
+    """The user's commands against the simulated board: `hwgen run OUT --port PTY`, and the
+    deploy directory's validate.py (numpy and pyserial only) with the test labels."""
+    import subprocess
+
+    from hwgen.shell.simboard import SimBoard
+    out, xte, yte = digits
+    x, y = xte[:4], yte[:4]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    _, _, y_float = _reference(out, x)
+    subprocess.run([sys.executable, "-m", "hwgen", "deploy", str(out), "--no-bitstream"], check=True,
+                   capture_output=True)
+    with SimBoard(out) as board:
+        r = subprocess.run([sys.executable, "-m", "hwgen", "run", str(out), "--port", board.port, "--inputs",
+                            str(tmp_path / "x.npy"), "-o", str(tmp_path / "out.npy"), "--timeout", str(TIMEOUT_S)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        v = subprocess.run([sys.executable, "-I", str(out / "deploy" / "validate.py"), str(tmp_path / "x.npy"),
+                            str(tmp_path / "y.npy"), "--port", board.port, "--timeout", str(TIMEOUT_S)],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), y_float)
+    assert v.returncode == 0, v.stderr
+    acc = float((y_float.argmax(1) == y).mean())
+    assert f"accuracy: {100 * acc:.2f} % ({int(round(acc * len(y)))} of {len(y)})" in v.stdout, v.stdout
+
+
+@pytest.mark.slow
+def test_board_long_run_with_faults_both_ways(digits):
+    """200 frames pipelined, a fault every ~15 packets in each direction: every frame right, once."""
+    out, xte, _ = digits
+    x_int, y_int, _ = _reference(out, xte[:200])
+    bounds = _packet_bounds(out, x_int)
+    mid = [(a + b) // 2 for a, b in bounds]
+    faults = {"corrupt_in": mid[3::30], "drop_in": mid[18::30], "corrupt_out": [40 + 600 * k for k in range(8)],
+              "drop_out": [330 + 600 * k for k in range(8)]}
+    y, stats, board = _run(out, x_int, faults=faults)
+    assert int((y != y_int).sum()) == 0 and y.shape == y_int.shape
+    assert stats.retries >= len(faults["corrupt_in"]) + len(faults["drop_in"])
