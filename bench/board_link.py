@@ -18,7 +18,6 @@ board (default the ULX3S-85F at the demos' 100 MHz):
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,21 +27,18 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
 NETWORKS = ("digits_mlp", "digits_cnn")
 
 
 def _model(name, out):
     """(.onnx path, folding file, held-out float inputs, labels) of an examples demo, trained once."""
-    demo = out / name
-    path = out / f"{name}.onnx"
-    if not path.exists():
-        subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py"), "--out", str(demo)], check=True,
-                       stdout=subprocess.DEVNULL)
+    from verify_speed import _onnx
     from hwgen.mixed.train import load_digits_split
+    path, inputs, folding = _onnx(name, out)
     _, _, xte, yte = load_digits_split(0)
-    shape = (1, 8, 8) if name == "digits_cnn" else (64,)
-    return path, demo / "folding.json", xte.reshape((-1,) + shape).astype(np.float64), yte
+    return path, Path(folding), inputs(len(xte)), yte
 
 
 def _paper_fps(out, x):

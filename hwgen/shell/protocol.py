@@ -92,26 +92,24 @@ def packet(kind, seq, payload=b""):
     return bytes((FLAG,)) + stuff(body + crc16(body).to_bytes(2, "big")) + bytes((FLAG,))
 
 
-class Decoder:
-    """Bytes from the line in, packets out: ``feed(data)`` returns a list of
-    ``(kind, seq, payload)`` for the good packets completed by ``data``, and counts the bad ones
-    in :attr:`errors` (a CRC mismatch, a packet shorter than 4 bytes, an ESC before a FLAG).
-    Empty packets (two FLAGs in a row) are idle, not errors."""
+class _Unstuffer:
+    """The receiving end's un-stuffing: :meth:`_packets` yields ``(body, escaped)`` for each packet a
+    FLAG closes (``escaped``: an ESC came just before the FLAG); bytes before the first FLAG are
+    not in a packet, and two FLAGs in a row are idle."""
 
     def __init__(self):
-        self.buf, self.escaped, self.errors, self.synced = bytearray(), False, 0, False
+        self.buf, self.escaped, self.synced = bytearray(), False, False
 
-    def feed(self, data):
-        done = []
+    def _pending(self):
+        return bool(self.buf or self.escaped)
+
+    def _packets(self, data):
         for byte in bytes(data):
             if byte == FLAG:
-                if self.synced and (self.buf or self.escaped):
-                    body = bytes(self.buf)
-                    if self.escaped or len(body) < 4 or crc16(body) != 0:
-                        self.errors += 1
-                    else:
-                        done.append((body[0], body[1], body[2:-2]))
+                if self.synced and self._pending():
+                    yield bytes(self.buf), self.escaped
                 self.buf, self.escaped, self.synced = bytearray(), False, True
+                self._closed()
             elif not self.synced:
                 continue                                  # before the first FLAG: not in a packet
             elif self.escaped:
@@ -121,6 +119,28 @@ class Decoder:
                 self.escaped = True
             else:
                 self.buf.append(byte)
+
+    def _closed(self):
+        """A FLAG ended a packet (or idle time): reset what a subclass keeps per packet."""
+
+
+class Decoder(_Unstuffer):
+    """Bytes from the line in, packets out: ``feed(data)`` returns a list of
+    ``(kind, seq, payload)`` for the good packets completed by ``data``, and counts the bad ones
+    in :attr:`errors` (a CRC mismatch, a packet shorter than 4 bytes, an ESC before a FLAG).
+    Empty packets (two FLAGs in a row) are idle, not errors."""
+
+    def __init__(self):
+        super().__init__()
+        self.errors = 0
+
+    def feed(self, data):
+        done = []
+        for body, escaped in self._packets(data):
+            if escaped or len(body) < 4 or crc16(body) != 0:
+                self.errors += 1
+            else:
+                done.append((body[0], body[1], body[2:-2]))
         return done
 
 
@@ -202,7 +222,7 @@ class LinkParams:
                 "clock_hz": clk, "baud": baud}
 
 
-class DeviceModel:
+class DeviceModel(_Unstuffer):
     """The device end in Python, byte for byte as the hardware answers (the hardware tests
     compare with it): ``feed(data)`` takes line bytes, returns the line bytes of the answers.
     ``compute(words) -> words`` is the core (one frame); the model's buffer never fills (the
@@ -210,8 +230,8 @@ class DeviceModel:
     error in the packet being received."""
 
     def __init__(self, params, compute):
-        self.p, self.compute = params, compute
-        self.buf, self.escaped, self.synced, self.bad_line = bytearray(), False, False, False
+        super().__init__()
+        self.p, self.compute, self.bad_line = params, compute, False
 
     def line_error(self):
         self.bad_line = True
@@ -238,20 +258,11 @@ class DeviceModel:
             return packet(INFO_REPLY, seq, p.info_payload())
         return packet(NAK, seq, bytes((NAK_TYPE,)))
 
+    def _pending(self):
+        return super()._pending() or self.bad_line
+
+    def _closed(self):
+        self.bad_line = False
+
     def feed(self, data):
-        out = bytearray()
-        for byte in bytes(data):
-            if byte == FLAG:
-                if self.synced and (self.buf or self.escaped or self.bad_line):
-                    out += self._answer(bytes(self.buf), self.escaped)
-                self.buf, self.escaped, self.synced, self.bad_line = bytearray(), False, True, False
-            elif not self.synced:
-                continue
-            elif self.escaped:
-                self.buf.append(byte ^ 0x20)
-                self.escaped = False
-            elif byte == ESC:
-                self.escaped = True
-            else:
-                self.buf.append(byte)
-        return bytes(out)
+        return b"".join(self._answer(body, escaped) for body, escaped in self._packets(data))
