@@ -130,8 +130,9 @@ def test_write_shell(tiny, tmp_path, name):
     p = pll.pll_for(b["family"], b["oscillator_hz"], target)
     assert doc["format"] == "hwgen-board/1" and doc["board"] == name and doc["design_id"] == expect_id
     assert doc["family"] == b["family"] and doc["device"] == b["device"] and doc["package"] == b["package"]
-    assert doc["clock_hz"] == p["clock_hz"] and doc["pll"] == p and doc["top"] == "hwgen_board"
-    assert doc["baud"] == doc["clock_hz"] / doc["divisor"] and doc["buffer_frames"] == 2
+    # clock and baud in whole Hz, as the board's INFO reply gives them
+    assert doc["clock_hz"] == round(p["clock_hz"]) and doc["pll"] == p and doc["top"] == "hwgen_board"
+    assert doc["baud"] == round(p["clock_hz"] / doc["divisor"]) and doc["buffer_frames"] == 2
     assert doc["bitstream"] == f"bitstream/hwgen_top.{'bit' if b['family'] == 'ecp5' else 'bin'}"
     assert set(doc["leds"]) == {str(i) for i in range(b["leds"])}
     # pins: the port names of the shell, the sites and names of the official file
