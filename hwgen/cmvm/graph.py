@@ -112,7 +112,8 @@ def check_matrix(W):
                 ok = bool(np.isfinite(v)) and float(v) == int(v)
             if not ok:
                 m, n = divmod(i, a.shape[1])
-                raise HwgenError(f"cmvm: weight [{m}, {n}] is {v!r}; accepted: integers only (a weight matrix of integer values)")
+                shown = v.item() if isinstance(v, np.generic) else v
+                raise HwgenError(f"cmvm: weight [{m}, {n}] is {shown!r}; accepted: integers only (a weight matrix of integer values)")
         ints = np.array([int(v) for v in flat], dtype=object).reshape(a.shape)
     else:
         raise HwgenError(f"cmvm: the weight matrix has dtype {a.dtype}; accepted: an integer matrix")
