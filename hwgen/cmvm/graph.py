@@ -18,9 +18,11 @@ possible. The method here, in three steps:
    same way, so the shared subexpressions nest. It stops when no pattern occurs twice.
    (Two equal terms of one output merge into one shifted term, opposite ones cancel.)
 3. **Balanced adder trees** for what is left of every output: repeatedly add the two terms of the
-   smallest depth (ties: the narrower first), so the depth grows with the logarithm of the number of
-   terms; identical additions in different outputs are built once. The subtraction is arranged so a
-   positive term comes first; only an output whose terms are all negative ends in a negation.
+   smallest depth (ties: the lowest shift, then the narrower first — terms of neighbouring shifts
+   are aligned, so their sum is barely wider than they are), so the depth grows with the logarithm
+   of the number of terms; identical additions in different outputs are built once. The
+   subtraction is arranged so a positive term comes first; only an output whose terms are all
+   negative ends in a negation.
 
 Every node ``k`` is a linear form ``Σ_n c[k, n]·x[n]`` with integer coefficients tracked exactly,
 so its exact value range over all inputs is ``Σ_n min/max(c·lo_n, c·hi_n)`` (the inputs are
@@ -202,13 +204,29 @@ class AdderGraph:
         n = self.n_inputs
         return sum(self.width(n + i) for i in range(len(self.ops)))
 
+    def passthrough(self, i):
+        """Low result bits of ``ops[i]`` that are wires, not adder bits: the other operand's bits below a shifted one."""
+        p, sp, g, q, sq = self.ops[i]
+        if q is None:
+            return 0
+        if sq > 0:  # p ± (q << sq): the low sq bits are p's
+            return min(sq, self.width(self.n_inputs + i))
+        if g > 0:  # (p << sp) + q: the low sp bits are q's
+            return min(sp, self.width(self.n_inputs + i))
+        return 0
+
+    @property
+    def carry_bits(self):
+        """:attr:`adder_bits` less the pass-through low bits: the bits that need a LUT and a carry."""
+        return self.adder_bits - sum(self.passthrough(i) for i in range(len(self.ops)))
+
     @property
     def max_depth(self):
         """The largest adder depth of any output (0 when every output is a wire)."""
         return max((self.depth[node] for node, _ in self.outputs if node is not None), default=0)
 
     def stats(self):
-        return {"adders": self.adders, "adder_bits": self.adder_bits, "depth": self.max_depth}
+        return {"adders": self.adders, "adder_bits": self.adder_bits, "carry_bits": self.carry_bits, "depth": self.max_depth}
 
     # -- construction -------------------------------------------------------------------------
     def _add(self, p, sp, g, q, sq):
@@ -257,6 +275,10 @@ class _Builder:
         s = min(t[1], u[1])
         return (t[0], t[1] - s, gt * gu, u[0], u[1] - s), gt, s
 
+    def priority(self, k):
+        """The tie-break among equally frequent patterns: the shallower, then the narrower (smaller shift span) first."""
+        return (max(self.g.depth[k[0]], self.g.depth[k[3]]), k[1] + k[4])
+
     def cse(self, terms):
         counts = {}
         occ = {}  # node -> {output: number of its terms there}
@@ -268,7 +290,8 @@ class _Builder:
                 for u, gu in items[i + 1 :]:
                     k = self.pattern(t, gt, u, gu)[0]
                     counts[k] = counts.get(k, 0) + 1
-        heap = [(-c, k) for k, c in counts.items() if c >= 2]
+        pri = self.priority
+        heap = [(-c, pri(k), k) for k, c in counts.items() if c >= 2]
         heapq.heapify(heap)
 
         def remove(o, t):
@@ -292,17 +315,17 @@ class _Builder:
                 c = counts.get(k, 0) + 1
                 counts[k] = c
                 if c >= 2:
-                    heapq.heappush(heap, (-c, k))
+                    heapq.heappush(heap, (-c, pri(k), k))
             terms[o][t] = gt
             occ.setdefault(t[0], {}).setdefault(o, 0)
             occ[t[0]][o] += 1
 
         while heap:
-            negc, k = heapq.heappop(heap)
+            negc, _, k = heapq.heappop(heap)
             c = counts.get(k, 0)
             if c != -negc:
                 if 2 <= c < -negc:
-                    heapq.heappush(heap, (-c, k))
+                    heapq.heappush(heap, (-c, pri(k), k))
                 continue
             a, da, g, b, db = k
             new = None
@@ -326,13 +349,13 @@ class _Builder:
     # ---- step 3: balanced trees ----
     def tree(self, tm):
         g = self.g
-        heap = [(g.depth[nd], g.width(nd), nd, s, sg) for (nd, s), sg in tm.items()]
+        heap = [(g.depth[nd], s, g.width(nd), nd, s, sg) for (nd, s), sg in tm.items()]
         heapq.heapify(heap)
         if not heap:
             return None, 0
         while len(heap) > 1:
-            _, _, n1, s1, g1 = heapq.heappop(heap)
-            _, _, n2, s2, g2 = heapq.heappop(heap)
+            n1, s1, g1 = heapq.heappop(heap)[3:]
+            n2, s2, g2 = heapq.heappop(heap)[3:]
             s = min(s1, s2)
             t1, t2 = (n1, s1 - s), (n2, s2 - s)
             if g1 == g2:
@@ -341,8 +364,8 @@ class _Builder:
             else:
                 (p, sp), (q, sq) = (t1, t2) if g1 > 0 else (t2, t1)
                 k, sg = self.node(p, sp, -1, q, sq), 1
-            heapq.heappush(heap, (g.depth[k], g.width(k), k, s, sg))
-        _, _, nd, s, sg = heap[0]
+            heapq.heappush(heap, (g.depth[k], s, g.width(k), k, s, sg))
+        nd, s, sg = heap[0][3:]
         if sg < 0:
             nd = self.node(nd, 0, -1, None, 0)
         return nd, s
