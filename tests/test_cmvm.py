@@ -1,6 +1,8 @@
 """hwgen.cmvm: the shift-add graph against W @ x (golden reference), and its Verilog in Icarus, bit-exact."""
 
+import os
 import shutil
+import subprocess
 import time
 
 import numpy as np
@@ -259,3 +261,33 @@ def test_icarus_detects_a_wrong_matrix(pipe, tmp_path):
         assert not ok
     ok, log = run_icarus(g, v, "cmvm_dut", x, x @ W.T, tmp_path / "right", lat=latency(pipe))
     assert ok, log
+
+
+@needs_icarus
+def test_negated_outputs_and_a_cut_past_the_depth(tmp_path):
+    # a row of only negative digits ends in a negation; a cut beyond the depth registers the outputs
+    W = np.array([[-1, -2, -4, 0], [-3, 0, 0, -8], [5, -6, 7, -1], [0, 0, 0, 0], [-1, 0, 0, 0]])
+    g = build(W, "UINT4")
+    negs = [i for i, op in enumerate(g.ops) if op[3] is None]
+    assert len(negs) == 2 and g.carry_bits <= g.adder_bits
+    x = corners(W, parse_in_types("UINT4", 4), np.random.default_rng(2))
+    for pipe in (0, [g.max_depth + 3], cuts_every(g, 3)):
+        ok, log = run_icarus(g, emit_verilog(g, "cmvm_dut", pipeline_stages=pipe), "cmvm_dut", x, x @ W.T, tmp_path / str(latency(pipe)),
+                             lat=latency(pipe))
+        assert ok, log
+
+
+def test_verilator_lints_the_module_clean(tmp_path):
+    from hwgen.simulators import available, prepare
+
+    if not available("verilator"):
+        pytest.skip("verilator not installed")
+    sim = prepare("verilator")
+    rng = np.random.default_rng(8)
+    W = weights("zero_lines", (9, 7), rng)
+    g = build(W, "INT4")
+    for i, pipe in enumerate((0, cuts_every(g, 2))):
+        f = tmp_path / f"cmvm_lint{i}.v"
+        f.write_text(emit_verilog(g, f"cmvm_lint{i}", pipeline_stages=pipe, out_bits=12))
+        r = subprocess.run([sim.executable, "--lint-only", *sim.build_args, str(f)], capture_output=True, text=True, env={**os.environ, **sim.env})
+        assert r.returncode == 0 and "%Error" not in r.stderr and "%Warning" not in r.stderr, r.stderr
