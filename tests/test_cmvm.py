@@ -1,8 +1,10 @@
 """hwgen.cmvm: the shift-add graph against W @ x (golden reference), and its Verilog in Icarus, bit-exact."""
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from hwgen.cmvm import build, csd, cuts_every, emit_verilog, evaluate
 from hwgen.cmvm.graph import InType, parse_in_types, width_of
 from hwgen.cmvm.sim import run_icarus
-from hwgen.cmvm.verilog import latency, output_layout
+from hwgen.cmvm.verilog import latency, output_layout, register_bits
 from hwgen.errors import HwgenError
 
 needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not on PATH")
@@ -204,6 +206,24 @@ def test_verilog_shape():
     assert cuts == list(range(1, g.max_depth + 1)) and latency(cuts) == len(cuts) and latency(0) == 0
     vp = emit_verilog(g, "m", pipeline_stages=cuts)
     assert "input clk" in vp and "always @(posedge clk)" in vp
+    assert register_bits(g, 0) == 0 < register_bits(g, cuts)
+
+
+@pytest.mark.parametrize("every", [1, 2, 3])
+def test_register_bits_count_the_emitted_registers(every):
+    W = np.random.default_rng(every).integers(-8, 8, (12, 10))
+    g = build(W, "UINT4")
+    cuts = cuts_every(g, every)
+    text = emit_verilog(g, "m", pipeline_stages=cuts)
+    decl = re.findall(r"^reg (?:signed )?\[(\d+):0\] ", text, re.M)
+    assert sum(int(h) + 1 for h in decl) == register_bits(g, cuts) > 0
+    assert f"{register_bits(g, cuts)} register bits" in text
+
+
+def test_dataflow_does_not_import_cmvm():
+    code = "import sys, hwgen.dataflow, hwgen.build; print(any(m.startswith('hwgen.cmvm') for m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+    assert r.stdout.strip() == "False", r.stderr
 
 
 # -- the Verilog in Icarus, bit-exact -----------------------------------------------------------

@@ -49,6 +49,27 @@ def latency(pipeline_stages):
     return len(_cuts(pipeline_stages))
 
 
+def _delays(graph, cuts):
+    """``(stage, delays)``: each node's pipeline stage, and how many registered copies of each node its users need."""
+    stage = [sum(1 for c in cuts if c < d) for d in graph.depth]
+    delays = {}
+    n = graph.n_inputs
+    uses = [(n + j, nd) for j, (p, _, _, q, _) in enumerate(graph.ops) for nd in ((p,) if q is None else (p, q))]
+    for user, nd in uses:
+        if stage[user] > stage[nd]:
+            delays[nd] = max(delays.get(nd, 0), stage[user] - stage[nd])
+    for nd, _ in graph.outputs:
+        if nd is not None and len(cuts) > stage[nd]:
+            delays[nd] = max(delays.get(nd, 0), len(cuts) - stage[nd])
+    return stage, delays
+
+
+def register_bits(graph, pipeline_stages):
+    """Flip-flops of the module :func:`emit_verilog` writes for ``pipeline_stages`` (0 when combinational)."""
+    _, delays = _delays(graph, _cuts(pipeline_stages))
+    return sum(graph.width(k) * d for k, d in delays.items())
+
+
 def input_layout(graph):
     """``[(offset, bits, signed)]`` of every input on the ``x`` bus."""
     out, off = [], 0
@@ -97,25 +118,18 @@ def emit_verilog(graph, name, *, pipeline_stages=0, out_bits=None):
     xw = sum(b for _, b, _ in ins)
     yw = sum(w for _, w, _ in outs)
 
-    def stage(k):
-        d = graph.depth[k]
-        return sum(1 for c in cuts if c < d)
-
-    delays = {}  # node -> number of delayed copies needed
+    stage, delays = _delays(graph, cuts)
 
     def ref(k, st):
-        lag = st - stage(k)
-        if lag == 0:
-            return f"n{k}"
-        delays[k] = max(delays.get(k, 0), lag)
-        return f"n{k}_d{lag}"
+        lag = st - stage[k]
+        return f"n{k}" if lag == 0 else f"n{k}_d{lag}"
 
     body = []
     for i, (off, b, sg) in enumerate(ins):
         body.append(f"wire {_decl(sg, b)} n{i} = x[{off} +: {b}];")
     for j, (p, sp, g, q, sq) in enumerate(graph.ops):
         k = n_in + j
-        st = stage(k)
+        st = stage[k]
         opnds = [(p, sp)] if q is None else [(p, sp), (q, sq)]
         mixed = any(graph.signed(nd) for nd, _ in opnds)
         parts = []
@@ -146,7 +160,8 @@ def emit_verilog(graph, name, *, pipeline_stages=0, out_bits=None):
     st = graph.stats()
     lines = [
         f"// {name}: y = W @ x, {graph.n_outputs} outputs x {n_in} inputs as a shift-add network",
-        f"// {st['adders']} adders, {st['adder_bits']} adder bits, depth {st['depth']}, latency {lat} cycles"
+        f"// {st['adders']} adders, {st['adder_bits']} adder bits, depth {st['depth']}, latency {lat} cycles,"
+        f" {sum(graph.width(k) * d for k, d in delays.items())} register bits"
         + (f" (registers after adder depths {', '.join(map(str, cuts))})" if cuts else " (combinational)"),
         f"module {name}(" + ", ".join(ports) + ");",
         *body,
