@@ -275,9 +275,13 @@ class _Builder:
         s = min(t[1], u[1])
         return (t[0], t[1] - s, gt * gu, u[0], u[1] - s), gt, s
 
-    def priority(self, k):
-        """The tie-break among equally frequent patterns: the shallower, then the narrower (smaller shift span) first."""
-        return (max(self.g.depth[k[0]], self.g.depth[k[3]]), k[1] + k[4])
+    def entry(self, c, k):
+        """The heap entry of pattern ``k`` occurring ``c`` times: the most frequent first; ties: the shallower, then the narrower.
+
+        (Weighting the count by the pattern's estimated carry bits was tried and gave wider graphs.)
+        """
+        g = self.g
+        return (-c, max(g.depth[k[0]], g.depth[k[3]]), k[1] + k[4], k)
 
     def cse(self, terms):
         counts = {}
@@ -290,8 +294,8 @@ class _Builder:
                 for u, gu in items[i + 1 :]:
                     k = self.pattern(t, gt, u, gu)[0]
                     counts[k] = counts.get(k, 0) + 1
-        pri = self.priority
-        heap = [(-c, pri(k), k) for k, c in counts.items() if c >= 2]
+        pri = self.entry
+        heap = [pri(c, k) for k, c in counts.items() if c >= 2]
         heapq.heapify(heap)
 
         def remove(o, t):
@@ -315,17 +319,18 @@ class _Builder:
                 c = counts.get(k, 0) + 1
                 counts[k] = c
                 if c >= 2:
-                    heapq.heappush(heap, (-c, pri(k), k))
+                    heapq.heappush(heap, pri(c, k))
             terms[o][t] = gt
             occ.setdefault(t[0], {}).setdefault(o, 0)
             occ[t[0]][o] += 1
 
         while heap:
-            negc, _, k = heapq.heappop(heap)
+            top = heapq.heappop(heap)
+            k, stored = top[-1], -top[0]
             c = counts.get(k, 0)
-            if c != -negc:
-                if 2 <= c < -negc:
-                    heapq.heappush(heap, (-c, pri(k), k))
+            if c != stored:
+                if 2 <= c < stored:
+                    heapq.heappush(heap, pri(c, k))
                 continue
             a, da, g, b, db = k
             new = None
