@@ -422,7 +422,14 @@ def evaluate(graph, x):
         col = x[:, i]
         if col.size and (int(col.min()) < t.lo or int(col.max()) > t.hi):
             raise HwgenError(f"cmvm: input {i} holds values in [{int(col.min())}, {int(col.max())}]; accepted: {t} = [{t.lo}, {t.hi}]")
-    wide = max((max(-lo, hi) for lo, hi in zip(graph.lo, graph.hi)), default=0).bit_length() > 61
+    def mag(k, s=0):
+        return max(-graph.lo[k], graph.hi[k]) << s
+
+    # every node, every shifted operand (it may exceed its node's range before cancelling) and every output
+    big = max([mag(k) for k in range(len(graph.lo))]
+              + [mag(p, sp) for p, sp, _, _, _ in graph.ops] + [mag(q, sq) for _, _, _, q, sq in graph.ops if q is not None]
+              + [mag(nd, s) for nd, s in graph.outputs if nd is not None])
+    wide = big.bit_length() > 61
     dt = object if wide else np.int64
     vals = [x[:, i].astype(dt) for i in range(graph.n_inputs)]
     for p, sp, g, q, sq in graph.ops:
