@@ -164,8 +164,8 @@ def emit_verilog(graph, name, *, pipeline_stages=0, out_bits=None):
         f" {sum(graph.width(k) * d for k, d in delays.items())} register bits"
         + (f" (registers after adder depths {', '.join(map(str, cuts))})" if cuts else " (combinational)"),
         f"module {name}(" + ", ".join(ports) + ");",
+        *regs,  # declared before the wires that read them
         *body,
-        *regs,
     ]
     if seq:
         lines += ["always @(posedge clk) begin", *seq, "end"]
