@@ -42,7 +42,7 @@ import numpy as np
 from .errors import HwgenError
 from .host import apply_head, apply_tail
 from .shell.protocol import (DATA, INFO, INFO_REPLY, NAK, NAK_BUSY, NAK_CODES, RESULT, VERSION, Decoder, LinkParams,
-                             packet)
+                             bytes_to_words, packet, words_to_bytes)
 from .streams import pack, unpack
 
 __all__ = ["Accelerator", "Codec", "LinkStats", "load_dir", "design_id", "BOARD_FORMAT", "BUILD_FORMAT",
@@ -168,13 +168,13 @@ class Codec:
     @staticmethod
     def to_bytes(words, word_bytes):
         """Stream words → bytes, ``word_bytes`` little-endian bytes per word."""
-        return b"".join(int(w).to_bytes(word_bytes, "little") for w in words)
+        return words_to_bytes(words, word_bytes)
 
     @staticmethod
     def from_bytes(data, word_bytes, bits):
         """Bytes → stream words (``word_bytes`` bytes each, little-endian, bits above ``bits`` dropped)."""
-        data, mask = bytes(data), (1 << bits) - 1
-        return [int.from_bytes(data[i:i + word_bytes], "little") & mask for i in range(0, len(data), word_bytes)]
+        mask = (1 << bits) - 1
+        return [w & mask for w in bytes_to_words(data, word_bytes)]
 
 
 @dataclass

@@ -28,6 +28,7 @@ from pathlib import Path
 from .. import bulk, manifest as _manifest
 from ..errors import HwgenError
 from ..simulators import log_tail, prepare
+from .protocol import DATA, RESULT
 
 __all__ = ["SimBoard", "link_figures", "HARNESS", "BOARD_FILE", "SIM_TOP", "SIM_MODULE"]
 
@@ -132,7 +133,7 @@ class SimBoard:
         return False
 
 
-def link_figures(results, clock_hz, *, data_type=0x01, result_type=0x81):
+def link_figures(results, clock_hz, *, data_type=DATA, result_type=RESULT):
     """Frames/s and latency in simulated time from a bridge's ``results``: the span from the first
     DATA packet's first bit to the last RESULT's last bit; latency per frame from a DATA packet's
     start to the end of the RESULT that followed it in order (runs without faults)."""

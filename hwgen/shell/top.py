@@ -26,6 +26,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..errors import HwgenError
+from ..manifest import PORTS
 from .boards import board as _board
 from .pll import pll_for
 from .protocol import LinkParams
@@ -159,9 +160,7 @@ class BoardTop(wiring.Component):
 
         # the accelerator core, a module of its own
         ports = self.manifest.get("ports", {})
-        names = {"clk": "clk", "rst": "rst", "in": ["s_axis_tdata", "s_axis_tvalid", "s_axis_tready"],
-                 "out": ["m_axis_tdata", "m_axis_tvalid", "m_axis_tready"]}
-        pin, pout = ports.get("in", names["in"]), ports.get("out", names["out"])
+        pin, pout = ports.get("in", PORTS["in"]), ports.get("out", PORTS["out"])
         # register slices between the link and the core, both ways: no combinational path runs from
         # the link's byte-level state into the core's handshakes (it was the critical path: 87 MHz)
         from amaranth.lib.fifo import SyncFIFOBuffered
@@ -177,8 +176,8 @@ class BoardTop(wiring.Component):
                      sout.w_data.eq(co.payload), sout.w_en.eq(co.valid), co.ready.eq(sout.w_rdy)]
         m.submodules.core = Instance(
             self.manifest["top"],
-            **{f"i_{ports.get('clk', 'clk').split()[0]}": ClockSignal("sync"),
-               f"i_{ports.get('rst', 'rst').split()[0]}": ResetSignal("sync"),
+            **{f"i_{ports.get('clk', PORTS['clk']).split()[0]}": ClockSignal("sync"),
+               f"i_{ports.get('rst', PORTS['rst']).split()[0]}": ResetSignal("sync"),
                f"i_{pin[0]}": ci.payload, f"i_{pin[1]}": ci.valid, f"o_{pin[2]}": ci.ready,
                f"o_{pout[0]}": co.payload, f"o_{pout[1]}": co.valid, f"i_{pout[2]}": co.ready})
 
