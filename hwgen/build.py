@@ -71,6 +71,7 @@ class _State:
     default_budget: object = None   # fold: the default device's Budget, when the build had no target
     reached: str = None             # fold: what the default folding reached, in words
     board: str = "ulx3s"            # flows: the board of the shell (hwgen.shell.boards.BOARDS)
+    io: str = "stream"              # "parallel": every layer constant-weight, no FIFOs, <top>_parallel written too
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,16 @@ def _fold(s):
             folding = load_folding(folding)
         apply_folding(graph, folding, source)
         fixed = folded_layers(folding)
+    if s.io == "parallel":              # parallel I/O: every MVAU fully unrolled with constant weights
+        for l in graph.layers:
+            if getattr(l, "impl", None) == "auto":
+                l.impl = "const"
+    # a layer asked to have constant weights is fully unrolled, pinned
+    pinned = [l for l in graph.layers if getattr(l, "impl", None) == "const"]
+    for l in pinned:
+        l.set_folding(pe=l.mh, simd=l.mw)
+        l.validate()
+    fixed = tuple(fixed) + tuple(l.name for l in pinned if l.name not in fixed)
     free = [l for l in graph.compute_layers if l.name not in fixed and l.folding and l.kind != "SlidingWindow"]
     pace = target
     if target.fps is None and fixed:
@@ -156,12 +167,28 @@ def _check_pinned(graph, fixed, target, source, allow_slower):
     _progress.warn(what)
 
 
+def _const_weights(s):
+    """Fully unrolled MVAUs (``impl`` auto, :data:`~hwgen.dataflow.cmvau.AUTO_MAX_WEIGHTS` at most) and every
+    ``impl`` const one become ConstMVAU layers (:class:`~hwgen.dataflow.cmvau.ConstMVAU`), registered every
+    :func:`~hwgen.dataflow.cmvau.levels_for_clock` adder levels unless their ``pipeline`` says otherwise."""
+    from .dataflow.cmvau import as_const, const_weights, levels_for_clock
+    levels = levels_for_clock(s.target.clock_mhz)
+    s.graph.layers = [as_const(l, levels) if const_weights(l) else l for l in s.graph.layers]
+    if s.io == "parallel":
+        from .hdl.parallel import check_parallel
+        check_parallel(s.graph)
+
+
 def _plumb(s):
     for p in (InsertDuplicates(), InsertWidthConverters()):
         s.graph, _ = p.apply(s.graph)
 
 
 def _size_fifos(s):
+    if s.io == "parallel":              # one vector per cycle everywhere, nothing stalls: no FIFOs
+        s.graph.fifo_sizing = {"fifos": 0, "bits": 0}
+        s.graph.validate()
+        return
     p = InsertFIFOs()
     s.graph, _ = p.apply(s.graph)
     s.graph.fifo_sizing = p.stats
@@ -172,6 +199,9 @@ def _size_fifos(s):
 def _generate(s):
     from .hdl.top import to_verilog
     s.verilog = to_verilog(s.graph, name=TOP_NAME, progress=s.progress, memfiles=s.memfiles)
+    if s.io == "parallel":
+        from .hdl.parallel import parallel_top
+        s.verilog += parallel_top(s.graph, TOP_NAME)
     os.makedirs(os.path.join(s.path, "rtl"))
     with open(os.path.join(s.path, "rtl", f"{TOP_NAME}.v"), "w") as f:
         f.write(s.verilog)
@@ -208,6 +238,11 @@ def _report(s):
     s.manifest = _manifest.make(s.graph, name=s.name, top=TOP_NAME, verilog=[os.path.join("rtl", f"{TOP_NAME}.v")],
                                 memfiles=memfiles, target=s.target,
                                 modules=module_names(s.graph, TOP_NAME))
+    if s.io == "parallel":
+        from .hdl.parallel import parallel_latency
+        s.manifest["parallel"] = {"top": f"{TOP_NAME}_parallel", "latency_cycles": parallel_latency(s.graph),
+                                  "x_bits": s.graph.layers[0].in_lanes * s.graph.layers[0].idt.bits,
+                                  "y_bits": s.graph.layers[-1].out_lanes * s.graph.layers[-1].odt.bits}
     _manifest.write(s.path, s.manifest)
     s.report = make_report(s.graph, s.target.clock_mhz, s.target.fps)
     if s.default_budget is not None:
@@ -230,6 +265,7 @@ STEPS = (
     Step("load", _load),                            # QONNX file -> cleaned-up QONNX model
     Step("lower", _lower, graph=True),              # -> integer dataflow graph (hwgen IR)
     Step("fold", _fold, graph=True),           # PE/SIMD per layer: the folding file, the search
+    Step("constant weights", _const_weights, graph=True),  # fully unrolled MVAUs -> shift-add networks
     Step("plumb", _plumb, graph=True),              # forks (Duplicate), width converters
     Step("size FIFOs", _size_fifos, graph=True),    # FIFO depths from the word-level schedule
     Step("generate Verilog", _generate, reports=True),  # Amaranth components -> rtl/hwgen_top.v (+ ROM files)
@@ -239,14 +275,14 @@ STEPS = (
 
 
 def run_until(model_or_path, step, *, name="model", folding=None, fps=None, clock_mhz=DEFAULT_CLOCK_MHZ, topk=None,
-              budget=None, allow_slower=False):
+              budget=None, allow_slower=False, io="stream"):
     """Run :data:`STEPS` in memory up to and including the graph step ``step`` (``"lower"``, ``"fold"``,
     ``"plumb"`` or ``"size FIFOs"``); returns ``(model, graph)``.  Nothing is written, nothing reported."""
     names = [st.name for st in STEPS if st.graph]
     if step not in names:
         raise HwgenError(f"step must be one of {', '.join(names)}, not {step!r}")
     s = _State(model_or_path, None, name, folding=folding, target=Throughput(clock_mhz, fps), budget=budget, topk=topk,
-               allow_slower=allow_slower, progress=False)
+               allow_slower=allow_slower, progress=False, io=validate.choice(io, "io", ("stream", "parallel")))
     for st in STEPS:
         st.run(s)
         if st.name == step:
@@ -275,7 +311,8 @@ def _run_steps(s, save_steps):
 
 def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_CLOCK_MHZ,
           name=None, progress=True, save_steps=False, topk=None, device=None, max_lut=None, max_ff=None,
-          max_bram=None, max_dsp=None, margin=DEFAULT_MARGIN, force=False, allow_slower=False, board="ulx3s"):
+          max_bram=None, max_dsp=None, margin=DEFAULT_MARGIN, force=False, allow_slower=False, board="ulx3s",
+          io="stream"):
     """Compile a QONNX model (path, ``ModelProto`` or qonnx ``ModelWrapper``) into ``out_dir``.
 
     ``folding``: a dict or JSON file ``{"layer": {"pe": P, "simd": S}}``; layers it
@@ -295,6 +332,10 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     ``board``: the board of the shell that ``make pnr``/``bitstream`` implement (a name of
     :data:`hwgen.shell.boards.BOARDS`: ulx3s (85F), ulx3s-12f/-25f/-45f, icebreaker); its PLL
     must reach ``clock_mhz`` (the nearest frequency it makes is the core clock, board/board.json).
+    ``io``: ``"stream"`` (AXI4-Stream, the default) or ``"parallel"``: every fully connected layer fully
+    unrolled with constant weights (a ConstMVAU, unless the folding says ``impl: rom``, an error), no
+    FIFOs, and ``rtl/hwgen_top.v`` also holds ``hwgen_top_parallel``, the whole frame in and out with
+    valid only (:mod:`hwgen.hdl.parallel`); a graph that is not such a chain is refused in one line.
     Every argument is checked before any work; a bad one raises a one-line :class:`~hwgen.errors.HwgenError`.
     Writes ``rtl/hwgen_top.v``, ``manifest.json``, ``model.json``, ``params.npz``, ``folding.json``
     (the resolved folding, reusable as ``folding=``), ``report.md``, ``report.json``, ``source.onnx``
@@ -307,6 +348,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     fps = validate.positive_number(fps, "fps (frames per second)", optional=True)
     clock_mhz = validate.positive_number(clock_mhz, "clock_mhz")
     topk = validate.positive_int(topk, "topk", optional=True)
+    io = validate.choice(io, "io", ("stream", "parallel"))
     name = validate.name(name)
     for flag, what in ((progress, "progress"), (save_steps, "save_steps"), (force, "force"),
                        (allow_slower, "allow_slower")):
@@ -327,7 +369,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     with OutputDir(out_dir, inputs=inputs, force=force) as out:
         # the throughput target, resolved once: the clock, the frame rate and the cycle budget they allow
         s = _State(model_or_path, out.path, name, folding=folding, target=Throughput(clock_mhz, fps), budget=budget,
-                   topk=topk, allow_slower=allow_slower, progress=progress, margin=margin, board=b["name"])
+                   topk=topk, allow_slower=allow_slower, progress=progress, margin=margin, board=b["name"], io=io)
         try:
             timings = _run_steps(s, save_steps)
         except HwgenError as e:

@@ -64,6 +64,9 @@ def _parser():
     _budget_args(b)
     b.add_argument("--board", default="ulx3s", help="board of the shell that `make pnr`/`bitstream` implement: "
                    "ulx3s (ECP5-85F, the default), ulx3s-12f, ulx3s-25f, ulx3s-45f or icebreaker (iCE40UP5K)")
+    b.add_argument("--io", default="stream", choices=["stream", "parallel"],
+                   help="stream (AXI4-Stream, default) or parallel: every layer fully unrolled with constant weights, "
+                        "no FIFOs, and hwgen_top_parallel with the whole frame in and out, valid only (low latency)")
     b.add_argument("-q", "--quiet", action="store_true")
 
     e = sub.add_parser("explore", help="sweep throughput targets: LUT/FF/BRAM/DSP of the folding search vs FINN-style greedy")
@@ -182,7 +185,7 @@ def _cmd_build(a):
     from .build import build
     res = build(a.model, a.out, folding=a.folding, fps=a.fps, clock_mhz=a.clock_mhz, name=a.name,
                 progress=not a.quiet, save_steps=a.save_steps, topk=a.topk, force=a.force,
-                allow_slower=a.allow_slower, board=a.board, **_budget_kw(a))
+                allow_slower=a.allow_slower, board=a.board, io=a.io, **_budget_kw(a))
     if not a.quiet:
         with open(os.path.join(res.out_dir, "report.md")) as f:
             print(f.read())

@@ -14,7 +14,7 @@ def make_report(graph, clock_mhz, fps_target, build_seconds=None):
         s["source"] = sources.get(l.name, "")
         if modules.get(l.name):
             s["module"] = modules[l.name]          # the Brevitas/PyTorch module the source node came from
-        if l.kind == "MVAU":
+        if l.kind in ("MVAU", "ConstMVAU"):
             s.update(wdt=l.wdt.name, acc=l.acc_dt.name, mw=l.mw, mh=l.mh, thresholds=l.n_thresholds)
         elif l.kind == "Thresholding":
             s.update(thresholds=l.n_thresholds)

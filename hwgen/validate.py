@@ -62,6 +62,13 @@ def flag(value, what):
     return value
 
 
+def choice(value, what, choices):
+    """One of ``choices`` (strings)."""
+    if not isinstance(value, str) or value not in choices:
+        raise HwgenError(f"{what} must be one of {', '.join(choices)}, not {shown(value)}")
+    return value
+
+
 def name(value, what="name"):
     """A design name: a non-empty string of printable characters."""
     if value is None:

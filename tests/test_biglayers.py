@@ -148,9 +148,9 @@ def test_build_with_side_files_verifies(tmp_path, monkeypatch):
     monkeypatch.setattr(rom, "INLINE_MAX_BITS", 0)
     _mlp_onnx(str(tmp_path / "m.onnx"))
     out = tmp_path / "out"
-    # fc1 fully parallel: a one-word weight ROM
+    # fc1 fully parallel with its weights in a ROM (impl rom): a one-word weight ROM
     b = hwgen.build(str(tmp_path / "m.onnx"), str(out), folding={"fc0": {"pe": 2, "simd": 4},
-                                                                 "fc1": {"pe": 6, "simd": 16}}, progress=False)
+                                                                 "fc1": {"pe": 6, "simd": 16, "impl": "rom"}}, progress=False)
     mem = b.manifest["memfiles"]
     assert mem == sorted(mem) and {"rtl/hwgen_top__fc0__weights.mem", "rtl/hwgen_top__fc1__weights.mem"} <= set(mem)
     for rel in mem:

@@ -13,7 +13,7 @@ from hwgen.dataflow import DataflowGraph
 
 def test_the_build_is_its_list_of_steps(tiny_onnx, tmp_path):
     names = [s.name for s in STEPS]
-    assert names == ["load", "lower", "fold", "plumb", "size FIFOs", "generate Verilog", "report", "flows"]
+    assert names == ["load", "lower", "fold", "constant weights", "plumb", "size FIFOs", "generate Verilog", "report", "flows"]
     b = hwgen.build(tiny_onnx, str(tmp_path / "b"), progress=False)
     assert list(b.timings) == names and all(t >= 0 for t in b.timings.values())
 
@@ -24,7 +24,7 @@ def test_saved_steps_reload_and_compute_the_same(spec_onnx, tmp_path):
     _, path = spec_onnx("conv_pad_bn_maxpool_fc")
     b = hwgen.build(path, str(tmp_path / "b"), fps=1e4, progress=False, save_steps=True)
     steps = sorted(os.listdir(os.path.join(b.out_dir, "steps")))
-    assert steps == ["00_lower", "01_fold", "02_plumb", "03_size_FIFOs"]
+    assert steps == ["00_lower", "01_fold", "02_constant_weights", "03_plumb", "04_size_FIFOs"]
     seed = 20261204
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
@@ -36,7 +36,7 @@ def test_saved_steps_reload_and_compute_the_same(spec_onnx, tmp_path):
         g = DataflowGraph.load(os.path.join(b.out_dir, "steps", d))
         assert np.array_equal(g.execute(x), want), d
         kinds.append(sorted({l.kind for l in g.layers}))
-    assert "FIFO" not in kinds[2] and "FIFO" in kinds[3]
+    assert "FIFO" not in kinds[3] and "FIFO" in kinds[4]
     assert [l.folding for l in DataflowGraph.load(os.path.join(b.out_dir, "steps", "01_fold")).layers] == \
            [l.folding for l in final.layers if l.kind not in ("FIFO", "WidthConverter", "Duplicate")]
 
@@ -67,6 +67,6 @@ def test_run_until_stops_at_the_step(tiny_onnx):
     try:
         run_until(tiny_onnx, "generate Verilog")
     except hwgen.HwgenError as e:
-        assert str(e) == "step must be one of lower, fold, plumb, size FIFOs, not 'generate Verilog'"
+        assert str(e) == "step must be one of lower, fold, constant weights, plumb, size FIFOs, not 'generate Verilog'"
     else:
         raise AssertionError("no error")

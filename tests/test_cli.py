@@ -135,8 +135,12 @@ def test_search_says_which_layer_is_too_slow():
                             "folding (pe=4, simd=6) needs 5; lower the target or raise the clock")
     search_folding(DataflowGraph([m]), fps=20e6, clock_mhz=100)
     assert m.cycles() == 5 and (m.pe, m.simd) == (4, 6)
+    m.impl = "rom"                  # weights in ROMs: at a low target a folded layer is the cheapest
     search_folding(DataflowGraph([m]), fps=1e6, clock_mhz=100)
     assert m.cycles() <= 100 and m.pe * m.simd < 24
+    m.impl = "auto"                 # constant weights priced too: four constant dot products of ones beat a ROM
+    search_folding(DataflowGraph([m]), fps=1e6, clock_mhz=100)
+    assert (m.pe, m.simd) == (4, 6)
 
 
 def test_failed_build_keeps_previous_build(small_onnx, tmp_path, capsys):
@@ -154,7 +158,7 @@ def test_failed_build_keeps_previous_build(small_onnx, tmp_path, capsys):
 def test_build_writes_contract_files(small_onnx, tmp_path, capsys):
     out = tmp_path / "out"
     code, stdout, _ = run_cli(["build", small_onnx, "-o", out, "--fps", "5e6"], capsys)
-    assert code == 0 and "| fc0 | MVAU |" in stdout
+    assert code == 0 and ("| fc0 | MVAU |" in stdout or "| fc0 | ConstMVAU |" in stdout)
     for f in ("rtl/hwgen_top.v", "manifest.json", "model.json", "params.npz", "report.md", "report.json", "source.onnx"):
         assert (out / f).is_file(), f
     man = json.loads((out / "manifest.json").read_text())
@@ -165,7 +169,7 @@ def test_build_writes_contract_files(small_onnx, tmp_path, capsys):
     for port in ("s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "clk", "rst"):
         assert f" {port}" in v
     kinds = [l["kind"] for l in rep["layers"]]
-    assert kinds.count("MVAU") == 2
+    assert kinds.count("MVAU") + kinds.count("ConstMVAU") == 2
     for l in rep["layers"]:
         assert set(l["resources"]) == {"LUT", "FF", "BRAM18", "DSP"}
 

@@ -96,7 +96,7 @@ def test_build_equals_brevitas(case, tmp_path, trained):
     assert len(np.unique(out, axis=0)) > len(x) // 2, "a nearly constant network proves little"
     assert_matches_brevitas(qmodel, x, out, 1e-5 * max(1.0, float(np.abs(out).max())))
 
-    compute = [l for l in g.layers if l.kind in ("MVAU", "VVAU")]
+    compute = [l for l in g.layers if l.kind in ("MVAU", "ConstMVAU", "VVAU")]
     assert [l.name for l in compute] == list(assignment)
     a_prev = 4
     for l in compute:

@@ -134,7 +134,7 @@ def test_build_equals_brevitas(case, tmp_path, trained):
     out = apply_tail(g.tail, g.execute(apply_head(g.head, x)))
     assert len(np.unique(out, axis=0)) > len(x) // 2, "a nearly constant network proves little"
     assert_matches_brevitas(q, x, out, 1e-5 * max(1.0, float(np.abs(out).max())))
-    named = [l.name for l in g.layers if l.kind in ("MVAU", "VVAU", "AddStreams")]
+    named = [l.name for l in g.layers if l.kind in ("MVAU", "ConstMVAU", "VVAU", "AddStreams")]
     assert named == list(assignment)
 
     def dt_ok(dt, bits):

@@ -101,12 +101,14 @@ def _decl(signed, w):
     return f"{'signed ' if signed else ''}[{w - 1}:0]"
 
 
-def emit_verilog(graph, name, *, pipeline_stages=0, out_bits=None):
+def emit_verilog(graph, name, *, pipeline_stages=0, out_bits=None, enable=False):
     """The Verilog text of one module ``name`` computing ``y = W @ x`` with ``graph`` (see the module docstring).
 
     ``pipeline_stages``: 0 for a purely combinational module, or a list of adder depths to register
     at (:func:`cuts_every` gives "every k levels"); ``out_bits``: a common output width instead of
-    each output's exact width. Deterministic: the same graph gives the same bytes.
+    each output's exact width; ``enable``: the registers (when pipelined) load only while
+    ``input en`` is high (a stalled stream pipeline holds its data). Deterministic: the same graph
+    gives the same bytes.
     """
     if not isinstance(name, str) or not _IDENT.match(name):
         raise HwgenError(f"cmvm: module name {name!r}; accepted: a Verilog identifier ([A-Za-z_][A-Za-z0-9_$]*)")
@@ -156,7 +158,7 @@ def emit_verilog(graph, name, *, pipeline_stages=0, out_bits=None):
             regs.append(f"reg {dcl} n{k}_d{j};")
             prev = f"n{k}" if j == 1 else f"n{k}_d{j - 1}"
             seq.append(f"  n{k}_d{j} <= {prev};")
-    ports = (["input clk"] if lat else []) + [f"input [{xw - 1}:0] x", f"output [{yw - 1}:0] y"]
+    ports = (["input clk"] + (["input en"] if enable else []) if lat else []) + [f"input [{xw - 1}:0] x", f"output [{yw - 1}:0] y"]
     st = graph.stats()
     lines = [
         f"// {name}: y = W @ x, {graph.n_outputs} outputs x {n_in} inputs as a shift-add network",
@@ -168,6 +170,6 @@ def emit_verilog(graph, name, *, pipeline_stages=0, out_bits=None):
         *body,
     ]
     if seq:
-        lines += ["always @(posedge clk) begin", *seq, "end"]
+        lines += ["always @(posedge clk) begin"] + (["  if (en) begin", *("  " + q for q in seq), "  end"] if enable else seq) + ["end"]
     lines += [*assigns, "endmodule", ""]
     return "\n".join(lines)

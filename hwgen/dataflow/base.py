@@ -31,6 +31,9 @@ from .estimate import calibrated
 __all__ = ["Layer", "Channelwise", "Thresholded", "register", "LAYER_KINDS", "divisors"]
 
 LAYER_KINDS = {}
+#: IR class → ``f(layer)``: the layer the build makes of a layer of that class (estimates price it;
+#: :mod:`hwgen.dataflow.cmvau` registers the MVAU's, a ConstMVAU when fully unrolled)
+IMPLEMENTED = {}
 
 #: Widest parameter ROM word the hardware generator builds (an Amaranth memory word stays below 2**16 bits).
 MAX_ROM_WORD_BITS = 65535
@@ -141,6 +144,11 @@ class Layer:
             if k not in self.folding:
                 raise FoldingError(f"layer {self.name}: folding parameter {k!r} is not one of {sorted(self.folding)} for {self.kind}")
             setattr(self, k, int(v))
+
+    def implemented(self):
+        """The layer the build makes of this one (:data:`IMPLEMENTED`; itself for most kinds)."""
+        f = IMPLEMENTED.get(type(self))
+        return self if f is None else f(self)
 
     def execute(self, x):
         raise NotImplementedError

@@ -59,6 +59,9 @@ class MVAU(MACUnit, Layer):
     # register stages of the datapath: "auto" (the default of hwgen.dataflow.pipeline.DEFAULT_PIPELINE),
     # "none"/0 (combinational stages) or k >= 1 (adder levels per stage); see hwgen.dataflow.pipeline
     pipeline: int | str = "auto"
+    # the implementation: "auto" (constant weights, hwgen.dataflow.cmvau.ConstMVAU, when fully unrolled and
+    # small enough), "rom" (weights in ROMs, always) or "const" (constant weights: fully unrolled)
+    impl: str = "auto"
 
     # ---------------------------------------------------------------
     @property
@@ -88,6 +91,8 @@ class MVAU(MACUnit, Layer):
 
     # ---------------------------------------------------------------
     def validate(self):
+        if self.impl not in ("auto", "rom", "const"):
+            raise HwgenError(f"layer {self.name}: impl must be one of auto, rom, const, not {self.impl!r}")
         self.check_rom_words()
         W = self.weights
         if W is None or W.shape != (self.mh, self.mw):

@@ -11,6 +11,7 @@ parameter ROMs too big to emit inline become ``$readmemh`` files (:mod:`.rom`).
 """
 
 from .branch import AddStreamsComponent, ConcatComponent, DuplicateComponent
+from .cmvau import ConstMVAUComponent
 from .dwc import WidthConverterComponent
 from .fifo import FIFOComponent
 from .labelselect import LabelSelectComponent
@@ -22,7 +23,7 @@ from .top import COMPONENTS, Top, component_for, input_port, output_port, to_ver
 from .vvau import VVAUComponent
 
 __all__ = [
-    "MVAUComponent", "ThresholdingComponent", "FIFOComponent", "WidthConverterComponent",
+    "MVAUComponent", "ConstMVAUComponent", "ThresholdingComponent", "FIFOComponent", "WidthConverterComponent",
     "SlidingWindowComponent", "VVAUComponent", "PoolComponent", "GlobalPoolComponent",
     "DuplicateComponent", "AddStreamsComponent", "ConcatComponent", "LabelSelectComponent",
     "COMPONENTS", "component_for", "input_port", "output_port", "Top", "to_verilog",

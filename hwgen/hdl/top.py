@@ -33,7 +33,8 @@ from ..dataflow.graph import INPUT
 from ..errors import HwgenError
 from ..streams import tdata_bits
 # the component modules register themselves with `implements` (COMPONENTS: IR class → component)
-from . import branch, dwc, fifo, labelselect, mvau, pool, requant, swg, thresholding, vvau  # noqa: F401
+from . import branch, cmvau, dwc, fifo, labelselect, mvau, pool, requant, swg, thresholding, vvau  # noqa: F401
+from .cmvau import VerilogModules
 from .common import COMPONENTS, sanitize
 from .rom import RomFiles
 
@@ -203,6 +204,9 @@ class Top(wiring.Component):
     rom_files : :class:`hwgen.hdl.rom.RomFiles`, optional
         Collects the layers' ROMs too big to emit inline (``$readmemh`` modules); without it
         every ROM is an inline Amaranth memory.
+    modules : :class:`hwgen.hdl.cmvau.VerilogModules`, optional
+        Collects the Verilog modules that layers write themselves (constant-weight layers); without
+        it their modules are named after the layer alone and not collected.
     on_layer : callable, optional
         ``on_layer(index, name, done)`` before (``done`` False) and after each layer's
         component is elaborated (progress reports).
@@ -215,7 +219,7 @@ class Top(wiring.Component):
         The streams between components (None: the graph input).
     """
 
-    def __init__(self, graph, *, rom_files=None, on_layer=None):
+    def __init__(self, graph, *, rom_files=None, on_layer=None, modules=None):
         layers = list(graph.layers)
         self.graph = graph
         self.components = []
@@ -226,6 +230,8 @@ class Top(wiring.Component):
                 comp = component_for(layer)
                 if rom_files is not None:         # big ROMs of this layer become $readmemh files
                     comp.rom_files, comp.rom_scope = rom_files, name
+                if modules is not None:           # layers that write their own Verilog modules
+                    comp.verilog_modules, comp.module_scope = modules, name
                 self.components.append((name, comp))
         except Exception:
             # a rejected top (and the components made so far) must not also warn
@@ -304,7 +310,8 @@ def to_verilog(graph, name="hwgen_top", *, progress=False, memfiles=None):
             if done and i == len(layers) - 1:
                 t.set_stage("netlist and RTLIL")
 
-        top = Top(graph, rom_files=files, on_layer=on_layer)
+        mods = VerilogModules(name)
+        top = Top(graph, rom_files=files, on_layer=on_layer, modules=mods)
         backend = getattr(verilog, "_convert_rtlil_text", None)
         if backend is None:                   # another amaranth: one step, same result
             text = verilog.convert(top, name=name, emit_src=False)
@@ -312,6 +319,9 @@ def to_verilog(graph, name="hwgen_top", *, progress=False, memfiles=None):
             il = rtlil.convert(top, name=name, emit_src=False)
             t.set_stage("yosys write_verilog")
             text = backend(il)
+        if mods.modules:
+            t.set_stage(f"{len(mods.modules)} constant-weight layer(s)")
+            text += mods.verilog()
         if files is not None and files.roms:
             t.set_stage(f"{len(files.roms)} ROM file(s)")
             text += files.verilog()

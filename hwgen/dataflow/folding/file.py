@@ -20,7 +20,8 @@ def _check_pipeline(v):
 
 
 # per-layer options a folding file may set besides PE/SIMD: the choices, or a checker
-OPTION_KEYS = {"mem_style": ("auto", "distributed", "block"), "pipeline": _check_pipeline}
+OPTION_KEYS = {"mem_style": ("auto", "distributed", "block"), "pipeline": _check_pipeline,
+               "impl": ("auto", "rom", "const")}
 
 
 def _options_of(layer):

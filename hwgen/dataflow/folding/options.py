@@ -138,11 +138,14 @@ def unit_options(u, family, styles, edge_res):
         c = l.cycles()
         u.opts = [Option(dict(l.folding), None, c, res_tuple(l, family), l.in_lanes, l.out_lanes, c, 0)]
         return
-    lp = _cheap(l, family)
+    cheap = _cheap(l, family)
+    # the fully unrolled MVAU may become a constant-weight layer, priced on all its weights
+    full = {"pe": l.mh, "simd": l.mw} if l.kind == "MVAU" else None
     swg = copy.copy(u.swg) if u.swg is not None else None
     swg_cache = {}
     opts = []
     for f, st in itertools.product(candidates(l), styles):
+        lp = copy.copy(l) if f == full else cheap
         lp.set_folding(**f)
         words = lp.rom_words()
         if any(b > MAX_ROM_WORD_BITS for b in words.values()):
