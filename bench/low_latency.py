@@ -6,8 +6,9 @@ precision, and the digits MLP 64-64-32-10 of ``examples/digits_mlp.py``, all ful
 * ``rom``: hwgen's streaming MVAUs fully unrolled (PE = MH, SIMD = MW, ``impl: rom``: weights in ROMs,
   AXI4-Stream, FIFOs), the design issue 17 measured;
 * ``const``: hwgen's constant-weight layers (``hwgen build --io parallel``: every layer a ConstMVAU, no
-  FIFOs, ``hwgen_top_parallel``), registered for ``--clock-mhz``, verified bit-exact on ``--frames``
-  frames (``hwgen verify``, Verilator); and ``const0``, the same purely combinational (``pipeline: none``);
+  FIFOs, ``hwgen_top_parallel``), registered every ``--levels`` adder levels, verified bit-exact on
+  ``--frames`` frames (``hwgen verify``, Verilator); ``const0``: the same purely combinational
+  (``pipeline: none``; yosys' ABC takes many minutes on deep combinational cones, so not by default);
 * ``da4ml``: da4ml 0.6.0 (in its own virtualenv, never a dependency of hwgen) on the same integer
   function (the weights, thresholds and input types of hwgen's IR, ``bench/peers/da4ml_mlp.py``), its RTL
   simulated in Icarus against hwgen's IR reference on the same frames;
@@ -124,7 +125,7 @@ def lowered(path):
     return g
 
 
-def build_design(design, path, out, clock_mhz):
+def build_design(design, path, out, clock_mhz, levels):
     """``(Build, seconds)`` of hwgen design ``design`` of the model at ``path``."""
     import hwgen
     g = lowered(path)
@@ -133,7 +134,7 @@ def build_design(design, path, out, clock_mhz):
         fold = {l.name: {"pe": l.mh, "simd": l.mw, "impl": "rom"} for l in mv}
         kw = {}
     else:
-        fold = {l.name: {"impl": "const"} | ({"pipeline": "none"} if design == "const0" else {}) for l in mv}
+        fold = {l.name: {"impl": "const", "pipeline": "none" if design == "const0" else levels} for l in mv}
         kw = {"io": "parallel"}
     t = time.perf_counter()
     b = hwgen.build(path, out, folding=fold, clock_mhz=clock_mhz, progress=False, force=True, **kw)
@@ -193,7 +194,7 @@ def wrapper(top, xw, yw, ports):
     the output vector registered and XOR-reduced (in two registered steps) to one pin."""
     groups = (yw + 3) // 4
     c = ports
-    conn = [f".{c['clk']}(clk)"] + ([f".{c['rst']}(1'b0)"] if c.get("rst") else []) + \
+    conn = ([f".{c['clk']}(clk)"] if c.get("clk") else []) + ([f".{c['rst']}(1'b0)"] if c.get("rst") else []) + \
         [f".{c['x']}(xr)", f".{c['y']}(y)"] + ([f".{c['x_valid']}(v)"] if c.get("x_valid") else []) + \
         ([f".{c['y_valid']}(yv)"] if c.get("y_valid") else []) + [f".{k}({v})" for k, v in c.get("tie", {}).items()]
     return f"""module bench_wrap(input clk, input sin, input vin, output sout);
@@ -242,14 +243,15 @@ def pnr_ecp5(files, top, xw, yw, ports, work, clock_mhz):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    ap.add_argument("--designs", nargs="+", default=["const", "const0", "da4ml", "rom"],
+    ap.add_argument("--designs", nargs="+", default=["const", "da4ml", "rom"],
                     choices=["rom", "const", "const0", "da4ml"])
     ap.add_argument("--clock-mhz", type=float, default=200.0)
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pnr", action="store_true", help="place and route on ECP5 for Fmax (minutes per design)")
-    ap.add_argument("--latency-cutoff", type=float, default=None, help="da4ml's pipelining knob (its default if unset)")
+    ap.add_argument("--levels", type=int, default=2, help="const: adder levels per register stage (default 2)")
+    ap.add_argument("--latency-cutoff", type=float, default=5, help="da4ml's pipelining knob (default 5; <= 0: combinational)")
     ap.add_argument("--da4ml-python", default=DA4ML_PY)
     ap.add_argument("--out", default="build/low_latency")
     a = ap.parse_args(argv)
@@ -281,14 +283,19 @@ def main(argv=None):
                 os.makedirs(d, exist_ok=True)
                 spec_of(g, x_int, os.path.join(d, "spec.npz"))
                 meta, secs = run_da4ml(os.path.join(d, "spec.npz"), d, a.da4ml_python, a.latency_cutoff)
-                files = [os.path.join(d, f) for f in meta["verilog"]]
+                files = [os.path.join(d, meta["verilog"])]
                 top, lat = meta["top"], meta["latency_cycles"]
+                chk = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "peers", "da4ml_verify.py"), "--check",
+                                      os.path.join(d, "spec.npz"), d], capture_output=True, text=True)
+                verdict = (chk.stdout.strip().splitlines() or ["FAILED"])[-1]
                 row.update(gen_s=secs, verilog_kb=sum(os.path.getsize(f) for f in files) / 1024, latency=lat,
-                           verified=meta.get("rtl_verified"))
-                ports = meta["ports"]
-                xw, yw = meta["x_bits"], meta["y_bits"]
+                           verified=f"{a.frames} frames, 0 mismatches (Icarus)" if verdict.startswith("PASS") else verdict,
+                           emulation=meta["emulation"], da4ml_cost_luts=meta["da4ml_cost_luts"])
+                pm = meta["ports"]
+                ports = {"clk": pm["clock"], "x": pm["input"]["name"], "y": pm["output"]["name"]}
+                xw, yw = pm["input"]["width"], pm["output"]["width"]
             else:
-                b, secs = build_design(design, path, d, a.clock_mhz)
+                b, secs = build_design(design, path, d, a.clock_mhz, a.levels)
                 files = [b.verilog_path] + [os.path.join(d, m) for m in b.manifest.get("memfiles", [])]
                 row.update(gen_s=secs, verilog_kb=os.path.getsize(b.verilog_path) / 1024)
                 if design == "rom":

@@ -285,3 +285,19 @@ def test_build_parallel_refused(spec_onnx, tmp_path):
     with pytest.raises(HwgenError) as e:
         hwgen.build(path, tmp_path / "p", io="serial", progress=False)
     assert str(e.value) == "io must be one of stream, parallel, not 'serial'"
+
+
+def test_cuts_take_the_fewest_register_bits():
+    """Of the placements with the same number of stages and none over k levels, layer_cuts takes the cheapest."""
+    from hwgen.cmvm.layer import layer_cuts
+    from hwgen.cmvm.verilog import register_bits
+    for seed in range(6):
+        c = as_const(make_layer("UINT4", "INT4", "UINT4", 15, 12, 24, 3, np.random.default_rng(seed)))
+        g, total = c.graph, c.graph.max_depth + 1
+        for k in (2, 3):
+            cuts = layer_cuts(g, k, 1)
+            assert len(cuts) == -(-total // k) - 1
+            stages = np.diff([0] + cuts + [total])
+            assert stages.max() <= k
+            others = [list(range(o, total, k)) for o in range(1, k + 1)]
+            assert register_bits(g, cuts) == min(register_bits(g, o) for o in others if len(o) == len(cuts))

@@ -21,7 +21,8 @@ Output ``m`` is computed from the network's output ``g[m]`` by one *post* stage:
 
 Pipelining, ``levels = k``: ``0`` is purely combinational (``o_valid = i_valid``, ``i_ready =
 o_ready``: no register at all). ``k ≥ 1`` registers the network after every ``k`` adder levels
-(the post stage counting as one more level when there is one) and always the output, so the latency
+(the post stage counting as one more level when there is one; the first stage may hold fewer
+when that needs fewer register bits, :func:`layer_cuts`) and always the output, so the latency
 is ``⌈L / k⌉`` cycles for ``L`` levels in all (at least 1); every register, and a valid bit per stage,
 advances together when ``en = ~o_valid | o_ready`` (a full pipeline stalls as a whole, no word is
 lost or duplicated; one word per cycle while the output is ready).
@@ -30,7 +31,7 @@ lost or duplicated; one word per cycle while the output is ready).
 import numpy as np
 
 from ..errors import HwgenError
-from .verilog import _IDENT, emit_verilog, output_layout
+from .verilog import _IDENT, emit_verilog, output_layout, register_bits
 
 __all__ = ["emit_layer", "layer_latency", "layer_cuts", "post_levels", "count_bits"]
 
@@ -48,10 +49,23 @@ def post_levels(thresholds, scale=1, offsets=None):
 
 
 def layer_cuts(graph, levels, post=0):
-    """The network's pipeline cuts (adder depths) for ``levels`` adder levels per stage."""
+    """The network's pipeline cuts (adder depths) for ``levels`` adder levels per stage: as few stages as
+    ``⌈L / levels⌉`` allows, and of the placements with no stage over ``levels`` levels (the cuts
+    ``o, o + levels, …`` for a first stage of ``o ≤ levels`` levels) the one with the fewest register bits."""
     if not levels:
         return []
-    return list(range(levels, graph.max_depth + post, levels))
+    total = graph.max_depth + post
+    best = list(range(levels, total, levels))
+    n = len(best)
+    best_bits = register_bits(graph, best)
+    for o in range(1, levels):
+        cuts = list(range(o, total, levels))
+        if len(cuts) != n:
+            continue
+        bits = register_bits(graph, cuts)
+        if bits < best_bits:
+            best, best_bits = cuts, bits
+    return best
 
 
 def layer_latency(graph, levels, post=0):

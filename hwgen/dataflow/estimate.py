@@ -260,8 +260,9 @@ DEFAULTS = {
     "AddStreams": {"LUT": {"const": 20, "add": 1.0, "mul": 1.0, "thr": 0.6, "mem": 1.0},
                    "FF": {"const": 20, "io": 1.0, "acc": 1.0, "thr": 1.0}},
     "Concat": {"LUT": {"const": 10, "width": 1.0}, "FF": {"const": 10, "width": 1.0}},
-    # fitted by hand on the jet and digits MLPs' layers (bench/low_latency.py); not in bench/calibrate.py's grid
-    "ConstMVAU": {"LUT": {"const": 0, "carry": 1.0, "cmp": 0.5, "enc": 0.3, "post": 1.0}, "FF": {"const": 0, "regs": 1.0}},
+    # fitted on yosys synth_xilinx of whole layers and of the jet MLP (bench/low_latency.py), not in bench/calibrate.py's
+    # grid: an adder bit is a LUT on a carry chain, ABC packs a channel's constant comparisons and their encoding tightly
+    "ConstMVAU": {"LUT": {"const": 0, "carry": 0.94, "cmp": 0.155, "enc": 0.0, "post": 1.0}, "FF": {"const": 0, "regs": 1.0}},
     "LabelSelect": {"LUT": {"const": 30, "lists": 1.0, "tree": 1.0}, "FF": {"const": 20, "lists": 2.0, "io": 1.0}},
 }
 DEFAULT_FAMILY = {"ecp5": {"LUT": 1.6, "FF": 1.0, "BRAM18": 1.0}, "ice40": {"LUT": 1.6, "FF": 1.0, "BRAM18": 4.5}}
