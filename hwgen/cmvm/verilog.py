@@ -49,7 +49,7 @@ def latency(pipeline_stages):
     return len(_cuts(pipeline_stages))
 
 
-def _delays(graph, cuts):
+def stage_delays(graph, cuts):
     """``(stage, delays)``: each node's pipeline stage, and how many registered copies of each node its users need."""
     stage = [sum(1 for c in cuts if c < d) for d in graph.depth]
     delays = {}
@@ -66,7 +66,7 @@ def _delays(graph, cuts):
 
 def register_bits(graph, pipeline_stages):
     """Flip-flops of the module :func:`emit_verilog` writes for ``pipeline_stages`` (0 when combinational)."""
-    _, delays = _delays(graph, _cuts(pipeline_stages))
+    _, delays = stage_delays(graph, _cuts(pipeline_stages))
     return sum(graph.width(k) * d for k, d in delays.items())
 
 
@@ -120,7 +120,7 @@ def emit_verilog(graph, name, *, pipeline_stages=0, out_bits=None, enable=False)
     xw = sum(b for _, b, _ in ins)
     yw = sum(w for _, w, _ in outs)
 
-    stage, delays = _delays(graph, cuts)
+    stage, delays = stage_delays(graph, cuts)
 
     def ref(k, st):
         lag = st - stage[k]
