@@ -228,7 +228,7 @@ def pnr_ecp5(files, top, xw, yw, ports, work, clock_mhz):
         raise SystemExit(f"yosys (ecp5) failed on {top}: {(r.stderr or r.stdout).strip().splitlines()[-3:]}")
     t = time.perf_counter()
     r = subprocess.run([nextpnr_exe(), "--85k", "--package", "CABGA381", "--speed", "6", "--json", "wrap.json",
-                        "--freq", str(clock_mhz), "--seed", "1", "--report", "report.json", "--quiet"],
+                        "--freq", str(clock_mhz), "--seed", "1", "--report", "report.json", "--timing-allow-fail", "--quiet"],
                        capture_output=True, text=True, cwd=work)
     if r.returncode:
         raise SystemExit(f"nextpnr-ecp5 failed on {top}: {(r.stderr or r.stdout).strip().splitlines()[-3:]}")

@@ -109,8 +109,8 @@ def test_levels_and_latency():
     for k in (1, 2, 3, depth, depth + 5):
         m.pipeline = k
         c = as_const(m)
-        # post stage (thresholds) = one more level; the output always registered
-        assert c.latency() == -(-(depth + 1) // k), (k, depth)
+        # the network's stages, then the thresholds' own stage
+        assert c.latency() == -(-depth // k) + 1, (k, depth)
         assert c.cycles() == 1
     m.pipeline = "none"
     assert as_const(m).latency() == 0
@@ -293,11 +293,11 @@ def test_cuts_take_the_fewest_register_bits():
     from hwgen.cmvm.verilog import register_bits
     for seed in range(6):
         c = as_const(make_layer("UINT4", "INT4", "UINT4", 15, 12, 24, 3, np.random.default_rng(seed)))
-        g, total = c.graph, c.graph.max_depth + 1
+        g, total = c.graph, c.graph.max_depth
         for k in (2, 3):
             cuts = layer_cuts(g, k, 1)
-            assert len(cuts) == -(-total // k) - 1
-            stages = np.diff([0] + cuts + [total])
+            assert cuts[-1] == total and len(cuts) == -(-total // k)      # the network's outputs registered
+            stages = np.diff([0] + cuts)
             assert stages.max() <= k
-            others = [list(range(o, total, k)) for o in range(1, k + 1)]
+            others = [list(range(o, total, k)) + [total] for o in range(1, k + 1)]
             assert register_bits(g, cuts) == min(register_bits(g, o) for o in others if len(o) == len(cuts))

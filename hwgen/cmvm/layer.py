@@ -21,9 +21,10 @@ Output ``m`` is computed from the network's output ``g[m]`` by one *post* stage:
 
 Pipelining, ``levels = k``: ``0`` is purely combinational (``o_valid = i_valid``, ``i_ready =
 o_ready``: no register at all). ``k ≥ 1`` registers the network after every ``k`` adder levels
-(the post stage counting as one more level when there is one; the first stage may hold fewer
-when that needs fewer register bits, :func:`layer_cuts`) and always the output, so the latency
-is ``⌈L / k⌉`` cycles for ``L`` levels in all (at least 1); every register, and a valid bit per stage,
+(the first stage may hold fewer when that needs fewer register bits, :func:`layer_cuts`), the
+network's outputs when a post stage follows (it is a stage of its own) and always the output, so
+the latency is ``⌈D / k⌉`` cycles for a network of ``D`` levels, one more with a post stage (at least
+1); every register, and a valid bit per stage,
 advances together when ``en = ~o_valid | o_ready`` (a full pipeline stalls as a whole, no word is
 lost or duplicated; one word per cycle while the output is ready).
 """
@@ -50,11 +51,15 @@ def post_levels(thresholds, scale=1, offsets=None):
 
 def layer_cuts(graph, levels, post=0):
     """The network's pipeline cuts (adder depths) for ``levels`` adder levels per stage: as few stages as
-    ``⌈L / levels⌉`` allows, and of the placements with no stage over ``levels`` levels (the cuts
-    ``o, o + levels, …`` for a first stage of ``o ≤ levels`` levels) the one with the fewest register bits."""
+    ``⌈D / levels⌉`` allows over the network's ``D`` levels, and of the placements with no stage over
+    ``levels`` levels (the cuts ``o, o + levels, …`` for a first stage of ``o ≤ levels`` levels) the one
+    with the fewest register bits; with a post stage the network's outputs are registered too (a cut at
+    ``D``): the comparisons and their encoding are a stage of their own (on ECP5 they are as deep as two
+    adder levels, and sharing a stage with the last adders made them the critical path)."""
     if not levels:
         return []
-    total = graph.max_depth + post
+    total = graph.max_depth
+    tail = [total] if post and total else []
     best = list(range(levels, total, levels))
     n = len(best)
     best_bits = register_bits(graph, best)
@@ -65,7 +70,7 @@ def layer_cuts(graph, levels, post=0):
         bits = register_bits(graph, cuts)
         if bits < best_bits:
             best, best_bits = cuts, bits
-    return best
+    return best + tail
 
 
 def layer_latency(graph, levels, post=0):

@@ -53,8 +53,8 @@ AUTO_MAX_WEIGHTS = 1 << 14
 DEFAULT_LEVELS = 3
 #: nanoseconds one adder level (carry chain and routing) takes, and the register-to-register overhead,
 #: on the slowest family the flows implement (ECP5, nextpnr); :func:`levels_for_clock`
-LEVEL_NS = 2.4
-STAGE_NS = 1.5
+LEVEL_NS = 3.0
+STAGE_NS = 2.0
 
 _GRAPHS = {}
 
