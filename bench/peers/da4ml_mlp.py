@@ -58,7 +58,6 @@ with y; the RTL itself is checked by bench/peers/da4ml_verify.py (Icarus).
 
 import argparse
 import json
-import math
 import os
 import re
 import shutil
