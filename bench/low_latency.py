@@ -202,6 +202,7 @@ reg [{xw - 1}:0] xr; reg v;
 always @(posedge clk) begin xr <= {{xr[{xw - 2}:0], sin}}; v <= vin; end
 wire [{yw - 1}:0] y; wire yv;
 {top} dut({', '.join(conn)});
+{'' if c.get('y_valid') else "assign yv = 1'b0;   // no valid output: an undriven wire would let synthesis drop the design"}
 reg [{yw - 1}:0] yr; reg yvr; reg [{groups - 1}:0] p; reg o;
 wire [{groups * 4 - 1}:0] yp = {{{groups * 4 - yw}'d0, yr}};
 integer i;
