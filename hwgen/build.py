@@ -32,6 +32,8 @@ __all__ = ["build", "Build", "STEPS", "run_until", "MANIFEST_FORMAT"]
 
 MANIFEST_FORMAT = _manifest.FORMAT      # (hwgen.manifest defines the manifest)
 TOP_NAME = "hwgen_top"
+#: the accelerator's I/O: AXI4-Stream, or the whole frame in and out (hwgen.hdl.parallel)
+IO_MODES = ("stream", "parallel")
 
 
 @dataclass
@@ -239,10 +241,8 @@ def _report(s):
                                 memfiles=memfiles, target=s.target,
                                 modules=module_names(s.graph, TOP_NAME))
     if s.io == "parallel":
-        from .hdl.parallel import parallel_latency
-        s.manifest["parallel"] = {"top": f"{TOP_NAME}_parallel", "latency_cycles": parallel_latency(s.graph),
-                                  "x_bits": s.graph.layers[0].in_lanes * s.graph.layers[0].idt.bits,
-                                  "y_bits": s.graph.layers[-1].out_lanes * s.graph.layers[-1].odt.bits}
+        from .hdl.parallel import parallel_info
+        s.manifest["parallel"] = parallel_info(s.graph, TOP_NAME)
     _manifest.write(s.path, s.manifest)
     s.report = make_report(s.graph, s.target.clock_mhz, s.target.fps)
     if s.default_budget is not None:
@@ -282,7 +282,7 @@ def run_until(model_or_path, step, *, name="model", folding=None, fps=None, cloc
     if step not in names:
         raise HwgenError(f"step must be one of {', '.join(names)}, not {step!r}")
     s = _State(model_or_path, None, name, folding=folding, target=Throughput(clock_mhz, fps), budget=budget, topk=topk,
-               allow_slower=allow_slower, progress=False, io=validate.choice(io, "io", ("stream", "parallel")))
+               allow_slower=allow_slower, progress=False, io=validate.choice(io, "io", IO_MODES))
     for st in STEPS:
         st.run(s)
         if st.name == step:
@@ -348,7 +348,7 @@ def build(model_or_path, out_dir, *, folding=None, fps=None, clock_mhz=DEFAULT_C
     fps = validate.positive_number(fps, "fps (frames per second)", optional=True)
     clock_mhz = validate.positive_number(clock_mhz, "clock_mhz")
     topk = validate.positive_int(topk, "topk", optional=True)
-    io = validate.choice(io, "io", ("stream", "parallel"))
+    io = validate.choice(io, "io", IO_MODES)
     name = validate.name(name)
     for flag, what in ((progress, "progress"), (save_steps, "save_steps"), (force, "force"),
                        (allow_slower, "allow_slower")):

@@ -74,8 +74,12 @@ def layer_cuts(graph, levels, post=0):
 
 
 def layer_latency(graph, levels, post=0):
-    """Cycles from an input word's handshake to its output word being valid (0: combinational)."""
-    return 0 if not levels else len(layer_cuts(graph, levels, post)) + 1
+    """Cycles from an input word's handshake to its output word being valid (0: combinational): one per
+    cut of :func:`layer_cuts` (every placement it chooses between has as many) and the output register."""
+    if not levels:
+        return 0
+    depth = graph.max_depth
+    return len(range(levels, depth, levels)) + (1 if post and depth else 0) + 1
 
 
 def _const(v, w, signed):

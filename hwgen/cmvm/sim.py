@@ -28,6 +28,12 @@ def pack(values, layout):
     return words
 
 
+def _write_vectors(work, xs, xw, ys, yw):
+    """The packed input words ``xs`` (``xw`` bits) and expected words ``ys`` as ``x.hex``/``y.hex`` in ``work``."""
+    (work / "x.hex").write_text("".join(f"{v:0{(xw + 3) // 4}x}\n" for v in xs))
+    (work / "y.hex").write_text("".join(f"{v:0{(yw + 3) // 4}x}\n" for v in ys))
+
+
 def testbench(name, xw, yw, n_vec, lat, x_hex, y_hex):
     """The testbench text: prints ``PASS <n>`` when every output of every vector matched, else ``FAIL``."""
     clk = ".clk(clk), " if lat else ""
@@ -68,8 +74,7 @@ def run_icarus(graph, verilog, name, x, y_expected, workdir, *, lat=0, out_bits=
     ins, outs = input_layout(graph), output_layout(graph, out_bits)
     xw, yw = sum(b for _, b, _ in ins), sum(w for _, w, _ in outs)
     xs, ys = pack(x, ins), pack(y_expected, outs)
-    (work / "x.hex").write_text("".join(f"{v:0{(xw + 3) // 4}x}\n" for v in xs))
-    (work / "y.hex").write_text("".join(f"{v:0{(yw + 3) // 4}x}\n" for v in ys))
+    _write_vectors(work, xs, xw, ys, yw)
     (work / f"{name}.v").write_text(verilog)
     (work / "tb.v").write_text(testbench(name, xw, yw, len(xs), lat, "x.hex", "y.hex"))
     comp = subprocess.run(["iverilog", "-o", "sim.vvp", "tb.v", f"{name}.v"], cwd=work, capture_output=True, text=True)
@@ -186,8 +191,7 @@ def _simulate(work, sources, x_codes, in_bits, y_codes, out_bits, make_tb, what)
     xw, yw = xin.shape[1] * in_bits, yout.shape[1] * out_bits
     xs = pack(xin, [(j * in_bits, in_bits, False) for j in range(xin.shape[1])])
     ys = pack(yout, [(j * out_bits, out_bits, False) for j in range(yout.shape[1])])
-    (work / "x.hex").write_text("".join(f"{v:0{(xw + 3) // 4}x}\n" for v in xs))
-    (work / "y.hex").write_text("".join(f"{v:0{(yw + 3) // 4}x}\n" for v in ys))
+    _write_vectors(work, xs, xw, ys, yw)
     (work / "tb.v").write_text(make_tb(xw, yw, len(xs)))
     comp = subprocess.run(["iverilog", "-g2005", "-o", "sim.vvp", "tb.v", *map(str, sources)], cwd=work,
                           capture_output=True, text=True)

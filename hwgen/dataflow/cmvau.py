@@ -39,14 +39,12 @@ from ..cmvm.verilog import register_bits
 from ..errors import HwgenError
 from .base import IMPLEMENTED, register
 from .maxplus import step_through
-from .mvau import MVAU
+from .mvau import IMPLS, MVAU
+from .pipeline import pipeline_levels
 
 __all__ = ["ConstMVAU", "IMPLS", "AUTO_MAX_WEIGHTS", "DEFAULT_LEVELS", "const_weights", "as_const", "levels_for_clock",
            "adder_graph"]
 
-#: the implementations of an MVAU: ``auto`` (constant weights when fully unrolled and small enough),
-#: ``rom`` (weights in ROMs, always), ``const`` (constant weights: the layer is fully unrolled)
-IMPLS = ("auto", "rom", "const")
 #: the most weights (MH·MW) an ``impl="auto"`` MVAU turns into constants when fully unrolled
 AUTO_MAX_WEIGHTS = 1 << 14
 #: adder levels per register stage of a ConstMVAU whose ``pipeline`` is "auto" when no clock says otherwise
@@ -132,17 +130,8 @@ class ConstMVAU(MVAU):
 
     @property
     def levels(self):
-        """Adder levels per register stage (0: combinational)."""
-        p = self.pipeline
-        if isinstance(p, str) and p.isdigit():
-            p = int(p)
-        if p in (None, "auto"):
-            return DEFAULT_LEVELS
-        if p in ("none", 0, False):
-            return 0
-        if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 0:
-            raise HwgenError(f"layer {self.name}: pipeline must be 'auto', 'none' or a non-negative integer, not {p!r}")
-        return int(p)
+        """Adder levels per register stage (0: combinational; "auto": :data:`DEFAULT_LEVELS`)."""
+        return pipeline_levels(self, DEFAULT_LEVELS)
 
     @property
     def bipolar_in(self):
@@ -164,19 +153,16 @@ class ConstMVAU(MVAU):
             return {"thresholds": T, "base_code": base, "step_code": step, "scale": 1, "offsets": None}
         return {"thresholds": None, "base_code": 0, "step_code": 1, "scale": a, "offsets": [-int(v) for v in rs]}
 
-    def post_levels(self):
-        p = self.post()
+    def post_levels(self, post=None):
+        """Adder levels of the output stage (0 or 1) of ``post`` (default: :meth:`post`)."""
+        p = self.post() if post is None else post
         return post_levels(p["thresholds"], p["scale"], p["offsets"])
 
-    def cuts(self):
+    def cuts(self, post=None):
         """The network's register cuts (adder depths)."""
-        return layer_cuts(self.graph, self.levels, self.post_levels())
+        return layer_cuts(self.graph, self.levels, self.post_levels(post))
 
     # -- facts of the kind ---------------------------------------------------------------------
-    @property
-    def folding(self):
-        return {"pe": self.pe, "simd": self.simd}
-
     def rom_words(self):
         return {}
 
@@ -203,14 +189,15 @@ class ConstMVAU(MVAU):
 
     def cost_terms(self):
         g, p = self.graph, self.post()
-        lat = self.latency()
+        pl = self.post_levels(p)
+        lat = layer_latency(g, self.levels, pl)
         cmp_bits, enc = 0, 0
         if p["thresholds"] is not None:
             _, cmp_bits = comparators(g, p["thresholds"])
             K = p["thresholds"].shape[1]
             enc = self.mh * sum(K >> j for j in range(count_bits(K))) if K > 1 else 0
-        post_bits = self.mh * self.odt.bits if p["thresholds"] is None and self.post_levels() else 0
-        regs = (register_bits(g, self.cuts()) + self.mh * self.odt.bits + lat) if lat else 0
+        post_bits = self.mh * self.odt.bits if p["thresholds"] is None and pl else 0
+        regs = (register_bits(g, self.cuts(p)) + self.mh * self.odt.bits + lat) if lat else 0
         return {"LUT": {"const": 1.0, "carry": g.carry_bits, "cmp": cmp_bits, "enc": enc, "post": post_bits},
                 "FF": {"const": 1.0, "regs": regs}, "BRAM18": 0, "DSP": 0}
 

@@ -27,7 +27,12 @@ from .mac import MACUnit
 from .maxplus import asap, need_after
 from .pipeline import pipeline_levels, tree_split_points
 
-__all__ = ["MVAU", "accumulator_range"]
+__all__ = ["MVAU", "IMPLS", "accumulator_range"]
+
+#: the implementations of an MVAU (its ``impl``): ``auto`` (constant weights, a
+#: :class:`~hwgen.dataflow.cmvau.ConstMVAU`, when fully unrolled and small enough), ``rom`` (weights in
+#: ROMs, always), ``const`` (constant weights: the layer is fully unrolled)
+IMPLS = ("auto", "rom", "const")
 
 
 def accumulator_range(weights, idt):
@@ -59,9 +64,7 @@ class MVAU(MACUnit, Layer):
     # register stages of the datapath: "auto" (the default of hwgen.dataflow.pipeline.DEFAULT_PIPELINE),
     # "none"/0 (combinational stages) or k >= 1 (adder levels per stage); see hwgen.dataflow.pipeline
     pipeline: int | str = "auto"
-    # the implementation: "auto" (constant weights, hwgen.dataflow.cmvau.ConstMVAU, when fully unrolled and
-    # small enough), "rom" (weights in ROMs, always) or "const" (constant weights: fully unrolled)
-    impl: str = "auto"
+    impl: str = "auto"                  # one of IMPLS
 
     # ---------------------------------------------------------------
     @property
@@ -91,8 +94,8 @@ class MVAU(MACUnit, Layer):
 
     # ---------------------------------------------------------------
     def validate(self):
-        if self.impl not in ("auto", "rom", "const"):
-            raise HwgenError(f"layer {self.name}: impl must be one of auto, rom, const, not {self.impl!r}")
+        if self.impl not in IMPLS:
+            raise HwgenError(f"layer {self.name}: impl must be one of {', '.join(IMPLS)}, not {self.impl!r}")
         self.check_rom_words()
         W = self.weights
         if W is None or W.shape != (self.mh, self.mw):

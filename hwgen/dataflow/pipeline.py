@@ -16,10 +16,10 @@ __all__ = ["DEFAULT_PIPELINE", "pipeline_levels", "tree_split_points"]
 DEFAULT_PIPELINE = 2
 
 
-def pipeline_levels(layer):
+def pipeline_levels(layer, default=DEFAULT_PIPELINE):
     """The pipelining of ``layer`` as adder-tree levels per register stage (0: none).
 
-    ``layer.pipeline`` may be ``None`` or ``"auto"`` (:data:`DEFAULT_PIPELINE`), ``"none"``
+    ``layer.pipeline`` may be ``None`` or ``"auto"`` (``default``, :data:`DEFAULT_PIPELINE`), ``"none"``
     or ``0`` (no extra registers: the combinational stages of the unpipelined design), or a
     positive integer ``k``: memory outputs and operands registered before any arithmetic,
     products registered, adder trees cut by a register every ``k`` levels (the accumulator's
@@ -31,7 +31,7 @@ def pipeline_levels(layer):
     if isinstance(p, str) and p.isdigit():
         p = int(p)
     if p is None or p == "auto":
-        return DEFAULT_PIPELINE
+        return default
     if p == "none" or p is False:
         return 0
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 0:

@@ -19,7 +19,7 @@ from ..dataflow.graph import INPUT
 from ..errors import HwgenError
 from ..streams import tdata_bits
 
-__all__ = ["parallel_top", "check_parallel", "parallel_latency"]
+__all__ = ["parallel_top", "parallel_info", "check_parallel", "parallel_latency"]
 
 
 def check_parallel(graph):
@@ -42,13 +42,20 @@ def parallel_latency(graph):
     return sum(l.latency() for l in graph.layers)
 
 
+def parallel_info(graph, top="hwgen_top"):
+    """The manifest's ``parallel`` entry: ``{"top", "latency_cycles", "x_bits", "y_bits"}``."""
+    first, last = graph.layers[0], graph.layers[-1]
+    return {"top": f"{top}_parallel", "latency_cycles": parallel_latency(graph),
+            "x_bits": first.in_lanes * first.idt.bits, "y_bits": last.out_lanes * last.odt.bits}
+
+
 def parallel_top(graph, top="hwgen_top"):
     """The Verilog text of ``<top>_parallel`` around ``top`` (the module docstring)."""
     check_parallel(graph)
     first, last = graph.layers[0], graph.layers[-1]
-    xw, yw = first.in_lanes * first.idt.bits, last.out_lanes * last.odt.bits
+    info = parallel_info(graph, top)
+    xw, yw, lat = info["x_bits"], info["y_bits"], info["latency_cycles"]
     xt, yt = tdata_bits(first.in_lanes, first.idt), tdata_bits(last.out_lanes, last.odt)
-    lat = parallel_latency(graph)
     pad = f"{{{xt - xw}'d0, x}}" if xt > xw else "x"
     return (f"\n// {top}_parallel: the whole frame in and out, valid only; y_valid {lat} cycle(s) after x_valid\n"
             f"module {top}_parallel(clk, rst, x, x_valid, y, y_valid);\n"

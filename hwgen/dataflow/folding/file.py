@@ -8,6 +8,7 @@ import json
 from dataclasses import fields
 
 from ...errors import FoldingError
+from ..mvau import IMPLS
 from .windows import tie_windows
 
 __all__ = ["OPTION_KEYS", "apply_folding", "check_folding_doc", "folded_layers", "load_folding"]
@@ -21,7 +22,7 @@ def _check_pipeline(v):
 
 # per-layer options a folding file may set besides PE/SIMD: the choices, or a checker
 OPTION_KEYS = {"mem_style": ("auto", "distributed", "block"), "pipeline": _check_pipeline,
-               "impl": ("auto", "rom", "const")}
+               "impl": IMPLS}
 
 
 def _options_of(layer):
