@@ -123,6 +123,8 @@ def emit_layer(graph, name, *, levels=0, out_bits, thresholds=None, base_code=0,
             raise HwgenError(f"cmvm: thresholds of shape {thresholds.shape}; accepted: ({M}, K)")
         if thresholds.shape[1] and np.any(np.diff(thresholds.astype(np.int64), axis=1) < 0):
             raise HwgenError("cmvm: thresholds must be ascending per output")
+    if scale not in (1, 2):
+        raise HwgenError(f"cmvm: scale {scale!r}; accepted: 1 or 2")
     offsets = [0] * M if offsets is None else [int(v) for v in offsets]
     post = post_levels(thresholds, scale, offsets)
     cuts = layer_cuts(graph, levels, post)
@@ -173,8 +175,6 @@ def emit_layer(graph, name, *, levels=0, out_bits, thresholds=None, base_code=0,
         else:
             L.append(f"wire {s}[{ob - 1}:0] e{m} = g{m};")
             a = f"(e{m} << 1)" if scale == 2 else f"e{m}"
-            if scale not in (1, 2):
-                raise HwgenError(f"cmvm: scale {scale!r}; accepted: 1 or 2")
             c = offsets[m] % (1 << ob)
             L.append(f"assign {o} = {a}" + (f" + {ob}'d{c};" if c else ";"))
     if lat:
